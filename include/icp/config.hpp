@@ -1,0 +1,85 @@
+// The job file (TOML) as a plain struct, every field with its default.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "icp/csv.hpp"
+#include "icp/kmeans.hpp"
+
+namespace icp {
+
+enum class Transform { none, log1p };
+enum class Scaling { zscore, robust, minmax, none };
+enum class NumericImpute { median, mean, zero };
+enum class CategoricalImpute { mode, level };
+
+struct NumericFeature {
+  std::string column;
+  Transform transform = Transform::none;  ///< log1p is sign(x)*log(1+|x|)
+  Scaling scaling = Scaling::zscore;
+  double weight = 1.0;                    ///< multiplies the scaled value
+};
+
+struct CategoricalFeature {
+  std::string column;
+  int max_levels = 10;  ///< most frequent levels kept; the rest pooled into "other"
+  double weight = 1.0;  ///< distance between two different levels equals `weight`
+};
+
+struct MissingOptions {
+  NumericImpute numeric = NumericImpute::median;
+  CategoricalImpute categorical = CategoricalImpute::mode;
+  bool flag = true;           ///< add a 0/1 `<column>__missing` feature per column with gaps
+  double flag_weight = 0.5;   ///< weight of those flags
+};
+
+struct SeedOptions {
+  std::string rule;           ///< e.g. "is_customer == 1 and churned == 0 and acv >= 20000"
+  std::string ids_file;       ///< alternatively, a file with one seed id per line
+  std::string negative_rule;  ///< optional negative seeds (e.g. "churned == 1")
+  std::int64_t min_count = 10;
+};
+
+struct LookalikeOptionsConfig {
+  int neighbors = 10;              ///< nearest seeds averaged by the knn method
+  double segment_weight = 0.5;     ///< share of the segment-lift rank in the combined score
+  std::vector<double> tiers = {0.01, 0.05, 0.10, 0.25};  ///< A/B/C/D cut-offs (top fractions)
+  double holdout = 0.2;            ///< share of seeds held out by the backtest
+  std::int64_t top_n = 1000;       ///< rows of the top-N CSV
+};
+
+struct OutputOptions {
+  std::string path = "results.h5";
+  std::string top_csv;             ///< optional top-N CSV for CRM import
+};
+
+struct JobConfig {
+  std::string config_path;         ///< the job file itself (relative paths resolve from its folder)
+  std::string config_text;         ///< resolved job, as TOML, stored in the output
+  // [input]
+  std::string input_path;
+  std::string id_column;
+  CsvOptions csv;                  ///< delimiter, missing tokens, error policy, quarantine path
+  // [features]
+  std::vector<NumericFeature> numeric;
+  std::vector<CategoricalFeature> categorical;
+  MissingOptions missing;
+  SeedOptions seeds;
+  std::string value_column;        ///< [summary] value_column, e.g. "acv"
+  KMeansOptions kmeans;
+  LookalikeOptionsConfig lookalike;
+  OutputOptions output;
+  int threads = 0;                 ///< 0 = all hardware threads
+  std::uint64_t seed = 42;
+};
+
+/// Parses a job file. Unknown keys, wrong types and invalid values throw ConfigError naming the
+/// file, the key (and line where known). Relative paths are resolved against the file's folder.
+JobConfig load_config(const std::string& path);
+
+/// Same from text; `origin` names the source in messages and anchors relative paths.
+JobConfig parse_config(const std::string& text, const std::string& origin);
+
+}  // namespace icp

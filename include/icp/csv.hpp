@@ -1,0 +1,51 @@
+// CSV ingest: RFC 4180 text -> typed columns, with every rejected row explained.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "icp/table.hpp"
+
+namespace icp {
+
+enum class ErrorPolicy {
+  fail,        ///< stop at the first bad row with file, line, column, header name and text
+  quarantine,  ///< write every rejected row verbatim (with line number and reason) and go on
+};
+
+/// Which column to read, and as what. Columns of the file not requested are skipped without
+/// being materialized.
+struct ColumnRequest {
+  std::string name;
+  ColumnType type = ColumnType::numeric;
+};
+
+struct CsvOptions {
+  /// Field delimiter: ',' ';' '\t' or '|'.
+  char delimiter = ',';
+  /// Cells equal to one of these (after trimming spaces outside quotes) are missing.
+  std::vector<std::string> missing_tokens = {"", "NA", "N/A", "null", "NULL", "#N/A", "#NAME?"};
+  /// The columns to read; each must be in the header (else InputError naming the header line).
+  std::vector<ColumnRequest> columns;
+  ErrorPolicy on_error = ErrorPolicy::fail;
+  /// With ErrorPolicy::quarantine: CSV file receiving `line,reason,raw_record` for each rejected
+  /// row ("" = count them only). Written to a temporary name and renamed when reading succeeds.
+  std::string quarantine_path;
+  /// Column whose values must be unique (usually the id column); "" = no check. A repeat is a bad
+  /// row (the first occurrence is kept).
+  std::string unique_column;
+  /// Threads for parsing (0 = icp::threads()). The result is identical for every value.
+  int threads = 0;
+};
+
+/// Reads `path`. Throws InputError (file, line, column, value, reason) for a missing file, an
+/// unterminated quote, or with ErrorPolicy::fail the first bad row: wrong field count, numeric
+/// cell that does not parse, +-Inf/NaN, magnitude beyond float32, duplicate unique value.
+/// Line endings LF, CRLF and lone CR are all accepted, as is a UTF-8 BOM.
+Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* stats = nullptr);
+
+/// The header (column names) of a CSV file, for schema inference and error messages.
+std::vector<std::string> read_csv_header(const std::string& path, char delimiter = ',');
+
+}  // namespace icp

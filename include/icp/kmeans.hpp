@@ -1,0 +1,59 @@
+// K-means segmentation: options, result, fit and predict.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "icp/matrix.hpp"
+#include "icp/reduce.hpp"
+
+namespace icp {
+
+enum class KMeansInit {
+  kmeanspp,  ///< greedy k-means++ (2 + ln k candidates per step)
+  random,    ///< k distinct rows drawn uniformly
+};
+
+/// Statistics of one Lloyd iteration, reported through KMeansOptions::on_iteration.
+struct KMeansIteration {
+  int iteration = 0;          ///< 1-based
+  double inertia = 0.0;       ///< sum of exact squared distances to the assigned centre
+  double shift = 0.0;         ///< relative centre shift: sum ||c_new - c_old||^2 / sum ||c_old||^2 (of centred data)
+  std::int64_t changed = 0;   ///< points whose assignment changed
+  double seconds = 0.0;
+};
+
+struct KMeansOptions {
+  int k = 8;                            ///< number of segments, 1 <= k <= n
+  int max_iter = 100;                   ///< Lloyd iterations at most
+  double tol = 1e-4;                    ///< stop when the relative centre shift is <= tol
+  std::uint64_t seed = 42;              ///< all randomness derives from this
+  KMeansInit init = KMeansInit::kmeanspp;
+  int n_init = 1;                       ///< restarts; the lowest inertia wins (ties: first)
+  std::function<void(const KMeansIteration&)> on_iteration;  ///< optional progress callback
+};
+
+struct KMeansResult {
+  Matrix centroids;                     ///< k x d, in the input's coordinates
+  std::vector<std::int32_t> assignment; ///< n, segment of each row (ties to the lowest index)
+  std::vector<float> distance;          ///< n, exact squared distance to the assigned centroid
+  std::vector<std::int64_t> sizes;      ///< k
+  double inertia = 0.0;                 ///< sum of `distance`, accumulated in float64
+  int iterations = 0;
+  bool converged = false;
+  std::vector<KMeansIteration> history; ///< of the winning restart
+};
+
+/// Fits k-means to the rows of x. Throws icp::Error for k < 1, k > rows, or a non-finite value.
+/// Bitwise identical results for a given seed at any thread count.
+KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options,
+                        Reducer& reducer = local_reducer());
+
+/// Nearest centroid of each row of x (ties to the lowest index) and the exact squared distance.
+void kmeans_predict(MatrixView x, MatrixView centroids, std::span<std::int32_t> assignment,
+                    std::span<float> distance);
+
+}  // namespace icp
