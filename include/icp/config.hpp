@@ -82,4 +82,7 @@ JobConfig load_config(const std::string& path);
 /// Same from text; `origin` names the source in messages and anchors relative paths.
 JobConfig parse_config(const std::string& text, const std::string& origin);
 
+/// The resolved job (every default filled in, paths resolved) as a TOML document.
+std::string to_toml(const JobConfig& config);
+
 }  // namespace icp

@@ -1,0 +1,306 @@
+// Normalization: statistics in float64 over fixed row chunks (same bits at any thread count),
+// then one parallel pass that writes the centred float32 matrix row by row.
+#include "icp/normalize.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+
+#include "icp/error.hpp"
+#include "icp/parallel.hpp"
+
+namespace icp {
+
+double signed_log1p(double x) noexcept { return std::copysign(std::log1p(std::fabs(x)), x); }
+
+std::vector<std::string> Normalizer::names() const {
+  std::vector<std::string> out;
+  out.reserve(features.size());
+  for (const auto& f : features) out.push_back(f.name);
+  return out;
+}
+
+namespace {
+
+// A one-hot column holds weight/sqrt(2) so that two accounts with different levels are exactly
+// `weight` apart (two coordinates differ by w/sqrt(2) each), the same scale a numeric feature of
+// that weight spans between its quartiles under robust scaling.
+constexpr double kOneHotScale = 0.70710678118654752440;
+constexpr const char* kOtherLevel = "other";
+constexpr const char* kMissingLevel = "(missing)";
+
+double apply_transform(Transform t, double x) noexcept {
+  return t == Transform::log1p ? signed_log1p(x) : x;
+}
+
+/// Sum of f(i) over [0, n) combined chunk by chunk in a fixed order (thread-count independent).
+template <class F>
+double chunked_sum(std::size_t n, F&& f) {
+  const std::size_t chunks = chunk_count(n);
+  std::vector<double> partial(chunks, 0.0);
+#pragma omp parallel for schedule(static)
+  for (std::size_t c = 0; c < chunks; ++c) {
+    const std::size_t end = std::min(n, (c + 1) * kReduceChunkRows);
+    double s = 0.0;
+    for (std::size_t i = c * kReduceChunkRows; i < end; ++i) s += f(i);
+    partial[c] = s;
+  }
+  double total = 0.0;
+  for (double p : partial) total += p;
+  return total;
+}
+
+/// Type-7 quantile (linear interpolation, numpy's default) of sorted values.
+double quantile_sorted(const std::vector<double>& v, double q) {
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(pos));
+  const std::size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
+}
+
+const Column& column_of(const Table& table, const std::string& name, ColumnType type) {
+  const Column* c = table.find(name);
+  if (!c) throw Error(table.source + ": feature column '" + name + "' is not in the header");
+  if (c->type != type)
+    throw Error(table.source + ": feature column '" + name + "' was read with another type");
+  return *c;
+}
+
+void fit_numeric(const Table& table, const NumericFeature& nf, const MissingOptions& miss,
+                 Reducer& reducer, std::vector<FeatureSpec>& out) {
+  const Column& col = column_of(table, nf.column, ColumnType::numeric);
+  const std::size_t n = table.rows;
+  std::vector<double> values;
+  values.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isnan(col.numeric[i])) values.push_back(apply_transform(nf.transform, col.numeric[i]));
+  std::int64_t counts[2] = {static_cast<std::int64_t>(values.size()), static_cast<std::int64_t>(n)};
+  reducer.sum(std::span<std::int64_t>(counts, 2));
+  if (counts[0] == 0)
+    throw Error(table.source + ": numeric feature '" + nf.column + "' has no value in any row");
+  const auto present = static_cast<double>(counts[0]);
+  const std::int64_t missing = counts[1] - counts[0];
+
+  double sums[2] = {chunked_sum(values.size(), [&](std::size_t i) { return values[i]; }), 0.0};
+  reducer.sum(std::span<double>(sums, 1));
+  const double mean = sums[0] / present;
+  sums[1] = chunked_sum(values.size(), [&](std::size_t i) {
+    const double d = values[i] - mean;
+    return d * d;
+  });
+  reducer.sum(std::span<double>(sums + 1, 1));
+  const double stddev = std::sqrt(sums[1] / present);
+
+  // Exact order statistics on this process's rows; a distributed run replaces this with a
+  // merged sketch (the one statistic that cannot go through a plain sum).
+  std::sort(values.begin(), values.end());
+  const double median = quantile_sorted(values, 0.5);
+  const double iqr = quantile_sorted(values, 0.75) - quantile_sorted(values, 0.25);
+  const double range = values.back() - values.front();
+
+  FeatureSpec f;
+  f.name = nf.column;
+  f.column = nf.column;
+  f.kind = FeatureKind::numeric;
+  f.transform = nf.transform;
+  f.weight = nf.weight;
+  switch (miss.numeric) {
+    case NumericImpute::median: f.impute = median; break;
+    case NumericImpute::mean: f.impute = mean; break;
+    case NumericImpute::zero: f.impute = 0.0; break;
+  }
+  // A zero spread would divide by zero; fall back so a constant column maps to a constant.
+  const double fallback = stddev > 0.0 ? stddev : 1.0;
+  switch (nf.scaling) {
+    case Scaling::zscore: f.center = mean, f.scale = fallback; break;
+    case Scaling::robust: f.center = median, f.scale = iqr > 0.0 ? iqr : fallback; break;
+    case Scaling::minmax: f.center = values.front(), f.scale = range > 0.0 ? range : 1.0; break;
+    case Scaling::none: f.center = 0.0, f.scale = 1.0; break;
+  }
+  const double total = sums[0] + static_cast<double>(missing) * f.impute;
+  f.offset = f.weight * (total / static_cast<double>(counts[1]) - f.center) / f.scale;
+  out.push_back(f);
+
+  if (miss.flag && missing > 0) {
+    FeatureSpec flag;
+    flag.name = nf.column + "__missing";
+    flag.column = nf.column;
+    flag.kind = FeatureKind::flag;
+    flag.weight = miss.flag_weight;
+    flag.offset = flag.weight * static_cast<double>(missing) / static_cast<double>(counts[1]);
+    out.push_back(flag);
+  }
+}
+
+void fit_categorical(const Table& table, const CategoricalFeature& cf, const MissingOptions& miss,
+                     std::vector<FeatureSpec>& out) {
+  const Column& col = column_of(table, cf.column, ColumnType::categorical);
+  const std::size_t n = table.rows;
+  std::vector<std::int64_t> counts(col.levels.size(), 0);
+  std::int64_t missing = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (col.codes[i] < 0) ++missing;
+    else ++counts[static_cast<std::size_t>(col.codes[i])];
+  }
+  std::vector<std::size_t> order(col.levels.size());
+  std::iota(order.begin(), order.end(), 0);
+  // Most frequent first; ties to the level seen first in the file.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return counts[a] > counts[b]; });
+  const std::size_t kept = std::min(order.size(), static_cast<std::size_t>(cf.max_levels));
+  const double w = cf.weight * kOneHotScale;
+  const auto nd = static_cast<double>(n);
+  const bool impute_mode = miss.categorical == CategoricalImpute::mode && !order.empty();
+
+  for (std::size_t r = 0; r < kept; ++r) {
+    const std::size_t l = order[r];
+    FeatureSpec f;
+    f.name = cf.column + "=" + col.levels[l];
+    f.column = cf.column;
+    f.kind = FeatureKind::onehot;
+    f.weight = w;
+    f.levels = {col.levels[l]};
+    std::int64_t c = counts[l];
+    if (impute_mode && r == 0) {
+      f.impute = 1.0;  // missing cells take the most frequent level
+      c += missing;
+    }
+    f.offset = w * static_cast<double>(c) / nd;
+    out.push_back(f);
+  }
+  if (kept < order.size()) {
+    FeatureSpec other;
+    other.name = cf.column + "=" + kOtherLevel;
+    other.column = cf.column;
+    other.kind = FeatureKind::onehot;
+    other.weight = w;
+    std::int64_t c = 0;
+    for (std::size_t r = kept; r < order.size(); ++r) {
+      other.levels.push_back(col.levels[order[r]]);
+      c += counts[order[r]];
+    }
+    other.offset = w * static_cast<double>(c) / nd;
+    out.push_back(other);
+  }
+  if (missing > 0 && !impute_mode) {
+    FeatureSpec m;
+    m.name = cf.column + "=" + kMissingLevel;
+    m.column = cf.column;
+    m.kind = FeatureKind::onehot;
+    m.weight = w;
+    m.impute = 1.0;
+    m.offset = w * static_cast<double>(missing) / nd;
+    out.push_back(m);
+  } else if (missing > 0 && miss.flag) {
+    FeatureSpec flag;
+    flag.name = cf.column + "__missing";
+    flag.column = cf.column;
+    flag.kind = FeatureKind::flag;
+    flag.weight = miss.flag_weight;
+    flag.offset = flag.weight * static_cast<double>(missing) / nd;
+    out.push_back(flag);
+  }
+}
+
+/// How one source column fills its output columns, resolved against a particular table.
+struct ColumnPlan {
+  const Column* column = nullptr;
+  std::size_t numeric_feature = SIZE_MAX;
+  std::size_t flag_feature = SIZE_MAX;
+  std::vector<std::int64_t> code_to_feature;  ///< categorical: output column per code, -1 = none
+  std::int64_t missing_feature = -1;          ///< categorical: output column of a missing cell
+};
+
+std::vector<ColumnPlan> make_plans(const Normalizer& norm, const Table& table) {
+  std::vector<ColumnPlan> plans;
+  std::map<std::string, std::size_t> by_column;
+  for (std::size_t j = 0; j < norm.features.size(); ++j) {
+    const FeatureSpec& f = norm.features[j];
+    auto [it, fresh] = by_column.try_emplace(f.column, plans.size());
+    if (fresh) {
+      ColumnPlan p;
+      p.column = table.find(f.column);
+      if (!p.column) throw Error(table.source + ": column '" + f.column + "' is not in the header");
+      const ColumnType want = f.kind == FeatureKind::onehot ? ColumnType::categorical
+                              : f.kind == FeatureKind::numeric ? ColumnType::numeric
+                                                               : p.column->type;
+      if (p.column->type != want)
+        throw Error(table.source + ": column '" + f.column + "' was read with another type");
+      if (p.column->type == ColumnType::categorical)
+        p.code_to_feature.assign(p.column->levels.size(), -1);
+      plans.push_back(std::move(p));
+    }
+    ColumnPlan& p = plans[it->second];
+    if (f.kind == FeatureKind::numeric) p.numeric_feature = j;
+    if (f.kind == FeatureKind::flag) p.flag_feature = j;
+    if (f.kind == FeatureKind::onehot) {
+      if (f.impute != 0.0) p.missing_feature = static_cast<std::int64_t>(j);
+      const bool is_other = f.name == f.column + "=" + kOtherLevel;
+      for (std::size_t l = 0; l < p.column->levels.size(); ++l) {
+        const std::string& lev = p.column->levels[l];
+        if (std::find(f.levels.begin(), f.levels.end(), lev) != f.levels.end())
+          p.code_to_feature[l] = static_cast<std::int64_t>(j);
+        else if (is_other && p.code_to_feature[l] < 0)
+          p.code_to_feature[l] = -2 - static_cast<std::int64_t>(j);  // provisional: unseen level
+      }
+    }
+  }
+  // Unseen levels fall into "other" unless a named column claimed them later in the list.
+  for (auto& p : plans)
+    for (auto& t : p.code_to_feature)
+      if (t <= -2) t = -2 - t;
+  return plans;
+}
+
+}  // namespace
+
+Normalizer fit_normalizer(const Table& table, const NormalizeOptions& options, Reducer& reducer) {
+  if (table.rows == 0) throw Error(table.source + ": no accepted rows to normalize");
+  Normalizer norm;
+  for (const auto& nf : options.numeric)
+    fit_numeric(table, nf, options.missing, reducer, norm.features);
+  for (const auto& cf : options.categorical)
+    fit_categorical(table, cf, options.missing, norm.features);
+  if (norm.features.empty()) throw Error("normalize: no features configured");
+  return norm;
+}
+
+Matrix apply_normalizer(const Normalizer& norm, const Table& table) {
+  const std::vector<ColumnPlan> plans = make_plans(norm, table);
+  const std::size_t n = table.rows;
+  const std::size_t d = norm.features.size();
+  Matrix out(n, d);
+  // Each row starts at minus the column means (the centring), then adds its own contributions.
+  std::vector<float> base(d);
+  for (std::size_t j = 0; j < d; ++j) base[j] = static_cast<float>(-norm.features[j].offset);
+#pragma omp parallel for schedule(static)
+  for (std::size_t i = 0; i < n; ++i) {
+    float* row = out.row(i);
+    std::copy(base.begin(), base.end(), row);
+    for (const ColumnPlan& p : plans) {
+      const Column& c = *p.column;
+      const bool missing = c.is_missing(i);
+      if (p.flag_feature != SIZE_MAX && missing)
+        row[p.flag_feature] =
+            static_cast<float>(norm.features[p.flag_feature].weight - norm.features[p.flag_feature].offset);
+      if (p.numeric_feature != SIZE_MAX) {
+        const FeatureSpec& f = norm.features[p.numeric_feature];
+        const double t = missing ? f.impute : apply_transform(f.transform, c.numeric[i]);
+        row[p.numeric_feature] = static_cast<float>(f.weight * (t - f.center) / f.scale - f.offset);
+      } else if (c.type == ColumnType::categorical) {
+        const std::int64_t j =
+            missing ? p.missing_feature : p.code_to_feature[static_cast<std::size_t>(c.codes[i])];
+        if (j >= 0) {
+          const FeatureSpec& f = norm.features[static_cast<std::size_t>(j)];
+          row[j] = static_cast<float>(f.weight - f.offset);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace icp

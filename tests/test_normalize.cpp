@@ -1,0 +1,178 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "icp/error.hpp"
+#include "icp/normalize.hpp"
+#include "icp/parallel.hpp"
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+icp::Column numeric(const std::string& name, std::vector<double> v) {
+  icp::Column c;
+  c.name = name;
+  c.numeric = std::move(v);
+  return c;
+}
+
+icp::Column categorical(const std::string& name, std::vector<std::string> levels,
+                        std::vector<std::int32_t> codes) {
+  icp::Column c;
+  c.name = name;
+  c.type = icp::ColumnType::categorical;
+  c.levels = std::move(levels);
+  c.codes = std::move(codes);
+  return c;
+}
+
+icp::Table table_of(std::vector<icp::Column> cols) {
+  icp::Table t;
+  t.source = "t.csv";
+  t.rows = cols.front().size();
+  t.columns = std::move(cols);
+  return t;
+}
+
+icp::NumericFeature nf(const std::string& col, icp::Scaling s,
+                       icp::Transform t = icp::Transform::none, double w = 1.0) {
+  icp::NumericFeature f;
+  f.column = col;
+  f.scaling = s;
+  f.transform = t;
+  f.weight = w;
+  return f;
+}
+
+TEST(Normalize, ZscoreByHandAndCentred) {
+  // x = 1,2,3,4: mean 2.5, population sd sqrt(1.25).
+  const auto t = table_of({numeric("x", {1, 2, 3, 4})});
+  icp::NormalizeOptions o;
+  o.numeric = {nf("x", icp::Scaling::zscore, icp::Transform::none, 2.0)};
+  const auto norm = icp::fit_normalizer(t, o);
+  const auto m = icp::apply_normalizer(norm, t);
+  ASSERT_EQ(m.cols(), 1u);
+  const double sd = std::sqrt(1.25);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(m(i, 0), 2.0 * (i + 1 - 2.5) / sd, 1e-6);
+}
+
+TEST(Normalize, RobustUsesMedianAndIqrThenCentres) {
+  // x = 0,1,2,3,100: median 2, q1 1, q3 3 (type 7) -> (x-2)/2, then minus its mean.
+  const auto t = table_of({numeric("x", {0, 1, 2, 3, 100})});
+  icp::NormalizeOptions o;
+  o.numeric = {nf("x", icp::Scaling::robust)};
+  const auto norm = icp::fit_normalizer(t, o);
+  EXPECT_DOUBLE_EQ(norm.features[0].center, 2.0);
+  EXPECT_DOUBLE_EQ(norm.features[0].scale, 2.0);
+  const auto m = icp::apply_normalizer(norm, t);
+  const double mean = ((0 - 2) + (1 - 2) + (2 - 2) + (3 - 2) + (100 - 2)) / 2.0 / 5.0;
+  EXPECT_NEAR(m(4, 0), 49.0 - mean, 1e-5);
+  EXPECT_NEAR(m(0, 0), -1.0 - mean, 1e-6);
+}
+
+TEST(Normalize, Log1pIsSignedAndMinmax) {
+  EXPECT_DOUBLE_EQ(icp::signed_log1p(-std::exp(1.0) + 1.0), -1.0);
+  const auto t = table_of({numeric("x", {0, std::exp(2.0) - 1.0})});
+  icp::NormalizeOptions o;
+  o.numeric = {nf("x", icp::Scaling::minmax, icp::Transform::log1p)};
+  const auto m = icp::apply_normalizer(icp::fit_normalizer(t, o), t);
+  EXPECT_NEAR(m(0, 0), -0.5, 1e-6);  // minmax to [0,1], centred
+  EXPECT_NEAR(m(1, 0), 0.5, 1e-6);
+}
+
+TEST(Normalize, MissingImputedWithMedianAndFlagged) {
+  const auto t = table_of({numeric("x", {1, kNaN, 3, 5})});
+  icp::NormalizeOptions o;
+  o.numeric = {nf("x", icp::Scaling::none)};
+  o.missing.flag = true;
+  o.missing.flag_weight = 0.5;
+  const auto norm = icp::fit_normalizer(t, o);
+  ASSERT_EQ(norm.names(), (std::vector<std::string>{"x", "x__missing"}));
+  const auto m = icp::apply_normalizer(norm, t);
+  // Imputed 3 (median of 1,3,5); mean of (1,3,3,5) = 3.
+  EXPECT_NEAR(m(1, 0), 0.0, 1e-6);
+  EXPECT_NEAR(m(0, 0), -2.0, 1e-6);
+  EXPECT_NEAR(m(1, 1), 0.5 - 0.125, 1e-6);
+  EXPECT_NEAR(m(0, 1), -0.125, 1e-6);
+}
+
+TEST(Normalize, OneHotKeepsTopLevelsPoolsOtherAndScalesByWeight) {
+  // a x3, b x2, c x1, d x1 ; keep 2 -> a, b, other{c,d}
+  const auto t = table_of({categorical("ind", {"a", "b", "c", "d"}, {0, 0, 0, 1, 1, 2, 3})});
+  icp::NormalizeOptions o;
+  icp::CategoricalFeature cf;
+  cf.column = "ind";
+  cf.max_levels = 2;
+  cf.weight = 2.0;
+  o.categorical = {cf};
+  const auto norm = icp::fit_normalizer(t, o);
+  ASSERT_EQ(norm.names(), (std::vector<std::string>{"ind=a", "ind=b", "ind=other"}));
+  const auto m = icp::apply_normalizer(norm, t);
+  // Two accounts with different levels are `weight` apart.
+  double d2 = 0;
+  for (std::size_t j = 0; j < 3; ++j) d2 += std::pow(double(m(0, j)) - m(3, j), 2);
+  EXPECT_NEAR(std::sqrt(d2), 2.0, 1e-6);
+  // Same level -> same row; c and d share "other".
+  for (std::size_t j = 0; j < 3; ++j) EXPECT_EQ(m(5, j), m(6, j));
+  // Centred: every column sums to ~0.
+  for (std::size_t j = 0; j < 3; ++j) {
+    double s = 0;
+    for (std::size_t i = 0; i < 7; ++i) s += m(i, j);
+    EXPECT_NEAR(s, 0.0, 1e-5);
+  }
+}
+
+TEST(Normalize, UnseenLevelGoesToOtherOnNewData) {
+  const auto t = table_of({categorical("ind", {"a", "b", "c"}, {0, 0, 1, 2})});
+  icp::NormalizeOptions o;
+  icp::CategoricalFeature cf;
+  cf.column = "ind";
+  cf.max_levels = 1;
+  o.categorical = {cf};
+  const auto norm = icp::fit_normalizer(t, o);
+  const auto fresh = table_of({categorical("ind", {"zzz", "a"}, {0, 1})});
+  const auto m = icp::apply_normalizer(norm, fresh);
+  const auto ref = icp::apply_normalizer(norm, t);
+  for (std::size_t j = 0; j < m.cols(); ++j) {
+    EXPECT_EQ(m(0, j), ref(2, j)) << j;  // zzz behaves like pooled b
+    EXPECT_EQ(m(1, j), ref(0, j)) << j;  // a is a, whatever its code in the new file
+  }
+}
+
+TEST(Normalize, ConstantColumnDoesNotDivideByZero) {
+  const auto t = table_of({numeric("x", {7, 7, 7})});
+  for (auto s : {icp::Scaling::zscore, icp::Scaling::robust, icp::Scaling::minmax}) {
+    icp::NormalizeOptions o;
+    o.numeric = {nf("x", s)};
+    const auto m = icp::apply_normalizer(icp::fit_normalizer(t, o), t);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(m(i, 0), 0.0f);
+  }
+}
+
+TEST(Normalize, ErrorsForAbsentOrEmptyColumns) {
+  const auto t = table_of({numeric("x", {kNaN, kNaN})});
+  icp::NormalizeOptions o;
+  o.numeric = {nf("x", icp::Scaling::zscore)};
+  EXPECT_THROW((void)icp::fit_normalizer(t, o), icp::Error);
+  o.numeric = {nf("y", icp::Scaling::zscore)};
+  EXPECT_THROW((void)icp::fit_normalizer(t, o), icp::Error);
+}
+
+TEST(Normalize, SameBitsAtOneAndTwoThreads) {
+  std::vector<double> v(50000);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(double(i)) * 1e4 + double(i % 97);
+  const auto t = table_of({numeric("x", v)});
+  icp::NormalizeOptions o;
+  o.numeric = {nf("x", icp::Scaling::zscore, icp::Transform::log1p)};
+  icp::set_threads(1);
+  const auto a = icp::apply_normalizer(icp::fit_normalizer(t, o), t);
+  icp::set_threads(2);
+  const auto b = icp::apply_normalizer(icp::fit_normalizer(t, o), t);
+  ASSERT_EQ(a.storage().size(), b.storage().size());
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.storage().size() * sizeof(float)));
+}
+
+}  // namespace
