@@ -276,9 +276,16 @@ void read_rest(Section& root, const toml::table& empty, const std::string& origi
   {
     Section s(sub_table(root, empty, "lookalike"), "lookalike", origin);
     s.get("neighbors", c.lookalike.neighbors, 1, 1000);
-    s.get("segment_weight", c.lookalike.segment_weight);
-    if (!(c.lookalike.segment_weight >= 0.0 && c.lookalike.segment_weight <= 1.0))
-      s.fail("segment_weight", "must be between 0 and 1");
+    s.choice("method", c.lookalike.method,
+             {{"ensemble", LookalikeMethod::ensemble},
+              {"knn", LookalikeMethod::knn},
+              {"segment", LookalikeMethod::segment},
+              {"model", LookalikeMethod::model}});
+    s.get("prior_strength", c.lookalike.prior_strength);
+    if (!(c.lookalike.prior_strength >= 0.0)) s.fail("prior_strength", "must be >= 0");
+    s.get("l2", c.lookalike.l2);
+    if (!(c.lookalike.l2 > 0.0)) s.fail("l2", "must be > 0");
+    s.get("bags", c.lookalike.bags, 1, 1000);
     s.get("tiers", c.lookalike.tiers);
     for (std::size_t i = 0; i < c.lookalike.tiers.size(); ++i) {
       const double t = c.lookalike.tiers[i];
@@ -418,7 +425,7 @@ std::string to_toml(const JobConfig& c) {
     << (c.kmeans.init == KMeansInit::kmeanspp ? "kmeans++" : "random")
     << "\"\nn_init = " << c.kmeans.n_init << "\n";
   o << "\n[lookalike]\nneighbors = " << c.lookalike.neighbors
-    << "\nsegment_weight = " << number(c.lookalike.segment_weight) << "\ntiers = [";
+    << "\nmethod = \"" << to_string(c.lookalike.method) << "\"\ntiers = [";
   for (std::size_t i = 0; i < c.lookalike.tiers.size(); ++i)
     o << (i ? ", " : "") << number(c.lookalike.tiers[i]);
   o << "]\nholdout = " << number(c.lookalike.holdout) << "\ntop_n = " << c.lookalike.top_n

@@ -7,6 +7,7 @@
 
 #include "icp/csv.hpp"
 #include "icp/kmeans.hpp"
+#include "icp/lookalike.hpp"
 
 namespace icp {
 
@@ -44,7 +45,10 @@ struct SeedOptions {
 
 struct LookalikeOptionsConfig {
   int neighbors = 10;              ///< nearest seeds averaged by the knn method
-  double segment_weight = 0.5;     ///< share of the segment-lift rank in the combined score
+  LookalikeMethod method = LookalikeMethod::ensemble;  ///< knn | segment | model | ensemble
+  double prior_strength = 20.0;    ///< pseudo-counts smoothing a segment's seed rate to the base
+  double l2 = 1.0;                 ///< L2 penalty of the positive-unlabeled logistic model
+  int bags = 1;                    ///< model bagging over unlabeled half-samples (1 = none)
   std::vector<double> tiers = {0.01, 0.05, 0.10, 0.25};  ///< A/B/C/D cut-offs (top fractions)
   double holdout = 0.2;            ///< share of seeds held out by the backtest
   std::int64_t top_n = 1000;       ///< rows of the top-N CSV

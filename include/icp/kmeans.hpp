@@ -24,6 +24,8 @@ struct KMeansIteration {
   double shift = 0.0;         ///< relative centre shift: sum ||c_new - c_old||^2 / sum ||c_old||^2 (of centred data)
   std::int64_t changed = 0;   ///< points whose assignment changed
   double seconds = 0.0;
+  int restart = 0;            ///< 0-based restart (n_init) this iteration belongs to
+  std::int64_t relocated = 0; ///< empty clusters re-seeded with far points after this update
 };
 
 struct KMeansOptions {
@@ -47,12 +49,21 @@ struct KMeansResult {
   std::vector<KMeansIteration> history; ///< of the winning restart
 };
 
-/// Fits k-means to the rows of x. Throws icp::Error for k < 1, k > rows, or a non-finite value.
+/// Fits k-means to the rows of x. Throws icp::Error for k < 1, k > rows, cols == 0, a non-finite
+/// value (naming its 1-based row and column), max_iter < 1, n_init < 1 or a negative tol.
 /// Bitwise identical results for a given seed at any thread count.
+/// Works on data centred by its column means (summed through `reducer`), so a large common
+/// offset does not cancel in float32. Each Lloyd iteration assigns with the current centres,
+/// then updates them; a last assignment against the final centres gives `assignment`,
+/// `distance`, `sizes` and `inertia`. Empty clusters take the points farthest from their centres.
+/// Multi-process note: means, sums, counts, inertia and `changed` go through `reducer`; the
+/// initialisation and empty-cluster relocation are still rank-local.
 KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options,
                         Reducer& reducer = local_reducer());
 
 /// Nearest centroid of each row of x (ties to the lowest index) and the exact squared distance.
+/// Both x and the centroids are shifted by the centroids' mean first, so large offsets do not
+/// cancel. Throws icp::Error for mismatched shapes or a non-finite value.
 void kmeans_predict(MatrixView x, MatrixView centroids, std::span<std::int32_t> assignment,
                     std::span<float> distance);
 

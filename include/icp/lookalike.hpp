@@ -1,0 +1,150 @@
+// Lookalike scoring: how much every account resembles the seed customers, with a backtest that
+// says how far each method can be trusted on this data.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "icp/matrix.hpp"
+
+namespace icp {
+
+enum class LookalikeMethod {
+  knn,       ///< mean exact squared distance to the nearest seeds
+  segment,   ///< smoothed seed rate of the account's k-means segment
+  model,     ///< positive-unlabeled L2 logistic regression (seeds vs everyone else)
+  ensemble,  ///< backtest-weighted rank average of the three
+};
+
+/// "knn", "segment", "model" or "ensemble".
+const char* to_string(LookalikeMethod method) noexcept;
+
+struct LookalikeOptions {
+  int neighbors = 10;            ///< seeds averaged by knn
+  double prior_strength = 20.0;  ///< pseudo-counts at the base rate smoothing a segment's rate
+  double l2 = 1.0;  ///< model regularization (penalty l2/2 * ||coef||^2, not intercept)
+  int bags = 1;     ///< PU bagging over unlabeled half-samples (model); 1 = no bagging
+  std::vector<double> tiers = {0.01, 0.05, 0.10, 0.25};  ///< top fractions -> A/B/C/D, rest E
+  double holdout = 0.2;  ///< backtest: share of seeds held out (0 = no backtest)
+  std::uint64_t seed = 42;
+  LookalikeMethod method = LookalikeMethod::ensemble;
+};
+
+/// Quality of one method on seeds it did not see. Population: held-out seeds (positives) and
+/// non-seed accounts (negatives); training seeds are left out.
+struct BacktestRow {
+  std::string method;
+  double auc = 0.0;
+  double recall_at_1 = 0.0;  ///< share of held-out seeds ranked in the top 1% of the population
+  double recall_at_5 = 0.0;
+  double recall_at_10 = 0.0;
+  double recall_at_25 = 0.0;
+  double lift_at_10 = 0.0;  ///< recall_at_10 / 0.10
+  double weight = 0.0;      ///< ensemble weight (methods sum to 1; 1 for the ensemble row)
+};
+
+struct LookalikeResult {
+  std::vector<float> score;                  ///< n, 0..100 midrank percentile (ties share a score)
+  std::vector<float> percentile;             ///< n, 0..100 from `rank` (100 = best, unique)
+  std::vector<std::int64_t> rank;            ///< n, 1 = best; a permutation; ties by lower row
+  std::vector<std::uint8_t> tier;            ///< n, 'A'..'E'
+  std::vector<float> combined;               ///< n, value of the chosen method that is ranked
+  std::vector<std::int64_t> nearest_seed;    ///< n, row of the nearest other seed
+  std::vector<float> nearest_seed_distance;  ///< n, exact squared distance to it
+  std::vector<float> knn_similarity;         ///< n, 1 / (1 + mean squared distance to the k seeds)
+  std::vector<float> segment_score;          ///< n, segment_rate of the row's segment
+  std::vector<float> model_score;            ///< n, logit of the model (intercept + coef . x)
+  std::vector<std::array<std::int32_t, 3>> reasons;  ///< n, top-3 features by coef_j * x_ij > 0
+  std::vector<double> model_coef;                    ///< d
+  double model_intercept = 0.0;
+  std::vector<BacktestRow> backtest;      ///< knn, segment, model, ensemble (empty: no holdout)
+  std::vector<double> segment_rate;       ///< k, see segment_seed_rates
+  std::array<double, 3> method_weight{};  ///< ensemble weights of knn, segment, model (sum 1)
+  std::vector<std::int64_t> seed_rows;    ///< rows of x that were seeds, ascending
+};
+
+/// Scores every row of x (n x d, normalized and centred) against the rows flagged in is_seed.
+/// `is_negative` may be empty; a row flagged both seed and negative counts as a seed. Runs the
+/// backtest first (holdout seeds treated as unlabeled), then refits on all seeds.
+/// Throws icp::Error for fewer than 2 seeds, mismatched sizes, a segment outside 0..k-1, a
+/// non-finite value or invalid options. Bitwise identical at any thread count.
+LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segment, int k,
+                                std::span<const std::uint8_t> is_seed,
+                                std::span<const std::uint8_t> is_negative,
+                                const LookalikeOptions& options);
+
+/// Raw scores of new accounts against a fitted result. `seeds` are the seed rows (in the order
+/// of `fitted.seed_rows`, e.g. gathered from the training matrix); `segment` the new rows'
+/// segments (kmeans_predict). `nearest_seed` is a training row (from `fitted.seed_rows`); there
+/// is no self-exclusion, since new rows are not seeds. `options` must be the fitting options.
+/// `score` is 100 (below + equal / 2) / n of the new combined value within the fitted
+/// population's `combined`, so it is on the fitted scale (within 50 / n of a fitted row's
+/// score for the same value). For the ensemble, each method's value is placed the same way
+/// within the fitted raw scores and weighted by `fitted.method_weight`.
+struct LookalikeNewScores {
+  std::vector<float> score;
+  std::vector<float> combined;
+  std::vector<std::int64_t> nearest_seed;
+  std::vector<float> nearest_seed_distance;
+  std::vector<float> knn_similarity, segment_score, model_score;
+  std::vector<std::array<std::int32_t, 3>> reasons;
+};
+LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t> segment,
+                                      MatrixView seeds, const LookalikeResult& fitted,
+                                      const LookalikeOptions& options);
+
+// ---- Building blocks (public so they can be tested and reused) ----
+
+/// Exact k nearest seeds of every row of x. `self_seed[i]` is the seed index that row i must
+/// not count (a seed is never its own neighbour), or -1; may be empty (no exclusion).
+/// Per row, neighbours are sorted by exact float64 squared distance, ties to the lower seed
+/// index; slots beyond the available seeds hold index -1 and distance +inf.
+struct KnnResult {
+  std::size_t k = 0;                ///< columns: min(neighbors, seeds)
+  std::vector<std::int64_t> index;  ///< n * k, seed indices
+  std::vector<float> distance;      ///< n * k, exact squared distances (rounded from float64)
+  std::vector<double> mean;         ///< n, mean of the row's valid distances (float64)
+};
+KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int64_t> self_seed,
+                       int neighbors);
+
+/// Per segment c with n_c rows, s_c seeds and g_c negatives (S, G, N totals; p = S/N, q = G/N,
+/// a = prior_strength):
+///   seed_rate_c = (s_c + a p) / (n_c + a),  neg_rate_c = (g_c + a q) / (n_c + a)
+///   rate_c = seed_rate_c - (S / G) (neg_rate_c - q)        (second term only when G > 0)
+/// S/G puts the negative excess in seed-rate units: a segment with the base negative rate keeps
+/// its seed rate, one with twice the base negative rate loses p. The rate may drop below 0.
+/// A row flagged both seed and negative counts only as a seed. An empty segment gets p.
+std::vector<double> segment_seed_rates(std::span<const std::int32_t> segment, int k,
+                                       std::span<const std::uint8_t> is_seed,
+                                       std::span<const std::uint8_t> is_negative,
+                                       double prior_strength);
+
+/// PU logistic model: seeds (1) vs every other row (0), classes balanced so each carries half
+/// the total weight, confirmed negatives weighted kConfirmedNegativeWeight x an unlabeled row
+/// inside class 0. Minimises sum_i w_i logloss_i + l2/2 ||coef||^2 by damped Newton. With
+/// bags > 1, each bag keeps a seeded half-sample of class 0 and the coefficients are averaged.
+struct LogisticModel {
+  std::vector<double> coef;
+  double intercept = 0.0;
+  int iterations = 0;  ///< Newton steps, summed over bags
+};
+LogisticModel fit_pu_logistic(MatrixView x, std::span<const std::uint8_t> is_seed,
+                              std::span<const std::uint8_t> is_negative, double l2, int bags,
+                              std::uint64_t seed);
+
+/// Area under the ROC curve of `score` for label 1 vs 0 (Mann-Whitney, tied scores count 1/2).
+/// Throws icp::Error when a class is empty or sizes differ.
+double roc_auc(std::span<const float> score, std::span<const std::uint8_t> label);
+
+/// Share of label-1 rows among the top ceil(fraction * n) rows by score (ties to the lower row).
+double recall_at(std::span<const float> score, std::span<const std::uint8_t> label,
+                 double fraction);
+
+/// Rank of each row, 1 = highest value, ties to the lower row index.
+std::vector<std::int64_t> rank_descending(std::span<const float> value);
+
+}  // namespace icp

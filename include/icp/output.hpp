@@ -1,0 +1,28 @@
+// The run's results on disk: the HDF5 layout (docs/hdf5-schema.md), the top-N CSV for CRM
+// import, and the readable summary `icp inspect` prints from the file alone.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "icp/hdf5.hpp"
+#include "icp/pipeline.hpp"
+
+namespace icp {
+
+/// Version of the HDF5 layout; bumped on any incompatible change.
+inline constexpr std::int64_t kFormatVersion = 1;
+
+/// Writes every dataset of the layout into `out` (the caller commits, so that a failure
+/// anywhere leaves no file at the output path).
+void write_results(const RunResult& run, h5::Writer& out);
+
+/// Top `top_n` accounts by rank: id, score, tier, rank, segment, reasons. Written atomically.
+void write_top_csv(const RunResult& run, const std::string& path, std::int64_t top_n);
+
+/// The ICP table, top lookalikes and counts of a results file, as text for people.
+std::string inspect_text(const std::string& results_path, int top = 10);
+/// The same as JSON (summary, backtest, counts, top lookalikes).
+std::string inspect_json(const std::string& results_path, int top = 10);
+
+}  // namespace icp

@@ -1,0 +1,57 @@
+// The whole ICP job: ingest -> normalize -> segment -> seeds -> lookalike -> summary.
+// The library never prints: stage progress goes through RunProgress callbacks.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "icp/config.hpp"
+#include "icp/kmeans.hpp"
+#include "icp/lookalike.hpp"
+#include "icp/normalize.hpp"
+#include "icp/summary.hpp"
+#include "icp/table.hpp"
+
+namespace icp {
+
+/// One finished stage, for progress lines and for `/run` in the output.
+struct StageTiming {
+  std::string name;
+  std::int64_t rows = 0;
+  double seconds = 0.0;
+};
+
+struct RunProgress {
+  std::function<void(const StageTiming&)> on_stage;          ///< after each stage
+  std::function<void(const KMeansIteration&)> on_iteration;  ///< each k-means iteration
+};
+
+struct RunResult {
+  JobConfig config;
+  IngestStats ingest;
+  std::vector<std::string> ids;        ///< account id per accepted row (line number if no id column)
+  std::vector<std::int64_t> source_line;
+  Normalizer normalizer;
+  KMeansResult kmeans;
+  std::vector<std::uint8_t> is_seed;
+  std::vector<std::uint8_t> is_negative;  ///< empty when no negative rule
+  std::int64_t seed_ids_unmatched = 0;    ///< ids in seeds.ids_file not found in the input
+  LookalikeResult lookalike;
+  IcpSummary summary;
+  std::vector<StageTiming> stages;
+  int threads = 1;
+};
+
+/// The CSV columns a job needs and the type each is read as. Throws ConfigError when one
+/// column is needed as two types (e.g. a categorical feature compared with < in a rule).
+std::vector<ColumnRequest> required_columns(const JobConfig& config);
+
+/// Runs the job in memory. Throws icp::Error (or a subclass) for anything the user can fix.
+RunResult run_job(const JobConfig& config, const RunProgress& progress = {});
+
+/// Reads the input table exactly as run_job does (used by `icp score` on new accounts).
+Table read_accounts(const JobConfig& config, const std::string& path, IngestStats* stats);
+
+}  // namespace icp

@@ -1,0 +1,839 @@
+// CSV ingest. The file is mapped, cut into byte chunks whose edges are moved to true record
+// boundaries (quote parity), and each chunk is parsed on its own thread straight into typed
+// columns. Chunks are then stitched together in file order, so every output (rows, dictionary
+// order, line numbers, the first error) is the same at any thread count and any chunk size.
+#include "icp/csv.hpp"
+
+#include <fast_float/fast_float.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cfloat>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include "icp/error.hpp"
+#include "icp/parallel.hpp"
+
+namespace icp {
+
+namespace {
+
+/// Offending text in messages is cut here so that a runaway quoted field or a 10 kB record
+/// cannot flood a log line.
+constexpr std::size_t kMaxValueChars = 80;
+
+/// A chunk smaller than this would only add boundary searches and merge work; tests override
+/// CsvOptions::chunk_bytes down to 1 byte to exercise edges, which stays legal.
+constexpr std::size_t kMinChunkBytes = 1;
+
+/// Parallel passes before the rest of the file is parsed sequentially. Each stray quote (inside
+/// an unquoted field) costs one extra pass over what follows it, so a few are cheap; a file
+/// full of them (another quoting dialect) must not turn that into quadratic work.
+constexpr int kMaxParallelPasses = 4;
+
+std::string truncate_text(std::string_view s) {
+  if (s.size() <= kMaxValueChars) return std::string(s);
+  std::size_t n = kMaxValueChars;
+  // Back off to a UTF-8 lead byte so the message stays valid text.
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0u) == 0x80u) --n;
+  return std::string(s.substr(0, n));
+}
+
+/// Read-only view of a whole file: mmap when possible (no copy), empty for a 0-byte file.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) {
+      if (errno == ENOENT || errno == ENOTDIR)
+        throw InputError(path, 0, "", 0, path, "file not found");
+      throw InputError(path, 0, "", 0, path, std::string("cannot open file: ") + std::strerror(errno));
+    }
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd_);
+      throw InputError(path, 0, "", 0, path, "not a regular file");
+    }
+    size_ = static_cast<std::size_t>(st.st_size);
+    if (size_ > 0) {
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+      if (p == MAP_FAILED) {
+        ::close(fd_);
+        throw InputError(path, 0, "", 0, path, std::string("cannot map file: ") + std::strerror(errno));
+      }
+      ::madvise(p, size_, MADV_SEQUENTIAL);
+      data_ = static_cast<const char*>(p);
+    }
+  }
+  ~MappedFile() {
+    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const char* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+
+ private:
+  int fd_ = -1;
+  const char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+/// Raw extent of one field: from after the previous delimiter to before the next delimiter or
+/// line end (spaces and quotes included).
+struct FieldSpan {
+  std::size_t begin = 0;
+  std::size_t end = 0;
+};
+
+struct RecordScan {
+  std::size_t start = 0;
+  std::size_t end = 0;   ///< end of the record text, before its line terminator
+  std::size_t next = 0;  ///< first byte after the terminator
+  std::int64_t lines = 0;  ///< line terminators consumed, inside quotes and the final one
+  bool unterminated = false;
+  std::size_t quote_pos = 0;
+  std::int64_t quote_lines = 0;  ///< lines consumed before the unterminated quote opened
+  std::size_t quote_field = 0;
+};
+
+/// RFC 4180 record scanner over the whole buffer. Lenient where the RFC is silent: a quote
+/// inside an unquoted field is literal text, and text after a closing quote is appended.
+class Scanner {
+ public:
+  Scanner(const char* buf, std::size_t n, char delim) : buf_(buf), n_(n), delim_(delim) {}
+
+  const char* data() const noexcept { return buf_; }
+  std::size_t size() const noexcept { return n_; }
+
+  /// Length of the line terminator at `pos` (0 when there is none).
+  std::size_t newline_at(std::size_t pos) const noexcept {
+    if (buf_[pos] == '\n') return 1;
+    if (buf_[pos] == '\r') return (pos + 1 < n_ && buf_[pos + 1] == '\n') ? 2 : 1;
+    return 0;
+  }
+
+  /// Scans the record starting at `pos` (which must not be at a line terminator).
+  RecordScan scan(std::size_t pos, std::vector<FieldSpan>& fields) const {
+    RecordScan r;
+    r.start = pos;
+    fields.clear();
+    std::size_t p = pos;
+    for (;;) {
+      const std::size_t field_begin = p;
+      while (p < n_ && buf_[p] == ' ') ++p;
+      if (p < n_ && buf_[p] == '"') {
+        const std::int64_t lines_before = r.lines;
+        std::size_t q = p + 1;
+        bool closed = false;
+        while (q < n_) {
+          const char c = buf_[q];
+          if (c == '"') {
+            if (q + 1 < n_ && buf_[q + 1] == '"') {
+              q += 2;
+              continue;
+            }
+            closed = true;
+            ++q;
+            break;
+          }
+          if (c == '\n' || (c == '\r' && (q + 1 >= n_ || buf_[q + 1] != '\n'))) ++r.lines;
+          ++q;
+        }
+        if (!closed) {
+          r.unterminated = true;
+          r.quote_pos = p;
+          r.quote_lines = lines_before;
+          r.quote_field = fields.size();
+          r.end = n_;
+          r.next = n_;
+          return r;
+        }
+        p = q;
+      }
+      while (p < n_) {
+        const char c = buf_[p];
+        if (c == delim_ || c == '\r' || c == '\n') break;
+        ++p;
+      }
+      fields.push_back(FieldSpan{field_begin, p});
+      if (p >= n_) {
+        r.end = n_;
+        r.next = n_;
+        return r;
+      }
+      if (buf_[p] == delim_) {
+        ++p;
+        continue;
+      }
+      r.end = p;
+      ++r.lines;
+      r.next = p + newline_at(p);
+      return r;
+    }
+  }
+
+  /// The cell value: spaces outside quotes trimmed, enclosing quotes removed, doubled quotes
+  /// undoubled. Returns a view into the buffer when no rewriting is needed, else into scratch.
+  std::string_view cell(FieldSpan f, std::string& scratch) const {
+    std::size_t b = f.begin;
+    std::size_t e = f.end;
+    while (b < e && buf_[b] == ' ') ++b;
+    while (e > b && buf_[e - 1] == ' ') --e;
+    if (b == e || buf_[b] != '"') return {buf_ + b, e - b};
+    std::size_t q = b + 1;
+    bool doubled = false;
+    for (;;) {
+      const void* hit = std::memchr(buf_ + q, '"', e - q);
+      q = static_cast<std::size_t>(static_cast<const char*>(hit) - buf_);
+      if (q + 1 < e && buf_[q + 1] == '"') {
+        doubled = true;
+        q += 2;
+        continue;
+      }
+      break;
+    }
+    if (!doubled && q + 1 == e) return {buf_ + b + 1, q - b - 1};
+    scratch.clear();
+    for (std::size_t i = b + 1; i < q; ++i) {
+      scratch.push_back(buf_[i]);
+      if (buf_[i] == '"') ++i;  // the second quote of a doubled pair
+    }
+    scratch.append(buf_ + q + 1, e - q - 1);
+    return scratch;
+  }
+
+ private:
+  const char* buf_;
+  std::size_t n_;
+  char delim_;
+};
+
+struct SvHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+/// Levels in order of first appearance within one chunk.
+struct LocalDict {
+  std::unordered_map<std::string, std::int32_t, SvHash, std::equal_to<>> index;
+  std::vector<std::string> levels;
+
+  std::int32_t code(std::string_view s) {
+    auto it = index.find(s);
+    if (it != index.end()) return it->second;
+    const auto c = static_cast<std::int32_t>(levels.size());
+    levels.emplace_back(s);
+    index.emplace(levels.back(), c);
+    return c;
+  }
+};
+
+struct BadRow {
+  std::int64_t line = 0;  ///< relative to the chunk until merged, then absolute
+  std::string column;
+  std::int64_t column_number = 0;
+  std::string value;
+  std::string reason;
+  std::string raw;
+};
+
+struct ColumnOut {
+  std::vector<double> numeric;
+  std::vector<std::int32_t> codes;
+  LocalDict dict;
+  std::vector<std::string> text;
+};
+
+struct ChunkOut {
+  std::vector<ColumnOut> cols;
+  std::vector<std::int64_t> lines;  ///< relative start line of each accepted row
+  std::vector<std::string> keys;    ///< unique-column value of each accepted row
+  std::vector<BadRow> bad;
+  std::optional<BadRow> fatal;  ///< unterminated quote: nothing after it can be trusted
+  bool stopped = false;         ///< fail policy hit a bad row, or fatal
+  std::int64_t records = 0;
+  std::int64_t lines_consumed = 0;
+  std::size_t end_pos = 0;
+};
+
+struct Plan {
+  std::string path;
+  const CsvOptions* opts = nullptr;
+  std::vector<std::string> header;
+  std::vector<std::size_t> req_field;  ///< file field of each requested column
+  std::vector<std::size_t> order;      ///< requests sorted by file field: errors in file order
+  std::optional<std::size_t> unique_field;
+};
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto x = static_cast<unsigned char>(a[i]);
+    const auto y = static_cast<unsigned char>(b[i]);
+    if (std::tolower(x) != std::tolower(y)) return false;
+  }
+  return true;
+}
+
+bool is_missing(std::string_view v, const std::vector<std::string>& tokens) {
+  for (const auto& t : tokens)
+    if (v == t) return true;
+  return false;
+}
+
+/// Parses a present numeric cell; returns the reason on failure.
+const char* parse_number(std::string_view v, double& out) {
+  if (iequals(v, "true")) {
+    out = 1.0;
+    return nullptr;
+  }
+  if (iequals(v, "false")) {
+    out = 0.0;
+    return nullptr;
+  }
+  const char* first = v.data();
+  const char* last = v.data() + v.size();
+  // fast_float follows from_chars, which rejects a leading '+'; spreadsheets write one.
+  if (first != last && *first == '+' && last - first > 1 && first[1] != '-' && first[1] != '+')
+    ++first;
+  if (first == last) return "not a number";
+  double x = 0.0;
+  const auto res = fast_float::from_chars(first, last, x);
+  if (res.ec != std::errc() || res.ptr != last) return "not a number";
+  if (std::isnan(x)) return "NaN value";
+  if (std::isinf(x)) {
+    // A spelled-out infinity is a different mistake from a finite value that overflowed.
+    const bool literal = std::find_if(first, last, [](char c) { return c == 'i' || c == 'I'; }) != last;
+    return literal ? "infinite value" : "value out of float32 range";
+  }
+  if (std::fabs(x) > static_cast<double>(FLT_MAX)) return "value out of float32 range";
+  out = x;
+  return nullptr;
+}
+
+std::string field_count_reason(std::size_t expected, std::size_t found) {
+  return "expected " + std::to_string(expected) + " fields, found " + std::to_string(found);
+}
+
+/// Parses the records starting in [begin, end). The last record may run past `end`; end_pos
+/// tells where it really stopped, which is how a wrong boundary is detected.
+void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::size_t end,
+                 ChunkOut& out) {
+  const CsvOptions& opts = *plan.opts;
+  const std::size_t nreq = plan.req_field.size();
+  const std::size_t ncols = plan.header.size();
+  const bool fail_fast = opts.on_error == ErrorPolicy::fail;
+  out.cols.resize(nreq);
+  std::vector<FieldSpan> fields;
+  fields.reserve(ncols + 1);
+  std::vector<std::string> scratch(nreq + 1);
+  std::vector<std::string_view> values(nreq);
+  std::vector<double> nums(nreq);
+  const char* buf = sc.data();
+
+  std::size_t pos = begin;
+  std::int64_t lines = 0;
+  while (pos < end) {
+    const std::size_t nl = sc.newline_at(pos);
+    if (nl > 0) {  // blank line: not a record
+      ++lines;
+      pos += nl;
+      continue;
+    }
+    const RecordScan r = sc.scan(pos, fields);
+    const std::int64_t rec_line = lines;
+    if (r.unterminated) {
+      BadRow b;
+      b.line = rec_line + r.quote_lines;
+      if (r.quote_field < ncols) {
+        b.column = plan.header[r.quote_field];
+        b.column_number = static_cast<std::int64_t>(r.quote_field) + 1;
+      }
+      b.value = truncate_text(std::string_view(buf + r.quote_pos, sc.size() - r.quote_pos));
+      b.reason = "unterminated quoted field";
+      b.raw = std::string(buf + r.start, sc.size() - r.start);
+      out.fatal = std::move(b);
+      out.stopped = true;
+      out.end_pos = sc.size();
+      return;
+    }
+    lines += r.lines;
+    pos = r.next;
+    ++out.records;
+    const std::string_view raw(buf + r.start, r.end - r.start);
+
+    if (fields.size() != ncols) {
+      BadRow b;
+      b.line = rec_line;
+      b.value = truncate_text(raw);
+      b.reason = field_count_reason(ncols, fields.size());
+      b.raw = std::string(raw);
+      out.bad.push_back(std::move(b));
+      if (fail_fast) {
+        out.stopped = true;
+        return;
+      }
+      continue;
+    }
+
+    bool ok = true;
+    for (const std::size_t k : plan.order) {
+      const std::size_t fi = plan.req_field[k];
+      const std::string_view v = sc.cell(fields[fi], scratch[k]);
+      values[k] = v;
+      if (opts.columns[k].type != ColumnType::numeric) continue;
+      if (is_missing(v, opts.missing_tokens)) {
+        nums[k] = std::numeric_limits<double>::quiet_NaN();
+        continue;
+      }
+      if (const char* why = parse_number(v, nums[k])) {
+        BadRow b;
+        b.line = rec_line;
+        b.column = plan.header[fi];
+        b.column_number = static_cast<std::int64_t>(fi) + 1;
+        b.value = truncate_text(v);
+        b.reason = why;
+        b.raw = std::string(raw);
+        out.bad.push_back(std::move(b));
+        ok = false;
+        break;
+      }
+    }
+    if (!ok) {
+      if (fail_fast) {
+        out.stopped = true;
+        return;
+      }
+      continue;
+    }
+
+    for (std::size_t k = 0; k < nreq; ++k) {
+      ColumnOut& c = out.cols[k];
+      switch (opts.columns[k].type) {
+        case ColumnType::numeric: c.numeric.push_back(nums[k]); break;
+        case ColumnType::categorical:
+          c.codes.push_back(is_missing(values[k], opts.missing_tokens) ? -1
+                                                                        : c.dict.code(values[k]));
+          break;
+        case ColumnType::text:
+          if (is_missing(values[k], opts.missing_tokens))
+            c.text.emplace_back();
+          else
+            c.text.emplace_back(values[k]);
+          break;
+      }
+    }
+    if (plan.unique_field) out.keys.emplace_back(sc.cell(fields[*plan.unique_field], scratch[nreq]));
+    out.lines.push_back(rec_line);
+  }
+  out.lines_consumed = lines;
+  out.end_pos = pos;
+}
+
+/// One parallel pass over [body, n): nominal chunks of `chunk` bytes, each inner edge moved to
+/// the first line end outside quotes at or after it (quote parity up to the edge says whether a
+/// line end is inside a field), then every chunk parsed on its own. `edge` gets chunks + 1
+/// entries. Exact as long as no quote sits inside an unquoted field; the caller checks.
+std::vector<ChunkOut> parse_parallel(const Scanner& sc, const Plan& plan, std::size_t body,
+                                     std::size_t chunk, int nthreads,
+                                     std::vector<std::size_t>& edge) {
+  const char* buf = sc.data();
+  const std::size_t n = sc.size();
+  const std::size_t nchunks = n > body ? (n - body + chunk - 1) / chunk : 0;
+  const auto nchunks_signed = static_cast<std::ptrdiff_t>(nchunks);
+  std::vector<std::size_t> quotes(nchunks, 0);
+  std::vector<char> in_quote(nchunks, 0);
+  edge.assign(nchunks + 1, n);
+  if (nchunks > 0) edge[0] = body;
+  std::vector<ChunkOut> outs(nchunks);
+  // One team for all three phases: on a shared, oversubscribed machine each fork/join can cost
+  // a scheduler time slice, which would dominate small files.
+  const int team = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(nthreads),
+                                                          std::max<std::size_t>(nchunks, 1)));
+  ExceptionCollector errors;
+#pragma omp parallel num_threads(team) if (team > 1)
+  {
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t i = 0; i < nchunks_signed; ++i) {
+      const std::size_t b = body + static_cast<std::size_t>(i) * chunk;
+      const std::size_t e = std::min(n, b + chunk);
+      quotes[static_cast<std::size_t>(i)] =
+          static_cast<std::size_t>(std::count(buf + b, buf + e, '"'));
+    }
+#pragma omp single
+    {
+      for (std::size_t i = 1, parity = 0; i < nchunks; ++i) {
+        parity ^= quotes[i - 1] & 1u;
+        in_quote[i] = static_cast<char>(parity);
+      }
+    }
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t si = 1; si < nchunks_signed; ++si) {
+      const auto i = static_cast<std::size_t>(si);
+      bool inq = in_quote[i] != 0;
+      std::size_t found = n;
+      for (std::size_t p = body + i * chunk; p < n; ++p) {
+        const char c = buf[p];
+        if (c == '"') {
+          inq = !inq;
+        } else if (!inq && (c == '\r' || c == '\n')) {
+          found = p + sc.newline_at(p);
+          break;
+        }
+      }
+      edge[i] = found;
+    }
+#pragma omp single
+    {
+      for (std::size_t i = 1; i <= nchunks; ++i) edge[i] = std::max(edge[i], edge[i - 1]);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t si = 0; si < nchunks_signed; ++si) {
+      const auto i = static_cast<std::size_t>(si);
+      errors.run([&] { parse_chunk(sc, plan, edge[i], edge[i + 1], outs[i]); });
+    }
+  }
+  errors.rethrow();
+
+  return outs;
+}
+
+struct Header {
+  std::vector<std::string> names;
+  std::int64_t line = 0;         ///< physical line of the header record
+  std::size_t body_start = 0;    ///< first byte after the header
+  std::int64_t body_line = 0;    ///< physical line at body_start
+};
+
+Header parse_header(const Scanner& sc, const std::string& path) {
+  std::size_t pos = 0;
+  const char* buf = sc.data();
+  const std::size_t n = sc.size();
+  if (n >= 3 && static_cast<unsigned char>(buf[0]) == 0xEF &&
+      static_cast<unsigned char>(buf[1]) == 0xBB && static_cast<unsigned char>(buf[2]) == 0xBF)
+    pos = 3;
+  std::int64_t line = 1;
+  while (pos < n) {
+    const std::size_t nl = sc.newline_at(pos);
+    if (nl == 0) break;
+    ++line;
+    pos += nl;
+  }
+  if (pos >= n) throw InputError(path, 0, "", 0, "", "empty file");
+  std::vector<FieldSpan> fields;
+  const RecordScan r = sc.scan(pos, fields);
+  if (r.unterminated)
+    throw InputError(path, line + r.quote_lines, "", 0,
+                     truncate_text(std::string_view(buf + r.quote_pos, n - r.quote_pos)),
+                     "unterminated quoted field");
+  Header h;
+  h.line = line;
+  h.body_start = r.next;
+  h.body_line = line + r.lines;
+  std::string scratch;
+  for (const auto& f : fields) h.names.emplace_back(sc.cell(f, scratch));
+  return h;
+}
+
+void check_delimiter(char d) {
+  if (d != ',' && d != ';' && d != '\t' && d != '|')
+    throw ConfigError(std::string("csv delimiter must be one of , ; \\t |, got '") + d + "'");
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+std::string csv_field(std::string_view s) {
+  if (s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
+  std::string q = "\"";
+  for (const char c : s) {
+    q.push_back(c);
+    if (c == '"') q.push_back('"');
+  }
+  q.push_back('"');
+  return q;
+}
+
+std::string quarantine_reason(const BadRow& b) {
+  if (b.column_number == 0) return b.reason;
+  return "column '" + b.column + "' (" + std::to_string(b.column_number) + "): " + b.reason +
+         ": '" + b.value + "'";
+}
+
+void write_quarantine(const std::string& path, const std::vector<const BadRow*>& rows) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw Error(path + ": cannot write quarantine file");
+    f << "line,reason,record\n";
+    for (const BadRow* b : rows)
+      f << b->line << ',' << csv_field(quarantine_reason(*b)) << ',' << csv_field(b->raw) << '\n';
+    f.flush();
+    if (!f) throw Error(path + ": cannot write quarantine file");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw Error(path + ": cannot write quarantine file (rename failed)");
+  }
+}
+
+[[noreturn]] void throw_bad(const std::string& path, const BadRow& b) {
+  throw InputError(path, b.line, b.column, b.column_number, b.value, b.reason);
+}
+
+}  // namespace
+
+std::vector<std::string> read_csv_header(const std::string& path, char delimiter) {
+  check_delimiter(delimiter);
+  MappedFile file(path);
+  const Scanner sc(file.data(), file.size(), delimiter);
+  return parse_header(sc, path).names;
+}
+
+Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* stats) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_delimiter(options.delimiter);
+  MappedFile file(path);
+  const Scanner sc(file.data(), file.size(), options.delimiter);
+  const char* buf = file.data();
+  const std::size_t n = file.size();
+
+  Header header = parse_header(sc, path);
+  Plan plan;
+  plan.path = path;
+  plan.opts = &options;
+  plan.header = header.names;
+  auto field_of = [&](const std::string& name) -> std::size_t {
+    const auto it = std::find(plan.header.begin(), plan.header.end(), name);
+    if (it == plan.header.end())
+      throw InputError(path, header.line, name, 0, name, "missing column in header");
+    return static_cast<std::size_t>(it - plan.header.begin());
+  };
+  for (const auto& req : options.columns) plan.req_field.push_back(field_of(req.name));
+  if (!options.unique_column.empty()) plan.unique_field = field_of(options.unique_column);
+  plan.order.resize(plan.req_field.size());
+  for (std::size_t k = 0; k < plan.order.size(); ++k) plan.order[k] = k;
+  std::stable_sort(plan.order.begin(), plan.order.end(), [&](std::size_t a, std::size_t b) {
+    return plan.req_field[a] < plan.req_field[b];
+  });
+
+  const std::size_t chunk = std::max(kMinChunkBytes, options.chunk_bytes > 0 ? options.chunk_bytes
+                                                                             : kCsvChunkBytes);
+  const int nthreads = options.threads > 0 ? options.threads : threads();
+  const std::size_t body = header.body_start;
+
+  // Chunk i starts on a true record boundary if chunk i-1 ended exactly on it. Parity is fooled
+  // only by a quote inside an unquoted field: the chunk that ran past its edge is still exact
+  // (it started on a true boundary), so keep it and start a new pass where it really ended.
+  std::vector<ChunkOut> outs;
+  std::vector<std::size_t> edge;
+  std::size_t start = body;
+  for (int pass = 0; start < n; ++pass) {
+    if (pass == kMaxParallelPasses) {
+      outs.emplace_back();
+      parse_chunk(sc, plan, start, n, outs.back());
+      break;
+    }
+    std::vector<ChunkOut> part = parse_parallel(sc, plan, start, chunk, nthreads, edge);
+    bool again = false;
+    std::size_t take = part.size();
+    for (std::size_t i = 0; i < part.size(); ++i) {
+      if (part[i].stopped) {
+        take = i + 1;
+        break;
+      }
+      if (part[i].end_pos != edge[i + 1]) {
+        take = i + 1;
+        start = part[i].end_pos;
+        again = true;
+        break;
+      }
+    }
+    for (std::size_t i = 0; i < take; ++i) outs.push_back(std::move(part[i]));
+    if (!again || outs.back().stopped) break;
+  }
+
+  // Relative lines -> physical lines.
+  std::int64_t base = header.body_line;
+  for (auto& o : outs) {
+    for (auto& l : o.lines) l += base;
+    for (auto& b : o.bad) b.line += base;
+    if (o.fatal) o.fatal->line += base;
+    base += o.lines_consumed;
+  }
+
+  const bool fail_fast = options.on_error == ErrorPolicy::fail;
+  // Uniqueness is a whole-file property, checked in file order so the first occurrence wins.
+  std::vector<std::vector<char>> drop(outs.size());
+  std::vector<BadRow> dups;
+  if (plan.unique_field) {
+    std::unordered_set<std::string_view> seen;
+    std::size_t candidates = 0;
+    for (const auto& o : outs) candidates += o.keys.size();
+    seen.reserve(candidates);
+    const std::size_t uf = *plan.unique_field;
+    for (std::size_t c = 0; c < outs.size(); ++c) {
+      ChunkOut& o = outs[c];
+      drop[c].assign(o.lines.size(), 0);
+      for (std::size_t j = 0; j < o.keys.size(); ++j) {
+        const std::string& key = o.keys[j];
+        if (is_missing(key, options.missing_tokens)) continue;
+        if (seen.insert(key).second) continue;
+        BadRow b;
+        b.line = o.lines[j];
+        b.column = plan.header[uf];
+        b.column_number = static_cast<std::int64_t>(uf) + 1;
+        b.value = truncate_text(key);
+        b.reason = "duplicate value";
+        if (fail_fast) throw_bad(path, b);  // every accepted row precedes any chunk error
+        drop[c][j] = 1;
+        dups.push_back(std::move(b));
+      }
+    }
+  }
+  if (fail_fast) {
+    for (const auto& o : outs) {
+      if (o.fatal) throw_bad(path, *o.fatal);
+      if (!o.bad.empty()) throw_bad(path, o.bad.front());
+    }
+  }
+  for (const auto& o : outs)
+    if (o.fatal) throw_bad(path, *o.fatal);
+
+  // Raw text of duplicate rows is only needed for the quarantine file.
+  if (!dups.empty() && !options.quarantine_path.empty()) {
+    std::vector<FieldSpan> fields;
+    std::size_t d = 0;
+    std::size_t pos = body;
+    std::int64_t line = header.body_line;
+    while (pos < n && d < dups.size()) {
+      const std::size_t nl = sc.newline_at(pos);
+      if (nl > 0) {
+        ++line;
+        pos += nl;
+        continue;
+      }
+      const RecordScan r = sc.scan(pos, fields);
+      if (line == dups[d].line) dups[d++].raw.assign(buf + r.start, r.end - r.start);
+      line += r.lines;
+      pos = r.next;
+    }
+  }
+
+  Table table;
+  table.source = path;
+  std::size_t kept = 0;
+  std::int64_t records = 0;
+  std::size_t bad_count = dups.size();
+  for (std::size_t c = 0; c < outs.size(); ++c) {
+    records += outs[c].records;
+    bad_count += outs[c].bad.size();
+    kept += outs[c].lines.size();
+    for (const char x : drop[c]) kept -= static_cast<std::size_t>(x);
+  }
+  auto keep = [&](std::size_t c, std::size_t j) { return drop[c].empty() || drop[c][j] == 0; };
+
+  table.rows = kept;
+  table.source_line.reserve(kept);
+  for (std::size_t c = 0; c < outs.size(); ++c)
+    for (std::size_t j = 0; j < outs[c].lines.size(); ++j)
+      if (keep(c, j)) table.source_line.push_back(outs[c].lines[j]);
+
+  for (std::size_t k = 0; k < options.columns.size(); ++k) {
+    Column col;
+    col.name = options.columns[k].name;
+    col.type = options.columns[k].type;
+    switch (col.type) {
+      case ColumnType::numeric:
+        col.numeric.reserve(kept);
+        for (std::size_t c = 0; c < outs.size(); ++c) {
+          const auto& v = outs[c].cols[k].numeric;
+          for (std::size_t j = 0; j < v.size(); ++j)
+            if (keep(c, j)) col.numeric.push_back(v[j]);
+        }
+        break;
+      case ColumnType::categorical: {
+        // Global codes are handed out on first appearance among kept rows, in file order, so
+        // a level seen only in rejected rows never enters the dictionary.
+        col.codes.reserve(kept);
+        std::unordered_map<std::string_view, std::int32_t> global;
+        for (std::size_t c = 0; c < outs.size(); ++c) {
+          ColumnOut& co = outs[c].cols[k];
+          std::vector<std::int32_t> remap(co.dict.levels.size(), -1);
+          for (std::size_t j = 0; j < co.codes.size(); ++j) {
+            if (!keep(c, j)) continue;
+            const std::int32_t local = co.codes[j];
+            if (local < 0) {
+              col.codes.push_back(-1);
+              continue;
+            }
+            auto& g = remap[static_cast<std::size_t>(local)];
+            if (g < 0) {
+              const std::string& level = co.dict.levels[static_cast<std::size_t>(local)];
+              auto [it, inserted] =
+                  global.try_emplace(level, static_cast<std::int32_t>(col.levels.size()));
+              if (inserted) col.levels.push_back(level);
+              g = it->second;
+            }
+            col.codes.push_back(g);
+          }
+        }
+        break;
+      }
+      case ColumnType::text:
+        col.text.reserve(kept);
+        for (std::size_t c = 0; c < outs.size(); ++c) {
+          auto& v = outs[c].cols[k].text;
+          for (std::size_t j = 0; j < v.size(); ++j)
+            if (keep(c, j)) col.text.push_back(std::move(v[j]));
+        }
+        break;
+    }
+    table.columns.push_back(std::move(col));
+  }
+
+  if (options.on_error == ErrorPolicy::quarantine && !options.quarantine_path.empty()) {
+    std::vector<const BadRow*> rows;
+    rows.reserve(bad_count);
+    for (const auto& o : outs)
+      for (const auto& b : o.bad) rows.push_back(&b);
+    for (const auto& b : dups) rows.push_back(&b);
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const BadRow* a, const BadRow* b) { return a->line < b->line; });
+    write_quarantine(options.quarantine_path, rows);
+  }
+
+  if (stats != nullptr) {
+    stats->rows_read = records;
+    stats->rows_accepted = static_cast<std::int64_t>(kept);
+    stats->rows_quarantined = static_cast<std::int64_t>(bad_count);
+    stats->bytes = static_cast<std::int64_t>(n);
+    stats->seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return table;
+}
+
+}  // namespace icp

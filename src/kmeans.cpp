@@ -1,0 +1,250 @@
+// k-means driver: validate -> centre -> (init -> Lloyd steps) per restart -> finalize.
+
+#include "icp/kmeans.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "icp/error.hpp"
+#include "kmeans_internal.hpp"
+
+namespace icp {
+
+namespace kmeans_detail {
+
+namespace {
+
+/// Rows centred at a time by kmeans_predict: a multiple of kReduceChunkRows (so the kernel's
+/// block partition is the same as on the whole matrix) that bounds the centred copy at
+/// 64 * 4096 rows (64 MiB at d = 64) whatever the input size.
+constexpr std::size_t kPredictSlabRows = 64 * kReduceChunkRows;
+
+/// Flat index (row * cols + col) of the first non-finite value, or SIZE_MAX.
+std::size_t first_non_finite(MatrixView x) {
+  const std::size_t n = x.rows;
+  const std::size_t chunks = chunk_count(n);
+  std::vector<std::size_t> first(chunks, std::numeric_limits<std::size_t>::max());
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
+    const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows * x.cols;
+    const std::size_t end =
+        std::min(n, (static_cast<std::size_t>(ci) + 1) * kReduceChunkRows) * x.cols;
+    for (std::size_t t = begin; t < end; ++t) {
+      if (!std::isfinite(x.data[t])) {
+        first[static_cast<std::size_t>(ci)] = t;
+        break;
+      }
+    }
+  }
+  for (const std::size_t f : first) {
+    if (f != std::numeric_limits<std::size_t>::max()) return f;
+  }
+  return std::numeric_limits<std::size_t>::max();
+}
+
+void check_finite(MatrixView x, const char* what) {
+  const std::size_t bad = first_non_finite(x);
+  if (bad == std::numeric_limits<std::size_t>::max()) return;
+  throw Error(fmt::format(
+      "k-means: non-finite value in {} at row {}, column {}: {} (impute or drop missing values "
+      "before clustering)",
+      what, bad / x.cols + 1, bad % x.cols + 1, x.data[bad]));
+}
+
+}  // namespace
+
+void validate_data(MatrixView x, int k) {
+  if (x.cols == 0) throw Error("k-means: the feature matrix has no columns");
+  if (k < 1) throw Error(fmt::format("k-means: k must be at least 1, got {}", k));
+  if (static_cast<std::size_t>(k) > x.rows) {
+    throw Error(fmt::format("k-means: k = {} exceeds the number of rows ({})", k, x.rows));
+  }
+  check_finite(x, "the data");
+}
+
+void validate_options(const KMeansOptions& options) {
+  if (options.max_iter < 1) {
+    throw Error(fmt::format("k-means: max_iter must be at least 1, got {}", options.max_iter));
+  }
+  if (options.n_init < 1) {
+    throw Error(fmt::format("k-means: n_init must be at least 1, got {}", options.n_init));
+  }
+  if (!(options.tol >= 0.0) || !std::isfinite(options.tol)) {
+    throw Error(fmt::format("k-means: tol must be a finite value >= 0, got {}", options.tol));
+  }
+}
+
+std::vector<double> column_means(MatrixView x, Reducer& reducer) {
+  const std::size_t n = x.rows;
+  const std::size_t d = x.cols;
+  const std::size_t chunks = chunk_count(n);
+  std::vector<double> partial(chunks * d, 0.0);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
+    double* sums = partial.data() + static_cast<std::size_t>(ci) * d;
+    const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
+    const std::size_t end = std::min(n, begin + kReduceChunkRows);
+    for (std::size_t i = begin; i < end; ++i) {
+      const float* row = x.row(i);
+      for (std::size_t j = 0; j < d; ++j) sums[j] += static_cast<double>(row[j]);
+    }
+  }
+  std::vector<double> mean(d, 0.0);
+  for (std::size_t ci = 0; ci < chunks; ++ci) {
+    for (std::size_t j = 0; j < d; ++j) mean[j] += partial[ci * d + j];
+  }
+  std::int64_t count = static_cast<std::int64_t>(n);
+  reducer.sum(std::span<double>(mean));
+  reducer.sum(std::span<std::int64_t>(&count, 1));
+  if (count > 0) {
+    for (double& m : mean) m /= static_cast<double>(count);
+  }
+  return mean;
+}
+
+Matrix centre_rows(MatrixView x, std::span<const double> offset) {
+  Matrix out(x.rows, x.cols);
+  const std::size_t d = x.cols;
+#pragma omp parallel for schedule(static) if (x.rows > kReduceChunkRows)
+  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(x.rows); ++i) {
+    const auto r = static_cast<std::size_t>(i);
+    const float* src = x.row(r);
+    float* dst = out.row(r);
+    for (std::size_t j = 0; j < d; ++j) {
+      dst[j] = static_cast<float>(static_cast<double>(src[j]) - offset[j]);
+    }
+  }
+  return out;
+}
+
+}  // namespace kmeans_detail
+
+namespace {
+
+using namespace kmeans_detail;  // NOLINT: this file is the driver of those pieces
+
+struct RunResult {
+  LloydState state;
+  double inertia = 0.0;
+  int iterations = 0;
+  bool converged = false;
+  std::vector<KMeansIteration> history;
+};
+
+RunResult run_restart(const Matrix& xc, const KMeansOptions& options, int restart,
+                      Reducer& reducer) {
+  const std::uint64_t seed = derive_seed(options.seed, static_cast<std::uint64_t>(restart));
+  RunResult run;
+  run.state.centroids = options.init == KMeansInit::kmeanspp
+                            ? init_kmeanspp(xc.view(), options.k, seed)
+                            : init_random(xc.view(), options.k, seed);
+  run.state.assignment.assign(xc.rows(), -1);
+  run.state.distance.assign(xc.rows(), 0.0f);
+  for (int it = 1; it <= options.max_iter; ++it) {
+    const auto start = std::chrono::steady_clock::now();
+    const StepStats step = lloyd_step(xc.view(), run.state, reducer);
+    KMeansIteration info;
+    info.iteration = it;
+    info.inertia = step.inertia;
+    info.shift = step.shift;
+    info.changed = step.changed;
+    info.relocated = step.relocated;
+    info.restart = restart;
+    info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    run.history.push_back(info);
+    run.iterations = it;
+    if (options.on_iteration) options.on_iteration(info);
+    if (step.shift <= options.tol) {
+      run.converged = true;
+      break;
+    }
+  }
+  // Report labels and distances against the centres actually returned.
+  const AssignStats final_assign = assign_rows(xc.view(), run.state.centroids.view(),
+                                               run.state.assignment, run.state.distance, false);
+  run.inertia = final_assign.inertia;
+  reducer.sum(std::span<double>(&run.inertia, 1));
+  return run;
+}
+
+}  // namespace
+
+KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& reducer) {
+  validate_options(options);
+  validate_data(x, options.k);
+  const std::vector<double> mean = column_means(x, reducer);
+  const Matrix xc = centre_rows(x, mean);
+
+  RunResult best;
+  for (int restart = 0; restart < options.n_init; ++restart) {
+    RunResult run = run_restart(xc, options, restart, reducer);
+    if (restart == 0 || run.inertia < best.inertia) best = std::move(run);
+  }
+
+  const std::size_t k = static_cast<std::size_t>(options.k);
+  const std::size_t d = x.cols;
+  KMeansResult result;
+  result.centroids = Matrix(k, d);
+  for (std::size_t j = 0; j < k; ++j) {
+    for (std::size_t t = 0; t < d; ++t) {
+      result.centroids(j, t) =
+          static_cast<float>(static_cast<double>(best.state.centroids(j, t)) + mean[t]);
+    }
+  }
+  result.sizes.assign(k, 0);
+  for (const std::int32_t label : best.state.assignment) {
+    ++result.sizes[static_cast<std::size_t>(label)];
+  }
+  reducer.sum(std::span<std::int64_t>(result.sizes));
+  result.assignment = std::move(best.state.assignment);
+  result.distance = std::move(best.state.distance);
+  result.inertia = best.inertia;
+  result.iterations = best.iterations;
+  result.converged = best.converged;
+  result.history = std::move(best.history);
+  return result;
+}
+
+void kmeans_predict(MatrixView x, MatrixView centroids, std::span<std::int32_t> assignment,
+                    std::span<float> distance) {
+  if (centroids.rows == 0) throw Error("k-means predict: no centroids");
+  if (centroids.cols != x.cols) {
+    throw Error(fmt::format("k-means predict: data has {} columns but centroids have {}", x.cols,
+                            centroids.cols));
+  }
+  if (x.cols == 0) throw Error("k-means predict: the feature matrix has no columns");
+  if (assignment.size() != x.rows || distance.size() != x.rows) {
+    throw Error(
+        fmt::format("k-means predict: output sizes ({}, {}) do not match the {} rows of the data",
+                    assignment.size(), distance.size(), x.rows));
+  }
+  check_finite(x, "the data");
+  check_finite(centroids, "the centroids");
+
+  // Shift by the centroids' mean: it needs no pass over (or reduction of) the data, and keeps
+  // both operands near zero so ||c||^2 - 2 x.c does not cancel when features share a large offset.
+  const std::size_t d = x.cols;
+  std::vector<double> offset(d, 0.0);
+  for (std::size_t j = 0; j < centroids.rows; ++j) {
+    for (std::size_t t = 0; t < d; ++t) offset[t] += static_cast<double>(centroids(j, t));
+  }
+  for (double& o : offset) o /= static_cast<double>(centroids.rows);
+  const Matrix cc = centre_rows(centroids, offset);
+
+  for (std::size_t s0 = 0; s0 < x.rows; s0 += kPredictSlabRows) {
+    const std::size_t rows = std::min(kPredictSlabRows, x.rows - s0);
+    const MatrixView slab{x.row(s0), rows, d};
+    const Matrix xc = centre_rows(slab, offset);
+    assign_rows(xc.view(), cc.view(), assignment.subspan(s0, rows), distance.subspan(s0, rows),
+                false);
+  }
+}
+
+}  // namespace icp

@@ -1,0 +1,150 @@
+// Update: cluster sums in fixed chunks, empty-cluster relocation, new centres and their shift.
+
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "kmeans_internal.hpp"
+
+namespace icp::kmeans_detail {
+
+ClusterSums accumulate_clusters(MatrixView xc, std::span<const std::int32_t> assignment,
+                                std::size_t k, Reducer& reducer) {
+  const std::size_t n = xc.rows;
+  const std::size_t d = xc.cols;
+  ClusterSums out;
+  out.k = k;
+  out.d = d;
+  out.sums.assign(k * d, 0.0);
+  out.counts.assign(k, 0);
+
+  const std::size_t chunks = chunk_count(n);
+  const std::size_t wave = std::min(kUpdateWaveChunks, chunks);
+  std::vector<double> part_sums(wave * k * d);
+  std::vector<std::int64_t> part_counts(wave * k);
+  for (std::size_t w0 = 0; w0 < chunks; w0 += kUpdateWaveChunks) {
+    const std::size_t w1 = std::min(chunks, w0 + kUpdateWaveChunks);
+#pragma omp parallel for schedule(dynamic, 1) if (w1 - w0 > 1)
+    for (std::ptrdiff_t ci = static_cast<std::ptrdiff_t>(w0); ci < static_cast<std::ptrdiff_t>(w1);
+         ++ci) {
+      const std::size_t slot = static_cast<std::size_t>(ci) - w0;
+      double* sums = part_sums.data() + slot * k * d;
+      std::int64_t* counts = part_counts.data() + slot * k;
+      std::fill(sums, sums + k * d, 0.0);
+      std::fill(counts, counts + k, std::int64_t{0});
+      const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
+      const std::size_t end = std::min(n, begin + kReduceChunkRows);
+      for (std::size_t i = begin; i < end; ++i) {
+        const auto label = static_cast<std::size_t>(assignment[i]);
+        double* dst = sums + label * d;
+        const float* src = xc.row(i);
+        for (std::size_t j = 0; j < d; ++j) dst[j] += static_cast<double>(src[j]);
+        ++counts[label];
+      }
+    }
+    for (std::size_t ci = w0; ci < w1; ++ci) {
+      const std::size_t slot = ci - w0;
+      const double* sums = part_sums.data() + slot * k * d;
+      const std::int64_t* counts = part_counts.data() + slot * k;
+      for (std::size_t t = 0; t < k * d; ++t) out.sums[t] += sums[t];
+      for (std::size_t t = 0; t < k; ++t) out.counts[t] += counts[t];
+    }
+  }
+  reducer.sum(std::span<double>(out.sums));
+  reducer.sum(std::span<std::int64_t>(out.counts));
+  return out;
+}
+
+std::int64_t relocate_empty(MatrixView xc, std::span<std::int32_t> assignment,
+                            std::span<const float> distance, ClusterSums& sums) {
+  const std::size_t k = sums.k;
+  const std::size_t d = sums.d;
+  std::vector<std::size_t> empty;
+  for (std::size_t j = 0; j < k; ++j) {
+    if (sums.counts[j] == 0) empty.push_back(j);
+  }
+  if (empty.empty()) return 0;
+
+  // Empty clusters are rare, so a full sort of the rows is affordable and keeps the order total:
+  // farthest first, ties to the lowest row.
+  std::vector<std::size_t> order(xc.rows);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    if (distance[a] != distance[b]) return distance[a] > distance[b];
+    return a < b;
+  });
+
+  std::int64_t relocated = 0;
+  std::size_t pos = 0;
+  for (const std::size_t j : empty) {
+    while (pos < order.size()) {
+      const std::size_t row = order[pos++];
+      const auto from = static_cast<std::size_t>(assignment[row]);
+      if (sums.counts[from] <= 1) continue;  // taking its only point would just move the hole
+      const float* x = xc.row(row);
+      for (std::size_t t = 0; t < d; ++t) {
+        sums.sums[from * d + t] -= static_cast<double>(x[t]);
+        sums.sums[j * d + t] = static_cast<double>(x[t]);
+      }
+      --sums.counts[from];
+      sums.counts[j] = 1;
+      assignment[row] = static_cast<std::int32_t>(j);
+      ++relocated;
+      break;
+    }
+  }
+  return relocated;
+}
+
+Matrix centroids_from_sums(const ClusterSums& sums, const Matrix& previous) {
+  Matrix next(sums.k, sums.d);
+  for (std::size_t j = 0; j < sums.k; ++j) {
+    if (sums.counts[j] == 0) {
+      std::copy(previous.row(j), previous.row(j) + sums.d, next.row(j));
+      continue;
+    }
+    const double count = static_cast<double>(sums.counts[j]);
+    for (std::size_t t = 0; t < sums.d; ++t) {
+      next(j, t) = static_cast<float>(sums.sums[j * sums.d + t] / count);
+    }
+  }
+  return next;
+}
+
+double relative_shift(const Matrix& previous, const Matrix& next) noexcept {
+  double moved = 0.0;
+  double scale = 0.0;
+  const auto& a = previous.storage();
+  const auto& b = next.storage();
+  for (std::size_t t = 0; t < a.size(); ++t) {
+    const double diff = static_cast<double>(b[t]) - static_cast<double>(a[t]);
+    moved += diff * diff;
+    scale += static_cast<double>(a[t]) * static_cast<double>(a[t]);
+  }
+  if (moved == 0.0) return 0.0;
+  // Centres all at the data mean (e.g. k = 1 after centring): any movement counts as large.
+  if (scale == 0.0) return std::numeric_limits<double>::infinity();
+  return moved / scale;
+}
+
+StepStats lloyd_step(MatrixView xc, LloydState& state, Reducer& reducer) {
+  StepStats stats;
+  const AssignStats assigned =
+      assign_rows(xc, state.centroids.view(), state.assignment, state.distance, true);
+  double inertia = assigned.inertia;
+  std::int64_t changed = assigned.changed;
+  reducer.sum(std::span<double>(&inertia, 1));
+  reducer.sum(std::span<std::int64_t>(&changed, 1));
+  ClusterSums sums = accumulate_clusters(xc, state.assignment, state.centroids.rows(), reducer);
+  stats.relocated = relocate_empty(xc, state.assignment, state.distance, sums);
+  Matrix next = centroids_from_sums(sums, state.centroids);
+  stats.shift = relative_shift(state.centroids, next);
+  state.centroids = std::move(next);
+  stats.inertia = inertia;
+  stats.changed = changed;
+  return stats;
+}
+
+}  // namespace icp::kmeans_detail

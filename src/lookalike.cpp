@@ -1,0 +1,440 @@
+// Lookalike orchestration: backtest on held-out seeds, ensemble weights from that backtest, the
+// final refit on all seeds, and the mapping of the chosen method to scores, ranks and tiers.
+#include "icp/lookalike.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "icp/error.hpp"
+#include "icp/parallel.hpp"
+
+namespace icp {
+
+namespace {
+
+constexpr std::size_t kMethods = 3;   // knn, segment, model (the ensemble combines them)
+constexpr std::size_t kMaxTiers = 4;  // A..D; every remaining row is E
+constexpr std::array<double, 4> kRecallFractions = {0.01, 0.05, 0.10, 0.25};
+
+struct MethodScores {
+  std::array<std::vector<float>, kMethods> raw;  // knn similarity, segment rate, model logit
+  KnnResult knn;
+  std::vector<double> segment_rate;
+  LogisticModel model;
+};
+
+std::uint64_t splitmix64(std::uint64_t z) {
+  z += 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+std::vector<float> logits(MatrixView x, const LogisticModel& model) {
+  std::vector<float> out(x.rows);
+  const auto n = static_cast<std::int64_t>(x.rows);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float* xi = x.row(static_cast<std::size_t>(i));
+    double z = model.intercept;
+    for (std::size_t j = 0; j < x.cols; ++j) z += model.coef[j] * static_cast<double>(xi[j]);
+    out[static_cast<std::size_t>(i)] = static_cast<float>(z);
+  }
+  return out;
+}
+
+std::vector<float> similarities(const KnnResult& knn) {
+  std::vector<float> out(knn.mean.size());
+  // 1 / (1 + mean distance): monotone, in (0, 1], and 0 for a row without any other seed.
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i] = std::isfinite(knn.mean[i]) ? static_cast<float>(1.0 / (1.0 + knn.mean[i])) : 0.0f;
+  }
+  return out;
+}
+
+MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, int k,
+                         std::span<const std::uint8_t> is_seed,
+                         std::span<const std::uint8_t> is_negative,
+                         const LookalikeOptions& options) {
+  const std::size_t n = x.rows;
+  std::vector<std::size_t> seed_rows;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (is_seed[i] != 0) seed_rows.push_back(i);
+  }
+  Matrix seeds(seed_rows.size(), x.cols);
+  std::vector<std::int64_t> self_seed(n, -1);
+  for (std::size_t s = 0; s < seed_rows.size(); ++s) {
+    std::copy_n(x.row(seed_rows[s]), x.cols, seeds.row(s));
+    self_seed[seed_rows[s]] = static_cast<std::int64_t>(s);
+  }
+  MethodScores out;
+  out.knn = knn_to_seeds(x, seeds.view(), self_seed, options.neighbors);
+  // knn reports seed indices; callers want rows of x.
+  for (std::int64_t& idx : out.knn.index) {
+    if (idx >= 0) idx = static_cast<std::int64_t>(seed_rows[static_cast<std::size_t>(idx)]);
+  }
+  out.raw[0] = similarities(out.knn);
+  out.segment_rate = segment_seed_rates(segment, k, is_seed, is_negative, options.prior_strength);
+  out.raw[1].resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.raw[1][i] = static_cast<float>(out.segment_rate[static_cast<std::size_t>(segment[i])]);
+  }
+  out.model = fit_pu_logistic(x, is_seed, is_negative, options.l2, options.bags, options.seed);
+  out.raw[2] = logits(x, out.model);
+  return out;
+}
+
+// Ascending midrank scaled to [0, 1]; tied values share the mean of their ranks, so a method
+// with few distinct values (segment) neither gains nor loses from arbitrary tie order.
+std::vector<double> normalized_midrank(std::span<const float> value) {
+  const std::size_t n = value.size();
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return value[a] < value[b] || (value[a] == value[b] && a < b);
+  });
+  std::vector<double> out(n, 1.0);
+  if (n < 2) return out;
+  std::size_t i = 0;
+  while (i < n) {
+    std::size_t j = i;
+    while (j < n && value[order[j]] == value[order[i]]) ++j;
+    const double midrank0 = 0.5 * static_cast<double>(i + j - 1);  // 0-based mean rank
+    for (std::size_t t = i; t < j; ++t) out[order[t]] = midrank0 / static_cast<double>(n - 1);
+    i = j;
+  }
+  return out;
+}
+
+// Weighted mean of the methods' normalized midranks. Rank averaging puts the knn similarity, a
+// segment rate and a logit on one scale without assuming anything about their distributions.
+std::vector<float> rank_average(const std::array<std::vector<float>, kMethods>& raw,
+                                const std::array<double, kMethods>& weight) {
+  const std::size_t n = raw[0].size();
+  std::vector<double> sum(n, 0.0);
+  for (std::size_t m = 0; m < kMethods; ++m) {
+    if (weight[m] == 0.0) continue;
+    const std::vector<double> r = normalized_midrank(raw[m]);
+    for (std::size_t i = 0; i < n; ++i) sum[i] += weight[m] * r[i];
+  }
+  std::vector<float> out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(sum[i]);
+  return out;
+}
+
+// Ensemble weights proportional to max(0, AUC - 0.5): a method at chance gets nothing, and the
+// gain over chance (not AUC itself) sets the share. All at chance -> equal weights.
+std::array<double, kMethods> weights_from_auc(const std::array<double, kMethods>& auc) {
+  std::array<double, kMethods> w{};
+  double total = 0.0;
+  for (std::size_t m = 0; m < kMethods; ++m) {
+    w[m] = std::max(0.0, auc[m] - 0.5);
+    total += w[m];
+  }
+  for (std::size_t m = 0; m < kMethods; ++m) {
+    w[m] = total > 0.0 ? w[m] / total : 1.0 / static_cast<double>(kMethods);
+  }
+  return w;
+}
+
+BacktestRow evaluate(const std::string& name, std::span<const float> all_scores,
+                     std::span<const std::size_t> population, std::span<const std::uint8_t> label) {
+  std::vector<float> s(population.size());
+  for (std::size_t t = 0; t < population.size(); ++t) s[t] = all_scores[population[t]];
+  BacktestRow row;
+  row.method = name;
+  row.auc = roc_auc(s, label);
+  row.recall_at_1 = recall_at(s, label, kRecallFractions[0]);
+  row.recall_at_5 = recall_at(s, label, kRecallFractions[1]);
+  row.recall_at_10 = recall_at(s, label, kRecallFractions[2]);
+  row.recall_at_25 = recall_at(s, label, kRecallFractions[3]);
+  row.lift_at_10 = row.recall_at_10 / kRecallFractions[2];
+  return row;
+}
+
+std::array<std::int32_t, 3> top_reasons(const float* xi, std::span<const double> coef) {
+  std::array<std::int32_t, 3> best = {-1, -1, -1};
+  std::array<double, 3> value = {0.0, 0.0, 0.0};
+  for (std::size_t j = 0; j < coef.size(); ++j) {
+    const double c = coef[j] * static_cast<double>(xi[j]);
+    if (!(c > 0.0)) continue;
+    // Strictly greater: an equal contribution keeps the lower feature index ahead.
+    for (std::size_t slot = 0; slot < 3; ++slot) {
+      if (best[slot] < 0 || c > value[slot]) {
+        for (std::size_t t = 2; t > slot; --t) {
+          best[t] = best[t - 1];
+          value[t] = value[t - 1];
+        }
+        best[slot] = static_cast<std::int32_t>(j);
+        value[slot] = c;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
+void check_finite(MatrixView x) {
+  const std::size_t total = x.rows * x.cols;
+  for (std::size_t t = 0; t < total; ++t) {
+    if (!std::isfinite(x.data[t])) {
+      throw Error("lookalike: non-finite value at row " + std::to_string(t / x.cols) +
+                  ", feature " + std::to_string(t % x.cols));
+    }
+  }
+}
+
+void validate_options(const LookalikeOptions& o) {
+  if (o.neighbors < 1) throw Error("lookalike: neighbors must be >= 1");
+  if (!(o.prior_strength >= 0.0) || !std::isfinite(o.prior_strength)) {
+    throw Error("lookalike: prior_strength must be finite and >= 0");
+  }
+  if (!(o.l2 > 0.0) || !std::isfinite(o.l2)) throw Error("lookalike: l2 must be > 0");
+  if (o.bags < 1) throw Error("lookalike: bags must be >= 1");
+  if (!(o.holdout >= 0.0 && o.holdout < 1.0)) throw Error("lookalike: holdout must be in [0, 1)");
+  if (o.tiers.size() > kMaxTiers) throw Error("lookalike: at most 4 tier cut-offs (A-D)");
+  double previous = 0.0;
+  for (const double t : o.tiers) {
+    if (!(t > previous && t <= 1.0)) {
+      throw Error("lookalike: tier cut-offs must increase within (0, 1]");
+    }
+    previous = t;
+  }
+}
+
+// Fraction of `population_sorted` below v, counting equal values one half: where v would sit if
+// added to the fitted population.
+double position_in(std::span<const float> population_sorted, float v) {
+  const auto lo = std::lower_bound(population_sorted.begin(), population_sorted.end(), v);
+  const auto hi = std::upper_bound(lo, population_sorted.end(), v);
+  const double below = static_cast<double>(lo - population_sorted.begin());
+  const double equal = static_cast<double>(hi - lo);
+  return (below + 0.5 * equal) / static_cast<double>(population_sorted.size());
+}
+
+}  // namespace
+
+const char* to_string(LookalikeMethod method) noexcept {
+  switch (method) {
+    case LookalikeMethod::knn:
+      return "knn";
+    case LookalikeMethod::segment:
+      return "segment";
+    case LookalikeMethod::model:
+      return "model";
+    case LookalikeMethod::ensemble:
+      return "ensemble";
+  }
+  return "unknown";
+}
+
+LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segment, int k,
+                                std::span<const std::uint8_t> is_seed,
+                                std::span<const std::uint8_t> is_negative,
+                                const LookalikeOptions& options) {
+  validate_options(options);
+  const std::size_t n = x.rows;
+  if (x.cols == 0) throw Error("lookalike: no features");
+  if (segment.size() != n || is_seed.size() != n) {
+    throw Error("lookalike: segment and seed flags must have one entry per row");
+  }
+  if (!is_negative.empty() && is_negative.size() != n) {
+    throw Error("lookalike: negative flags must have one entry per row");
+  }
+  check_finite(x);
+  std::vector<std::size_t> seed_rows;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (is_seed[i] != 0) seed_rows.push_back(i);
+  }
+  if (seed_rows.size() < 2) {
+    throw Error("lookalike: needs at least 2 seeds, got " + std::to_string(seed_rows.size()));
+  }
+  if (seed_rows.size() == n) throw Error("lookalike: every account is a seed");
+
+  LookalikeResult result;
+  result.method_weight.fill(1.0 / static_cast<double>(kMethods));
+  static constexpr std::array<const char*, kMethods> kNames = {"knn", "segment", "model"};
+
+  // Backtest: a seeded shuffle picks the held-out seeds; they become unlabeled for the fit.
+  const auto holdout = static_cast<std::size_t>(
+      std::llround(options.holdout * static_cast<double>(seed_rows.size())));
+  if (options.holdout > 0.0) {
+    const std::size_t h = std::clamp<std::size_t>(holdout, 1, seed_rows.size() - 1);
+    std::vector<std::size_t> shuffled = seed_rows;
+    std::uint64_t state = options.seed;
+    for (std::size_t t = shuffled.size() - 1; t > 0; --t) {
+      state = splitmix64(state);
+      std::swap(shuffled[t], shuffled[state % (t + 1)]);  // modulo bias is < 2^-40 here
+    }
+    std::vector<std::uint8_t> train(is_seed.begin(), is_seed.end());
+    std::vector<std::uint8_t> held(n, 0);
+    for (std::size_t t = 0; t < h; ++t) {
+      train[shuffled[t]] = 0;
+      held[shuffled[t]] = 1;
+    }
+    const MethodScores fit = run_methods(x, segment, k, train, is_negative, options);
+    std::vector<std::size_t> population;
+    std::vector<std::uint8_t> label;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (train[i] != 0) continue;
+      population.push_back(i);
+      label.push_back(held[i]);
+    }
+    std::array<double, kMethods> auc{};
+    for (std::size_t m = 0; m < kMethods; ++m) {
+      result.backtest.push_back(evaluate(kNames[m], fit.raw[m], population, label));
+      auc[m] = result.backtest.back().auc;
+    }
+    result.method_weight = weights_from_auc(auc);
+    for (std::size_t m = 0; m < kMethods; ++m) result.backtest[m].weight = result.method_weight[m];
+    result.backtest.push_back(
+        evaluate("ensemble", rank_average(fit.raw, result.method_weight), population, label));
+    result.backtest.back().weight = 1.0;
+  }
+
+  MethodScores fit = run_methods(x, segment, k, is_seed, is_negative, options);
+  switch (options.method) {
+    case LookalikeMethod::knn:
+      result.combined = fit.raw[0];
+      break;
+    case LookalikeMethod::segment:
+      result.combined = fit.raw[1];
+      break;
+    case LookalikeMethod::model:
+      result.combined = fit.raw[2];
+      break;
+    case LookalikeMethod::ensemble:
+      result.combined = rank_average(fit.raw, result.method_weight);
+      break;
+  }
+
+  const std::vector<double> midrank = normalized_midrank(result.combined);
+  result.score.resize(n);
+  for (std::size_t i = 0; i < n; ++i) result.score[i] = static_cast<float>(100.0 * midrank[i]);
+  result.rank = rank_descending(result.combined);
+  result.percentile.resize(n);
+  result.tier.resize(n);
+  std::array<std::int64_t, kMaxTiers> tier_end{};
+  for (std::size_t t = 0; t < kMaxTiers; ++t) {
+    // ceil(fraction * n); the epsilon keeps 0.1 * 1000 from rounding up to 101.
+    tier_end[t] =
+        t < options.tiers.size()
+            ? static_cast<std::int64_t>(std::ceil(options.tiers[t] * static_cast<double>(n) - 1e-9))
+            : 0;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t r = result.rank[i];
+    result.percentile[i] =
+        n > 1 ? static_cast<float>(100.0 * static_cast<double>(static_cast<std::int64_t>(n) - r) /
+                                   static_cast<double>(n - 1))
+              : 100.0f;
+    std::uint8_t tier = 'E';
+    for (std::size_t t = 0; t < options.tiers.size(); ++t) {
+      if (r <= tier_end[t]) {
+        tier = static_cast<std::uint8_t>('A' + t);
+        break;
+      }
+    }
+    result.tier[i] = tier;
+  }
+
+  result.nearest_seed.resize(n);
+  result.nearest_seed_distance.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    result.nearest_seed[i] = fit.knn.index[i * fit.knn.k];
+    result.nearest_seed_distance[i] = fit.knn.distance[i * fit.knn.k];
+  }
+  result.knn_similarity = std::move(fit.raw[0]);
+  result.segment_score = std::move(fit.raw[1]);
+  result.model_score = std::move(fit.raw[2]);
+  result.model_coef = fit.model.coef;
+  result.model_intercept = fit.model.intercept;
+  result.reasons.resize(n);
+  for (std::size_t i = 0; i < n; ++i) result.reasons[i] = top_reasons(x.row(i), result.model_coef);
+  result.segment_rate = std::move(fit.segment_rate);
+  result.seed_rows.assign(seed_rows.begin(), seed_rows.end());
+  return result;
+}
+
+LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t> segment,
+                                      MatrixView seeds, const LookalikeResult& fitted,
+                                      const LookalikeOptions& options) {
+  const std::size_t n = x.rows;
+  if (segment.size() != n) throw Error("lookalike: segment must have one entry per row");
+  if (seeds.rows != fitted.seed_rows.size()) {
+    throw Error("lookalike: seed matrix rows differ from the fitted seed count");
+  }
+  if (x.cols != fitted.model_coef.size() || seeds.cols != x.cols) {
+    throw Error("lookalike: feature count differs from the fitted model");
+  }
+  if (fitted.combined.empty()) throw Error("lookalike: the fitted result is empty");
+  check_finite(x);
+
+  LookalikeNewScores out;
+  const KnnResult knn = knn_to_seeds(x, seeds, {}, options.neighbors);
+  out.knn_similarity = similarities(knn);
+  out.nearest_seed.resize(n);
+  out.nearest_seed_distance.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.nearest_seed[i] = fitted.seed_rows[static_cast<std::size_t>(knn.index[i * knn.k])];
+    out.nearest_seed_distance[i] = knn.distance[i * knn.k];
+  }
+  out.segment_score.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int32_t c = segment[i];
+    if (c < 0 || static_cast<std::size_t>(c) >= fitted.segment_rate.size()) {
+      throw Error("lookalike: row " + std::to_string(i) + " has an unknown segment " +
+                  std::to_string(c));
+    }
+    out.segment_score[i] = static_cast<float>(fitted.segment_rate[static_cast<std::size_t>(c)]);
+  }
+  LogisticModel model;
+  model.coef = fitted.model_coef;
+  model.intercept = fitted.model_intercept;
+  out.model_score = logits(x, model);
+  out.reasons.resize(n);
+  for (std::size_t i = 0; i < n; ++i) out.reasons[i] = top_reasons(x.row(i), fitted.model_coef);
+
+  auto sorted = [](std::vector<float> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  switch (options.method) {
+    case LookalikeMethod::knn:
+      out.combined = out.knn_similarity;
+      break;
+    case LookalikeMethod::segment:
+      out.combined = out.segment_score;
+      break;
+    case LookalikeMethod::model:
+      out.combined = out.model_score;
+      break;
+    case LookalikeMethod::ensemble: {
+      const std::array<const std::vector<float>*, kMethods> fitted_raw = {
+          &fitted.knn_similarity, &fitted.segment_score, &fitted.model_score};
+      const std::array<const std::vector<float>*, kMethods> new_raw = {
+          &out.knn_similarity, &out.segment_score, &out.model_score};
+      std::vector<double> sum(n, 0.0);
+      for (std::size_t m = 0; m < kMethods; ++m) {
+        if (fitted.method_weight[m] == 0.0) continue;
+        const std::vector<float> population = sorted(*fitted_raw[m]);
+        for (std::size_t i = 0; i < n; ++i) {
+          sum[i] += fitted.method_weight[m] * position_in(population, (*new_raw[m])[i]);
+        }
+      }
+      out.combined.resize(n);
+      for (std::size_t i = 0; i < n; ++i) out.combined[i] = static_cast<float>(sum[i]);
+      break;
+    }
+  }
+  const std::vector<float> population = sorted(fitted.combined);
+  out.score.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.score[i] = static_cast<float>(100.0 * position_in(population, out.combined[i]));
+  }
+  return out;
+}
+
+}  // namespace icp

@@ -1,0 +1,160 @@
+// Exact k nearest seeds by blocked GEMM: ||x - s||^2 = ||x||^2 + ||s||^2 - 2 x.s, and ||x||^2 is
+// the same for every seed of a row, so ||s||^2 - 2 x.s ranks the seeds of that row.
+#define EIGEN_DONT_PARALLELIZE  // OpenMP parallelizes over row blocks; nested GEMM threads would
+                                // oversubscribe the shared budget.
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "icp/error.hpp"
+#include "icp/lookalike.hpp"
+#include "icp/parallel.hpp"
+
+namespace icp {
+
+namespace {
+
+using RowMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Rows of x per task: 256 rows x 32 features is 32 KiB, resident while seed blocks stream past,
+// and n / 256 tasks balance well on 2 to dozens of threads.
+constexpr std::size_t kKnnRowBlock = 256;
+// Seeds per GEMM tile: a 256 x 512 float score tile is 512 KiB, sized for L2.
+constexpr std::size_t kKnnSeedBlock = 512;
+// Candidates kept beyond k before the exact float64 re-ranking. The float32 GEMM ranking can
+// swap seeds whose distances differ by less than its rounding error; the margin lets the true
+// k-th neighbour survive such swaps so the final order is the exact one.
+constexpr std::size_t kKnnRefineExtra = 8;
+
+struct Candidate {
+  float value;
+  std::int64_t seed;
+};
+
+// Max-heap on (value, seed): the top is the worst kept candidate.
+bool heap_less(const Candidate& a, const Candidate& b) {
+  return a.value < b.value || (a.value == b.value && a.seed < b.seed);
+}
+
+double exact_distance(const float* a, const float* b, std::size_t d) {
+  double sum = 0.0;
+  for (std::size_t j = 0; j < d; ++j) {
+    const double diff = static_cast<double>(a[j]) - static_cast<double>(b[j]);
+    sum += diff * diff;
+  }
+  return sum;
+}
+
+}  // namespace
+
+KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int64_t> self_seed,
+                       int neighbors) {
+  if (neighbors < 1) throw Error("lookalike: neighbors must be >= 1");
+  if (seeds.rows == 0) throw Error("lookalike: no seeds");
+  if (seeds.cols != x.cols) throw Error("lookalike: seed and account feature counts differ");
+  if (!self_seed.empty() && self_seed.size() != x.rows) {
+    throw Error("lookalike: self_seed size differs from the number of rows");
+  }
+  const std::size_t n = x.rows;
+  const std::size_t d = x.cols;
+  const std::size_t m = seeds.rows;
+  const std::size_t k = std::min(static_cast<std::size_t>(neighbors), m);
+  const std::size_t keep = std::min(k + kKnnRefineExtra, m);
+
+  KnnResult result;
+  result.k = k;
+  result.index.assign(n * k, -1);
+  result.distance.assign(n * k, std::numeric_limits<float>::infinity());
+  result.mean.assign(n, std::numeric_limits<double>::infinity());
+  if (n == 0) return result;
+
+  Eigen::Map<const RowMatrixF> seed_matrix(seeds.data, static_cast<Eigen::Index>(m),
+                                           static_cast<Eigen::Index>(d));
+  const Eigen::VectorXf seed_norm = seed_matrix.rowwise().squaredNorm();
+
+  const std::size_t blocks = chunk_count(n, kKnnRowBlock);
+  ExceptionCollector errors;
+#pragma omp parallel
+  {
+    // Every thread must reach the worksharing loop even if its buffers failed to allocate, so
+    // the allocation is guarded separately and a thread without buffers skips its blocks.
+    RowMatrixF tile;
+    std::vector<Candidate> heaps;
+    std::vector<std::size_t> heap_size;
+    std::vector<std::pair<double, std::int64_t>> exact;
+    bool ready = false;
+    errors.run([&] {
+      tile.resize(static_cast<Eigen::Index>(kKnnRowBlock),
+                  static_cast<Eigen::Index>(std::min(kKnnSeedBlock, m)));
+      heaps.resize(kKnnRowBlock * keep);
+      heap_size.resize(kKnnRowBlock);
+      exact.resize(keep);
+      ready = true;
+    });
+#pragma omp for schedule(dynamic, 1)
+    for (std::size_t b = 0; b < blocks; ++b) {
+      if (!ready) continue;
+      errors.run([&] {
+        const std::size_t r0 = b * kKnnRowBlock;
+        const std::size_t rb = std::min(kKnnRowBlock, n - r0);
+        Eigen::Map<const RowMatrixF> xb(x.row(r0), static_cast<Eigen::Index>(rb),
+                                        static_cast<Eigen::Index>(d));
+        std::fill(heap_size.begin(), heap_size.end(), std::size_t{0});
+        for (std::size_t s0 = 0; s0 < m; s0 += kKnnSeedBlock) {
+          const std::size_t sb = std::min(kKnnSeedBlock, m - s0);
+          auto g = tile.topLeftCorner(static_cast<Eigen::Index>(rb), static_cast<Eigen::Index>(sb));
+          g.noalias() =
+              xb *
+              seed_matrix.middleRows(static_cast<Eigen::Index>(s0), static_cast<Eigen::Index>(sb))
+                  .transpose();
+          for (std::size_t r = 0; r < rb; ++r) {
+            const std::int64_t self = self_seed.empty() ? -1 : self_seed[r0 + r];
+            Candidate* heap = heaps.data() + r * keep;
+            std::size_t& size = heap_size[r];
+            for (std::size_t j = 0; j < sb; ++j) {
+              const auto seed = static_cast<std::int64_t>(s0 + j);
+              if (seed == self) continue;
+              const float value =
+                  seed_norm[static_cast<Eigen::Index>(s0 + j)] -
+                  2.0f * g(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(j));
+              if (size < keep) {
+                heap[size++] = Candidate{value, seed};
+                std::push_heap(heap, heap + size, heap_less);
+              } else if (value < heap[0].value) {
+                // Seeds arrive in increasing index order, so an equal value never displaces
+                // a kept seed: ties go to the lower index.
+                std::pop_heap(heap, heap + size, heap_less);
+                heap[size - 1] = Candidate{value, seed};
+                std::push_heap(heap, heap + size, heap_less);
+              }
+            }
+          }
+        }
+        for (std::size_t r = 0; r < rb; ++r) {
+          const std::size_t i = r0 + r;
+          const Candidate* heap = heaps.data() + r * keep;
+          const std::size_t size = heap_size[r];
+          for (std::size_t c = 0; c < size; ++c) {
+            exact[c] = {
+                exact_distance(x.row(i), seeds.row(static_cast<std::size_t>(heap[c].seed)), d),
+                heap[c].seed};
+          }
+          std::sort(exact.begin(), exact.begin() + static_cast<std::ptrdiff_t>(size));
+          const std::size_t valid = std::min(k, size);
+          double sum = 0.0;
+          for (std::size_t c = 0; c < valid; ++c) {
+            result.index[i * k + c] = exact[c].second;
+            result.distance[i * k + c] = static_cast<float>(exact[c].first);
+            sum += exact[c].first;
+          }
+          if (valid > 0) result.mean[i] = sum / static_cast<double>(valid);
+        }
+      });
+    }
+  }
+  errors.rethrow();
+  return result;
+}
+
+}  // namespace icp

@@ -1,0 +1,233 @@
+// Positive-unlabeled logistic model: seeds against everyone else. Unlabeled accounts contain
+// future seeds, so the model learns "seed-like" rather than "non-seed", and its logit ranks
+// accounts by resemblance. Reductions run over fixed row chunks combined in chunk order, so the
+// fit is the same bits at any thread count.
+#define EIGEN_DONT_PARALLELIZE  // chunks are parallelized with OpenMP; no nested GEMM threads
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "icp/error.hpp"
+#include "icp/lookalike.hpp"
+#include "icp/parallel.hpp"
+
+namespace icp {
+
+namespace {
+
+// Confirmed negatives (e.g. churned) are surely not seed-like while an unlabeled account may be,
+// so within class 0 a negative counts as this many unlabeled accounts.
+constexpr double kConfirmedNegativeWeight = 2.0;
+// Share of class-0 rows each PU bag keeps: half-samples decorrelate bags as much as a bootstrap
+// while keeping every bag's fit well conditioned.
+constexpr double kBagFraction = 0.5;
+// Newton converges quadratically near the optimum; 100 steps is far beyond what a strictly convex
+// (l2 > 0) logistic loss in 10-60 dimensions needs, and bounds the work on degenerate input.
+constexpr int kMaxNewtonIterations = 100;
+constexpr int kMaxLineSearchHalvings = 40;
+// Step small relative to the coefficients: further steps change no float32 score.
+constexpr double kStepTolerance = 1e-10;
+
+std::uint64_t splitmix64(std::uint64_t z) {
+  z += 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// Uniform in [0, 1) from (seed, bag, row): independent of evaluation order and thread count.
+double bag_uniform(std::uint64_t seed, int bag, std::size_t row) {
+  const std::uint64_t h =
+      splitmix64(splitmix64(seed ^ (0xA24BAED4963EE407ULL * static_cast<std::uint64_t>(bag + 1))) ^
+                 static_cast<std::uint64_t>(row));
+  return static_cast<double>(h >> 11) * 0x1.0p-53;
+}
+
+struct Problem {
+  MatrixView x;
+  std::vector<double> weight;  // per row; 0 = not in this bag
+  std::vector<double> target;  // 1 seed, 0 other
+  double l2 = 1.0;
+};
+
+struct Objective {
+  double loss = 0.0;
+  Eigen::VectorXd gradient;  // (d + 1): intercept first
+  Eigen::MatrixXd hessian;
+};
+
+// log(1 + exp(z)) without overflow.
+double softplus(double z) {
+  return std::max(z, 0.0) + std::log1p(std::exp(-std::abs(z)));
+}
+
+double sigmoid(double z) {
+  if (z >= 0.0) return 1.0 / (1.0 + std::exp(-z));
+  const double e = std::exp(z);
+  return e / (1.0 + e);
+}
+
+Objective evaluate(const Problem& problem, const Eigen::VectorXd& theta, bool derivatives) {
+  const std::size_t n = problem.x.rows;
+  const std::size_t d = problem.x.cols;
+  const auto p = static_cast<Eigen::Index>(d + 1);
+  const std::size_t chunks = chunk_count(n);
+  std::vector<double> chunk_loss(chunks, 0.0);
+  std::vector<Eigen::VectorXd> chunk_gradient(derivatives ? chunks : 0);
+  std::vector<Eigen::MatrixXd> chunk_hessian(derivatives ? chunks : 0);
+  ExceptionCollector errors;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::size_t c = 0; c < chunks; ++c) {
+    errors.run([&] {
+      const std::size_t r0 = c * kReduceChunkRows;
+      const std::size_t rows = std::min(kReduceChunkRows, n - r0);
+      Eigen::MatrixXd design;
+      Eigen::VectorXd residual;
+      Eigen::VectorXd curvature;
+      if (derivatives) {
+        design.resize(static_cast<Eigen::Index>(rows), p);
+        residual.resize(static_cast<Eigen::Index>(rows));
+        curvature.resize(static_cast<Eigen::Index>(rows));
+      }
+      double loss = 0.0;
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t i = r0 + r;
+        const float* xi = problem.x.row(i);
+        double z = theta[0];
+        for (std::size_t j = 0; j < d; ++j) {
+          z += theta[static_cast<Eigen::Index>(j + 1)] * static_cast<double>(xi[j]);
+        }
+        const double w = problem.weight[i];
+        const double y = problem.target[i];
+        loss += w * (softplus(z) - y * z);
+        if (derivatives) {
+          const auto rr = static_cast<Eigen::Index>(r);
+          const double s = sigmoid(z);
+          design(rr, 0) = 1.0;
+          for (std::size_t j = 0; j < d; ++j) {
+            design(rr, static_cast<Eigen::Index>(j + 1)) = static_cast<double>(xi[j]);
+          }
+          residual[rr] = w * (s - y);
+          curvature[rr] = w * s * (1.0 - s);
+        }
+      }
+      chunk_loss[c] = loss;
+      if (derivatives) {
+        chunk_gradient[c] = design.transpose() * residual;
+        chunk_hessian[c] = design.transpose() * (curvature.asDiagonal() * design);
+      }
+    });
+  }
+  errors.rethrow();
+
+  Objective out;
+  out.gradient = Eigen::VectorXd::Zero(derivatives ? p : 0);
+  out.hessian = Eigen::MatrixXd::Zero(derivatives ? p : 0, derivatives ? p : 0);
+  for (std::size_t c = 0; c < chunks; ++c) {  // fixed order: the thread count cannot show
+    out.loss += chunk_loss[c];
+    if (derivatives) {
+      out.gradient += chunk_gradient[c];
+      out.hessian += chunk_hessian[c];
+    }
+  }
+  const Eigen::VectorXd coef = theta.tail(p - 1);
+  out.loss += 0.5 * problem.l2 * coef.squaredNorm();
+  if (derivatives) {
+    out.gradient.tail(p - 1) += problem.l2 * coef;
+    out.hessian.diagonal().tail(p - 1).array() += problem.l2;
+  }
+  return out;
+}
+
+// Damped Newton from zero (the balanced classes make logit 0 the right starting prior).
+Eigen::VectorXd newton(const Problem& problem, int& iterations) {
+  const auto p = static_cast<Eigen::Index>(problem.x.cols + 1);
+  Eigen::VectorXd theta = Eigen::VectorXd::Zero(p);
+  for (int it = 0; it < kMaxNewtonIterations; ++it) {
+    const Objective obj = evaluate(problem, theta, true);
+    const Eigen::VectorXd step = obj.hessian.ldlt().solve(-obj.gradient);
+    if (!step.allFinite()) break;
+    const double slope = obj.gradient.dot(step);
+    if (slope >= 0.0) break;  // no descent left: at the optimum up to rounding
+    double t = 1.0;
+    bool accepted = false;
+    for (int h = 0; h < kMaxLineSearchHalvings; ++h) {
+      const Eigen::VectorXd trial = theta + t * step;
+      const double loss = evaluate(problem, trial, false).loss;
+      if (loss <= obj.loss + 1e-4 * t * slope) {  // Armijo sufficient decrease
+        theta = trial;
+        accepted = true;
+        break;
+      }
+      t *= 0.5;
+    }
+    ++iterations;
+    if (!accepted) break;
+    if ((t * step).cwiseAbs().maxCoeff() <= kStepTolerance * (1.0 + theta.cwiseAbs().maxCoeff())) {
+      break;
+    }
+  }
+  return theta;
+}
+
+}  // namespace
+
+LogisticModel fit_pu_logistic(MatrixView x, std::span<const std::uint8_t> is_seed,
+                              std::span<const std::uint8_t> is_negative, double l2, int bags,
+                              std::uint64_t seed) {
+  const std::size_t n = x.rows;
+  if (is_seed.size() != n) throw Error("lookalike: is_seed size differs from rows");
+  if (!is_negative.empty() && is_negative.size() != n) {
+    throw Error("lookalike: is_negative size differs from rows");
+  }
+  if (!(l2 > 0.0) || !std::isfinite(l2)) throw Error("lookalike: l2 must be > 0");
+  if (bags < 1) throw Error("lookalike: bags must be >= 1");
+  std::int64_t seeds = 0;
+  for (const std::uint8_t s : is_seed) seeds += s != 0 ? 1 : 0;
+  if (seeds == 0 || seeds == static_cast<std::int64_t>(n)) {
+    throw Error("lookalike: the model needs both seeds and other accounts");
+  }
+
+  Problem problem;
+  problem.x = x;
+  problem.l2 = l2;
+  problem.target.resize(n);
+  problem.weight.resize(n);
+  for (std::size_t i = 0; i < n; ++i) problem.target[i] = is_seed[i] != 0 ? 1.0 : 0.0;
+
+  // Each class carries half of a total weight of n, so l2 means the same at any class balance
+  // and in every bag.
+  const double half = 0.5 * static_cast<double>(n);
+  const double seed_weight = half / static_cast<double>(seeds);
+  Eigen::VectorXd theta_sum = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(x.cols + 1));
+  LogisticModel model;
+  int fitted_bags = 0;
+  for (int bag = 0; bag < bags; ++bag) {
+    double other_total = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      double w = 0.0;
+      if (is_seed[i] == 0 && (bags == 1 || bag_uniform(seed, bag, i) < kBagFraction)) {
+        w = !is_negative.empty() && is_negative[i] != 0 ? kConfirmedNegativeWeight : 1.0;
+      }
+      problem.weight[i] = w;
+      other_total += w;
+    }
+    if (other_total == 0.0) continue;  // a bag that drew no class-0 row has nothing to learn
+    const double other_scale = half / other_total;
+    for (std::size_t i = 0; i < n; ++i) {
+      problem.weight[i] = is_seed[i] != 0 ? seed_weight : problem.weight[i] * other_scale;
+    }
+    theta_sum += newton(problem, model.iterations);
+    ++fitted_bags;
+  }
+  if (fitted_bags == 0) throw Error("lookalike: no PU bag drew an unlabeled account");
+  // Averaged coefficients keep the bagged model a single linear scorer (re-scoring and reasons
+  // stay one dot product).
+  theta_sum /= static_cast<double>(fitted_bags);
+  model.intercept = theta_sum[0];
+  model.coef.assign(theta_sum.data() + 1, theta_sum.data() + theta_sum.size());
+  return model;
+}
+
+}  // namespace icp

@@ -1,0 +1,187 @@
+#include "icp/pipeline.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+#include "icp/csv.hpp"
+#include "icp/error.hpp"
+#include "icp/parallel.hpp"
+#include "icp/rule.hpp"
+
+namespace icp {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+void add_request(std::vector<ColumnRequest>& out, const std::string& name, ColumnType type,
+                 const std::string& why) {
+  for (auto& r : out) {
+    if (r.name != name) continue;
+    if (r.type != type)
+      throw ConfigError("column '" + name + "' is used as two types (" + why + ")");
+    return;
+  }
+  ColumnRequest r;
+  r.name = name;
+  r.type = type;
+  out.push_back(r);
+}
+
+void add_rule_columns(std::vector<ColumnRequest>& out, const std::string& text,
+                      const std::string& origin) {
+  if (text.empty()) return;
+  const RowRule rule = RowRule::parse(text, origin);
+  for (const auto& col : rule.columns()) {
+    // A column already requested (e.g. a categorical feature) keeps its type; the rule adapts.
+    const bool known = std::any_of(out.begin(), out.end(),
+                                   [&](const ColumnRequest& r) { return r.name == col; });
+    if (!known) add_request(out, col, rule.column_type(col), origin);
+  }
+}
+
+std::vector<std::uint8_t> seeds_from_ids(const JobConfig& c, const std::vector<std::string>& ids,
+                                         std::int64_t& unmatched) {
+  std::ifstream in(c.seeds.ids_file);
+  if (!in) throw ConfigError(c.seeds.ids_file + ": cannot open the seed id file (seeds.ids_file)");
+  std::unordered_map<std::string, std::size_t> row_of;
+  row_of.reserve(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) row_of.emplace(ids[i], i);
+  std::vector<std::uint8_t> seed(ids.size(), 0);
+  std::string line;
+  unmatched = 0;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty()) continue;
+    auto it = row_of.find(line);
+    if (it == row_of.end()) ++unmatched;
+    else seed[it->second] = 1;
+  }
+  return seed;
+}
+
+}  // namespace
+
+std::vector<ColumnRequest> required_columns(const JobConfig& c) {
+  std::vector<ColumnRequest> out;
+  if (!c.id_column.empty()) add_request(out, c.id_column, ColumnType::text, "input.id_column");
+  for (const auto& f : c.numeric) add_request(out, f.column, ColumnType::numeric, "features.numeric");
+  for (const auto& f : c.categorical)
+    add_request(out, f.column, ColumnType::categorical, "features.categorical");
+  if (!c.value_column.empty())
+    add_request(out, c.value_column, ColumnType::numeric, "summary.value_column");
+  add_rule_columns(out, c.seeds.rule, c.config_path + ": seeds.rule");
+  add_rule_columns(out, c.seeds.negative_rule, c.config_path + ": seeds.negative_rule");
+  return out;
+}
+
+Table read_accounts(const JobConfig& config, const std::string& path, IngestStats* stats) {
+  CsvOptions csv = config.csv;
+  csv.columns = required_columns(config);
+  csv.unique_column = config.id_column;
+  return read_csv(path, csv, stats);
+}
+
+RunResult run_job(const JobConfig& config, const RunProgress& progress) {
+  RunResult r;
+  r.config = config;
+  r.threads = threads();
+  auto stage = [&](const char* name, std::int64_t rows, Clock::time_point t0) {
+    StageTiming s;
+    s.name = name;
+    s.rows = rows;
+    s.seconds = since(t0);
+    r.stages.push_back(s);
+    if (progress.on_stage) progress.on_stage(s);
+  };
+
+  // Rules are parsed before any data is read, so a typo costs nothing.
+  const std::string rule_origin = config.config_path + ": seeds.rule";
+  const std::string neg_origin = config.config_path + ": seeds.negative_rule";
+  std::optional<RowRule> seed_rule, neg_rule;
+  if (!config.seeds.rule.empty()) seed_rule = RowRule::parse(config.seeds.rule, rule_origin);
+  if (!config.seeds.negative_rule.empty())
+    neg_rule = RowRule::parse(config.seeds.negative_rule, neg_origin);
+
+  auto t0 = Clock::now();
+  const Table table = read_accounts(config, config.input_path, &r.ingest);
+  stage("ingest", r.ingest.rows_read, t0);
+  const std::size_t n = table.rows;
+  if (n == 0) throw Error(config.input_path + ": no accepted rows");
+  if (static_cast<std::size_t>(config.kmeans.k) > n)
+    throw ConfigError(config.config_path + ": kmeans.k = " + std::to_string(config.kmeans.k) +
+                      " is larger than the " + std::to_string(n) + " accepted rows of " +
+                      config.input_path);
+
+  r.source_line = table.source_line;
+  if (!config.id_column.empty()) {
+    r.ids = table.at(config.id_column).text;
+  } else {
+    r.ids.reserve(n);
+    for (auto line : table.source_line) r.ids.push_back("line " + std::to_string(line));
+  }
+
+  // Seeds before the heavy stages: a rule that matches nothing fails in seconds, not minutes.
+  t0 = Clock::now();
+  r.is_seed = seed_rule ? seed_rule->evaluate(table) : seeds_from_ids(config, r.ids, r.seed_ids_unmatched);
+  if (neg_rule) r.is_negative = neg_rule->evaluate(table);
+  const auto seeds = static_cast<std::int64_t>(std::count(r.is_seed.begin(), r.is_seed.end(), 1));
+  if (seeds < config.seeds.min_count) {
+    const std::string what = seed_rule ? "seeds.rule '" + config.seeds.rule + "'"
+                                       : "seeds.ids_file " + config.seeds.ids_file;
+    throw ConfigError(config.config_path + ": " + what + " matches " + std::to_string(seeds) +
+                      " of " + std::to_string(n) + " accounts; seeds.min_count is " +
+                      std::to_string(config.seeds.min_count));
+  }
+  stage("seeds", seeds, t0);
+
+  t0 = Clock::now();
+  NormalizeOptions nopt;
+  nopt.numeric = config.numeric;
+  nopt.categorical = config.categorical;
+  nopt.missing = config.missing;
+  r.normalizer = fit_normalizer(table, nopt);
+  Matrix x = apply_normalizer(r.normalizer, table);
+  stage("normalize", static_cast<std::int64_t>(n), t0);
+
+  t0 = Clock::now();
+  KMeansOptions kopt = config.kmeans;
+  kopt.seed = config.seed;
+  kopt.on_iteration = progress.on_iteration;
+  r.kmeans = kmeans_fit(x, kopt);
+  stage("kmeans", static_cast<std::int64_t>(n), t0);
+
+  t0 = Clock::now();
+  LookalikeOptions lopt;
+  lopt.neighbors = config.lookalike.neighbors;
+  lopt.tiers = config.lookalike.tiers;
+  lopt.holdout = config.lookalike.holdout;
+  lopt.seed = config.seed;
+  lopt.method = config.lookalike.method;
+  lopt.prior_strength = config.lookalike.prior_strength;
+  lopt.l2 = config.lookalike.l2;
+  lopt.bags = config.lookalike.bags;
+  r.lookalike = score_lookalike(x, r.kmeans.assignment, config.kmeans.k, r.is_seed, r.is_negative,
+                                lopt);
+  stage("lookalike", static_cast<std::int64_t>(n), t0);
+
+  t0 = Clock::now();
+  SummaryOptions sopt;
+  sopt.value_column = config.value_column;
+  for (const auto& f : config.numeric) sopt.numeric_columns.push_back(f.column);
+  for (const auto& f : config.categorical) sopt.categorical_columns.push_back(f.column);
+  r.summary = summarize_segments(table, r.kmeans.assignment, config.kmeans.k, r.is_seed,
+                                 r.is_negative, sopt);
+  stage("summary", static_cast<std::int64_t>(n), t0);
+  return r;
+}
+
+}  // namespace icp

@@ -1,0 +1,438 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "icp/error.hpp"
+#include "icp/lookalike.hpp"
+#include "icp/matrix.hpp"
+#include "icp/parallel.hpp"
+
+namespace {
+
+icp::Matrix random_matrix(std::size_t rows, std::size_t cols, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  icp::Matrix m(rows, cols);
+  for (float& v : m.storage()) v = normal(gen);
+  return m;
+}
+
+// Plain scalar reference: all seeds, exact float64 distance, sorted by (distance, index).
+std::vector<std::pair<double, std::int64_t>> brute_force(const icp::Matrix& x, std::size_t i,
+                                                         const icp::Matrix& seeds,
+                                                         std::int64_t self) {
+  std::vector<std::pair<double, std::int64_t>> all;
+  for (std::size_t s = 0; s < seeds.rows(); ++s) {
+    if (static_cast<std::int64_t>(s) == self) continue;
+    double d = 0.0;
+    for (std::size_t j = 0; j < x.cols(); ++j) {
+      const double diff = static_cast<double>(x(i, j)) - static_cast<double>(seeds(s, j));
+      d += diff * diff;
+    }
+    all.emplace_back(d, static_cast<std::int64_t>(s));
+  }
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+void expect_matches_brute_force(const icp::Matrix& x, const icp::Matrix& seeds,
+                                const std::vector<std::int64_t>& self, int k) {
+  const icp::KnnResult r = icp::knn_to_seeds(x.view(), seeds.view(), self, k);
+  ASSERT_EQ(r.k, std::min<std::size_t>(static_cast<std::size_t>(k), seeds.rows()));
+  for (std::size_t i = 0; i < x.rows(); ++i) {
+    const auto ref = brute_force(x, i, seeds, self.empty() ? -1 : self[i]);
+    double sum = 0.0;
+    std::size_t valid = 0;
+    for (std::size_t c = 0; c < r.k; ++c) {
+      if (c < ref.size()) {
+        ASSERT_EQ(r.index[i * r.k + c], ref[c].second) << "row " << i << " slot " << c;
+        ASSERT_EQ(r.distance[i * r.k + c], static_cast<float>(ref[c].first));
+        sum += ref[c].first;
+        ++valid;
+      } else {
+        ASSERT_EQ(r.index[i * r.k + c], -1);
+        ASSERT_TRUE(std::isinf(r.distance[i * r.k + c]));
+      }
+    }
+    ASSERT_NEAR(r.mean[i], sum / static_cast<double>(valid), 1e-12 * (1.0 + sum));
+  }
+}
+
+TEST(LookalikeKnn, MatchesBruteForceOnRandomData) {
+  const icp::Matrix x = random_matrix(300, 7, 1);
+  const icp::Matrix seeds = random_matrix(40, 7, 2);
+  expect_matches_brute_force(x, seeds, {}, 5);
+}
+
+TEST(LookalikeKnn, MatchesBruteForceAcrossSeveralSeedBlocks) {
+  // More seeds than one GEMM tile holds, so the heap carries across tiles.
+  const icp::Matrix x = random_matrix(120, 4, 3);
+  const icp::Matrix seeds = random_matrix(1100, 4, 4);
+  expect_matches_brute_force(x, seeds, {}, 10);
+}
+
+TEST(LookalikeKnn, TiesGoToTheLowerSeedIndex) {
+  // Small integers: every distance is exact in float32, so ties are exact ties.
+  std::mt19937 gen(5);
+  std::uniform_int_distribution<int> v(-1, 1);
+  icp::Matrix x(200, 3);
+  icp::Matrix seeds(30, 3);
+  for (float& f : x.storage()) f = static_cast<float>(v(gen));
+  for (float& f : seeds.storage()) f = static_cast<float>(v(gen));
+  for (std::size_t j = 0; j < 3; ++j) seeds(7, j) = seeds(3, j);  // a duplicated seed
+  expect_matches_brute_force(x, seeds, {}, 6);
+  // Row equal to seed 3 (and 7): both at distance 0, 3 first.
+  icp::Matrix probe(1, 3);
+  for (std::size_t j = 0; j < 3; ++j) probe(0, j) = seeds(3, j);
+  const icp::KnnResult r = icp::knn_to_seeds(probe.view(), seeds.view(), {}, 2);
+  EXPECT_EQ(r.index[0], 3);
+  EXPECT_EQ(r.index[1], 7);
+  EXPECT_EQ(r.distance[0], 0.0f);
+  EXPECT_EQ(r.distance[1], 0.0f);
+}
+
+TEST(LookalikeKnn, KLargerThanTheSeedCount) {
+  const icp::Matrix x = random_matrix(50, 5, 6);
+  const icp::Matrix seeds = random_matrix(3, 5, 7);
+  expect_matches_brute_force(x, seeds, {}, 10);
+  // With self-exclusion a seed row has only 2 other seeds: the third slot stays empty.
+  std::vector<std::int64_t> self(50, -1);
+  self[4] = 1;
+  expect_matches_brute_force(x, seeds, self, 10);
+}
+
+TEST(LookalikeKnn, SeedIsNeverItsOwnNearest) {
+  icp::Matrix x = random_matrix(100, 4, 8);
+  for (std::size_t j = 0; j < 4; ++j) x(11, j) = x(10, j);  // two identical seed rows
+  const std::vector<std::size_t> seed_rows = {3, 10, 11, 50, 77};
+  icp::Matrix seeds(seed_rows.size(), 4);
+  std::vector<std::int64_t> self(100, -1);
+  for (std::size_t s = 0; s < seed_rows.size(); ++s) {
+    for (std::size_t j = 0; j < 4; ++j) seeds(s, j) = x(seed_rows[s], j);
+    self[seed_rows[s]] = static_cast<std::int64_t>(s);
+  }
+  const icp::KnnResult r = icp::knn_to_seeds(x.view(), seeds.view(), self, 3);
+  for (std::size_t s = 0; s < seed_rows.size(); ++s) {
+    const std::size_t i = seed_rows[s];
+    for (std::size_t c = 0; c < r.k; ++c) EXPECT_NE(r.index[i * r.k + c], self[i]);
+    if (i != 10 && i != 11) {
+      EXPECT_GT(r.distance[i * r.k], 0.0f) << "seed row " << i;
+    }
+  }
+  // The duplicate pair: each one's nearest is the other, at distance 0.
+  EXPECT_EQ(r.index[10 * r.k], 2);
+  EXPECT_EQ(r.index[11 * r.k], 1);
+  EXPECT_EQ(r.distance[10 * r.k], 0.0f);
+  expect_matches_brute_force(x, seeds, self, 3);
+}
+
+TEST(LookalikeAuc, HandWorkedExampleWithTies) {
+  // Positives 0.35, 0.8, 0.4; negatives 0.1, 0.4. Pairs won: 0.35>0.1, 0.8>0.1, 0.8>0.4,
+  // 0.4>0.1, plus 0.4=0.4 counts 1/2: 4.5 of 6.
+  const std::vector<float> s = {0.1f, 0.4f, 0.35f, 0.8f, 0.4f};
+  const std::vector<std::uint8_t> y = {0, 0, 1, 1, 1};
+  EXPECT_DOUBLE_EQ(icp::roc_auc(s, y), 0.75);
+  const std::vector<float> flat = {1.0f, 1.0f, 1.0f, 1.0f};
+  const std::vector<std::uint8_t> y2 = {1, 0, 0, 1};
+  EXPECT_DOUBLE_EQ(icp::roc_auc(flat, y2), 0.5);
+  const std::vector<float> perfect = {0.9f, 0.1f, 0.2f, 0.8f};
+  EXPECT_DOUBLE_EQ(icp::roc_auc(perfect, y2), 1.0);
+  const std::vector<std::uint8_t> one_class = {1, 1, 1, 1};
+  EXPECT_THROW(icp::roc_auc(perfect, one_class), icp::Error);
+}
+
+TEST(LookalikeAuc, RecallAtTopFraction) {
+  // 10 rows, top 20% = rows with scores 10 and 9 (rows 0 and 1); positives at rows 1, 5, 9.
+  const std::vector<float> s = {10, 9, 8, 7, 6, 5, 4, 3, 2, 1};
+  const std::vector<std::uint8_t> y = {0, 1, 0, 0, 0, 1, 0, 0, 0, 1};
+  EXPECT_DOUBLE_EQ(icp::recall_at(s, y, 0.2), 1.0 / 3.0);
+  EXPECT_DOUBLE_EQ(icp::recall_at(s, y, 0.6), 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(icp::recall_at(s, y, 1.0), 1.0);
+  // Ties go to the lower row: of the tied rows 0 and 1 only row 0 makes the top 1.
+  const std::vector<float> tied = {5, 5, 1};
+  const std::vector<std::uint8_t> y3 = {0, 1, 0};
+  EXPECT_DOUBLE_EQ(icp::recall_at(tied, y3, 0.3), 0.0);
+  const std::vector<std::int64_t> rank = icp::rank_descending(tied);
+  EXPECT_EQ(rank, (std::vector<std::int64_t>{1, 2, 3}));
+}
+
+TEST(LookalikeSegment, RatesByHand) {
+  // Segment 0: rows 0-3, seeds at 0 and 1. Segment 1: rows 4-9, negatives at 4 and 5.
+  // N = 10, S = 2, G = 2, p = q = 0.2, a = 2.
+  const std::vector<std::int32_t> seg = {0, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+  const std::vector<std::uint8_t> seed = {1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+  const std::vector<std::uint8_t> neg = {0, 0, 0, 0, 1, 1, 0, 0, 0, 0};
+  // Without negatives: (2 + 0.4) / 6 = 0.4 and (0 + 0.4) / 8 = 0.05.
+  const auto plain = icp::segment_seed_rates(seg, 2, seed, {}, 2.0);
+  ASSERT_EQ(plain.size(), 2u);
+  EXPECT_NEAR(plain[0], 0.4, 1e-15);
+  EXPECT_NEAR(plain[1], 0.05, 1e-15);
+  // Negative rates: 0.4 / 6 and 2.4 / 8 = 0.3; S/G = 1.
+  // rate0 = 0.4 - (0.4/6 - 0.2) = 0.5333..., rate1 = 0.05 - (0.3 - 0.2) = -0.05.
+  const auto with_neg = icp::segment_seed_rates(seg, 2, seed, neg, 2.0);
+  EXPECT_NEAR(with_neg[0], 0.4 - (0.4 / 6.0 - 0.2), 1e-15);
+  EXPECT_NEAR(with_neg[1], -0.05, 1e-15);
+  // A row flagged seed and negative counts as a seed only: G drops to 1 (q = 0.1, S/G = 2).
+  std::vector<std::uint8_t> neg2 = neg;
+  neg2[0] = 1;
+  neg2[5] = 0;
+  // Segment 1 now has 1 negative: neg_rate1 = (1 + 0.2) / 8 = 0.15, rate1 = 0.05 - 2 * 0.05.
+  const auto both = icp::segment_seed_rates(seg, 2, seed, neg2, 2.0);
+  EXPECT_NEAR(both[1], 0.05 - 2.0 * (0.15 - 0.1), 1e-15);
+  // An empty segment gets the base rate.
+  const auto empty = icp::segment_seed_rates(seg, 3, seed, {}, 2.0);
+  EXPECT_NEAR(empty[2], 0.2, 1e-15);
+  const std::vector<std::int32_t> bad = {0, 0, 0, 0, 1, 1, 1, 1, 1, 2};
+  EXPECT_THROW(icp::segment_seed_rates(bad, 2, seed, {}, 2.0), icp::Error);
+}
+
+TEST(LookalikeModel, GradientOfTheDocumentedObjectiveVanishes) {
+  // Independent check of the fit: with the documented weights (classes at n/2 each, negatives
+  // twice an unlabeled row) the gradient of the penalized loss must be ~0 at the returned point.
+  const std::size_t n = 400;
+  const std::size_t d = 5;
+  const icp::Matrix x = random_matrix(n, d, 9);
+  std::vector<std::uint8_t> seed(n, 0), neg(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (x(i, 0) + 0.5 * x(i, 1) > 0.8) {
+      seed[i] = 1;
+    } else if (i % 7 == 0) {
+      neg[i] = 1;
+    }
+  }
+  const double l2 = 1.0;
+  const icp::LogisticModel m = icp::fit_pu_logistic(x.view(), seed, neg, l2, 1, 1);
+  double seeds = 0.0, other = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (seed[i]) {
+      seeds += 1.0;
+    } else {
+      other += neg[i] ? 2.0 : 1.0;
+    }
+  }
+  std::vector<double> grad(d + 1, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    double z = m.intercept;
+    for (std::size_t j = 0; j < d; ++j) z += m.coef[j] * x(i, j);
+    const double p = 1.0 / (1.0 + std::exp(-z));
+    const double w = seed[i] ? (n / 2.0) / seeds : (neg[i] ? 2.0 : 1.0) * (n / 2.0) / other;
+    const double r = w * (p - (seed[i] ? 1.0 : 0.0));
+    grad[0] += r;
+    for (std::size_t j = 0; j < d; ++j) grad[j + 1] += r * x(i, j);
+  }
+  for (std::size_t j = 0; j < d; ++j) grad[j + 1] += l2 * m.coef[j];
+  for (std::size_t j = 0; j <= d; ++j) EXPECT_NEAR(grad[j], 0.0, 1e-6) << "component " << j;
+  // The planted direction dominates.
+  EXPECT_GT(m.coef[0], 0.0);
+  EXPECT_GT(m.coef[0], std::abs(m.coef[2]));
+}
+
+struct Planted {
+  icp::Matrix x;
+  std::vector<std::int32_t> segment;
+  std::vector<std::uint8_t> seed;
+  std::vector<std::uint8_t> negative;
+};
+
+// Blob A (every 10th row, around +2 on every axis) holds all seeds (every 20th row); blob B
+// (around -0.5) holds the negatives. Segments are the blobs, as k-means would find them.
+Planted planted(std::size_t n = 2000, std::size_t d = 8) {
+  Planted p;
+  p.x = random_matrix(n, d, 11);
+  p.segment.assign(n, 1);
+  p.seed.assign(n, 0);
+  p.negative.assign(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const bool a = i % 10 == 3;  // interleaved so blob A is not a row prefix
+    for (std::size_t j = 0; j < d; ++j) p.x(i, j) += a ? 2.0f : -0.5f;
+    if (a) {
+      p.segment[i] = 0;
+      if (i % 20 == 3) p.seed[i] = 1;
+    } else if (i % 13 == 0) {
+      p.negative[i] = 1;
+    }
+  }
+  return p;
+}
+
+TEST(LookalikePlanted, EveryMethodFindsHeldOutSeeds) {
+  const Planted p = planted();
+  icp::LookalikeOptions o;
+  const icp::LookalikeResult r =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  ASSERT_EQ(r.backtest.size(), 4u);
+  const char* names[] = {"knn", "segment", "model", "ensemble"};
+  double weight_sum = 0.0;
+  for (std::size_t m = 0; m < 4; ++m) {
+    EXPECT_EQ(r.backtest[m].method, names[m]);
+    EXPECT_GT(r.backtest[m].auc, 0.9) << names[m];
+    // n = 2000: blob A is 200 rows with 100 seeds. Held-out seeds are 20 of 1920 rows; blob A's 100
+    // non-seeds compete with them for the top 10% (192 rows), which still holds all of blob A.
+    EXPECT_GT(r.backtest[m].recall_at_10, 0.9) << names[m];
+    EXPECT_DOUBLE_EQ(r.backtest[m].lift_at_10, r.backtest[m].recall_at_10 / 0.1);
+    EXPECT_LE(r.backtest[m].recall_at_1, r.backtest[m].recall_at_5);
+    EXPECT_LE(r.backtest[m].recall_at_5, r.backtest[m].recall_at_10);
+    EXPECT_LE(r.backtest[m].recall_at_10, r.backtest[m].recall_at_25);
+    if (m < 3) weight_sum += r.backtest[m].weight;
+  }
+  EXPECT_NEAR(weight_sum, 1.0, 1e-12);
+  // Segment rates: blob A has 100 seeds in 200 rows, far above the base rate of 0.05.
+  ASSERT_EQ(r.segment_rate.size(), 2u);
+  EXPECT_GT(r.segment_rate[0], 0.3);
+  EXPECT_LT(r.segment_rate[1], 0.05);
+  // Final scores: seeds sit in the top quarter.
+  for (std::size_t i = 0; i < p.seed.size(); ++i) {
+    if (p.seed[i]) {
+      EXPECT_GT(r.score[i], 75.0f) << "seed row " << i;
+    }
+  }
+}
+
+TEST(LookalikeScore, RanksTiersAndPercentiles) {
+  const Planted p = planted();
+  icp::LookalikeOptions o;
+  const icp::LookalikeResult r =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  const std::size_t n = p.seed.size();
+  ASSERT_EQ(r.rank.size(), n);
+  std::vector<std::int64_t> sorted = r.rank;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(sorted[i], static_cast<std::int64_t>(i + 1));
+  // Rank order agrees with the combined value, ties to the lower row.
+  std::vector<std::size_t> by_rank(n);
+  for (std::size_t i = 0; i < n; ++i) by_rank[static_cast<std::size_t>(r.rank[i] - 1)] = i;
+  for (std::size_t t = 1; t < n; ++t) {
+    const std::size_t a = by_rank[t - 1], b = by_rank[t];
+    ASSERT_TRUE(r.combined[a] > r.combined[b] || (r.combined[a] == r.combined[b] && a < b));
+    ASSERT_GE(r.score[a], r.score[b]);
+    ASSERT_GT(r.percentile[a], r.percentile[b]);
+  }
+  EXPECT_FLOAT_EQ(r.percentile[by_rank[0]], 100.0f);
+  EXPECT_FLOAT_EQ(r.percentile[by_rank[n - 1]], 0.0f);
+  // n = 2000: tiers A/B/C/D end at ranks 20, 100, 200, 500.
+  std::array<int, 5> count{};
+  for (std::size_t i = 0; i < n; ++i) {
+    const int t = r.tier[i] - 'A';
+    ASSERT_GE(t, 0);
+    ASSERT_LE(t, 4);
+    ++count[static_cast<std::size_t>(t)];
+    const std::int64_t rk = r.rank[i];
+    const int expected = rk <= 20 ? 0 : rk <= 100 ? 1 : rk <= 200 ? 2 : rk <= 500 ? 3 : 4;
+    ASSERT_EQ(t, expected) << "rank " << rk;
+  }
+  EXPECT_EQ(count, (std::array<int, 5>{20, 80, 100, 300, 1500}));
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_GE(r.score[i], 0.0f);
+    ASSERT_LE(r.score[i], 100.0f);
+    ASSERT_NE(r.nearest_seed[i], static_cast<std::int64_t>(i));
+    ASSERT_EQ(p.seed[static_cast<std::size_t>(r.nearest_seed[i])], 1);
+  }
+}
+
+TEST(LookalikeScore, ReasonsAreTheLargestPositiveContributions) {
+  const Planted p = planted(400, 6);
+  icp::LookalikeOptions o;
+  o.method = icp::LookalikeMethod::model;
+  const icp::LookalikeResult r = icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, {}, o);
+  for (std::size_t i = 0; i < p.seed.size(); ++i) {
+    std::vector<std::pair<double, int>> c;
+    for (std::size_t j = 0; j < 6; ++j) {
+      const double v = r.model_coef[j] * static_cast<double>(p.x(i, j));
+      if (v > 0.0) c.emplace_back(-v, static_cast<int>(j));
+    }
+    std::sort(c.begin(), c.end());
+    for (std::size_t s = 0; s < 3; ++s) {
+      ASSERT_EQ(r.reasons[i][s], s < c.size() ? c[s].second : -1) << "row " << i;
+    }
+  }
+}
+
+TEST(LookalikeScore, NewAccountsScoreLikeTheFittedOnes) {
+  const Planted p = planted(400, 6);
+  icp::LookalikeOptions o;
+  o.method = icp::LookalikeMethod::model;  // combined = the raw logit, identical for new rows
+  const icp::LookalikeResult r =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  icp::Matrix seeds(r.seed_rows.size(), 6);
+  for (std::size_t s = 0; s < r.seed_rows.size(); ++s) {
+    for (std::size_t j = 0; j < 6; ++j)
+      seeds(s, j) = p.x(static_cast<std::size_t>(r.seed_rows[s]), j);
+  }
+  const icp::LookalikeNewScores fresh =
+      icp::score_new_accounts(p.x.view(), p.segment, seeds.view(), r, o);
+  for (std::size_t i = 0; i < p.seed.size(); ++i) {
+    ASSERT_EQ(fresh.model_score[i], r.model_score[i]);
+    ASSERT_EQ(fresh.segment_score[i], r.segment_score[i]);
+    ASSERT_EQ(fresh.reasons[i], r.reasons[i]);
+    if (p.seed[i]) {
+      ASSERT_EQ(fresh.nearest_seed[i], static_cast<std::int64_t>(i));  // no self-exclusion
+      ASSERT_EQ(fresh.nearest_seed_distance[i], 0.0f);
+    } else {
+      ASSERT_EQ(fresh.knn_similarity[i], r.knn_similarity[i]);
+      ASSERT_EQ(fresh.nearest_seed[i], r.nearest_seed[i]);
+    }
+    // Fitted: 100 (below + (equal - 1) / 2) / (n - 1); new: 100 (below + equal / 2) / n, with
+    // the row itself among `equal`. They differ by at most 50 / n.
+    ASSERT_NEAR(fresh.score[i], r.score[i], 50.0 / 400.0 + 1e-4) << "row " << i;
+    if (p.seed[i] == 0) {
+    }
+  }
+}
+
+TEST(LookalikeThreads, OneAndTwoThreadsGiveIdenticalBits) {
+  // Over two reduction chunks, several knn row blocks and two PU bags.
+  const Planted p = planted(9000, 6);
+  icp::LookalikeOptions o;
+  o.bags = 2;
+  icp::set_threads(1);
+  const icp::LookalikeResult a =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  icp::set_threads(2);
+  const icp::LookalikeResult b =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  icp::set_threads(0);
+  auto same = [](const auto& u, const auto& v) {
+    return u.size() == v.size() && std::memcmp(u.data(), v.data(), u.size() * sizeof(u[0])) == 0;
+  };
+  EXPECT_TRUE(same(a.score, b.score));
+  EXPECT_TRUE(same(a.combined, b.combined));
+  EXPECT_TRUE(same(a.rank, b.rank));
+  EXPECT_TRUE(same(a.tier, b.tier));
+  EXPECT_TRUE(same(a.knn_similarity, b.knn_similarity));
+  EXPECT_TRUE(same(a.model_score, b.model_score));
+  EXPECT_TRUE(same(a.model_coef, b.model_coef));
+  EXPECT_TRUE(same(a.nearest_seed, b.nearest_seed));
+  EXPECT_TRUE(same(a.nearest_seed_distance, b.nearest_seed_distance));
+  EXPECT_EQ(std::memcmp(&a.model_intercept, &b.model_intercept, sizeof(double)), 0);
+  ASSERT_EQ(a.backtest.size(), b.backtest.size());
+  for (std::size_t m = 0; m < a.backtest.size(); ++m) {
+    EXPECT_EQ(std::memcmp(&a.backtest[m].auc, &b.backtest[m].auc, sizeof(double)), 0);
+    EXPECT_EQ(std::memcmp(&a.backtest[m].weight, &b.backtest[m].weight, sizeof(double)), 0);
+  }
+}
+
+TEST(LookalikeErrors, RejectsBadInput) {
+  Planted p = planted(100, 3);
+  icp::LookalikeOptions o;
+  std::vector<std::uint8_t> one(100, 0);
+  one[3] = 1;
+  EXPECT_THROW(icp::score_lookalike(p.x.view(), p.segment, 2, one, {}, o), icp::Error);
+  const std::vector<std::uint8_t> none(100, 0);
+  EXPECT_THROW(icp::score_lookalike(p.x.view(), p.segment, 2, none, {}, o), icp::Error);
+  // Two seeds are enough.
+  one[7] = 1;
+  EXPECT_NO_THROW(icp::score_lookalike(p.x.view(), p.segment, 2, one, {}, o));
+  icp::LookalikeOptions bad_tiers = o;
+  bad_tiers.tiers = {0.1, 0.05};
+  EXPECT_THROW(icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, {}, bad_tiers), icp::Error);
+  EXPECT_THROW(icp::score_lookalike(p.x.view(), p.segment, 1, p.seed, {}, o), icp::Error);
+  p.x(5, 1) = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THROW(icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, {}, o), icp::Error);
+}
+
+}  // namespace
