@@ -64,7 +64,8 @@ class MappedFile {
     if (fd_ < 0) {
       if (errno == ENOENT || errno == ENOTDIR)
         throw InputError(path, 0, "", 0, path, "file not found");
-      throw InputError(path, 0, "", 0, path, std::string("cannot open file: ") + std::strerror(errno));
+      throw InputError(path, 0, "", 0, path,
+                       std::string("cannot open file: ") + std::strerror(errno));
     }
     struct stat st {};
     if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -76,7 +77,8 @@ class MappedFile {
       void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
       if (p == MAP_FAILED) {
         ::close(fd_);
-        throw InputError(path, 0, "", 0, path, std::string("cannot map file: ") + std::strerror(errno));
+        throw InputError(path, 0, "", 0, path,
+                         std::string("cannot map file: ") + std::strerror(errno));
       }
       ::madvise(p, size_, MADV_SEQUENTIAL);
       data_ = static_cast<const char*>(p);
@@ -107,8 +109,8 @@ struct FieldSpan {
 
 struct RecordScan {
   std::size_t start = 0;
-  std::size_t end = 0;   ///< end of the record text, before its line terminator
-  std::size_t next = 0;  ///< first byte after the terminator
+  std::size_t end = 0;     ///< end of the record text, before its line terminator
+  std::size_t next = 0;    ///< first byte after the terminator
   std::int64_t lines = 0;  ///< line terminators consumed, inside quotes and the final one
   bool unterminated = false;
   std::size_t quote_pos = 0;
@@ -325,7 +327,8 @@ const char* parse_number(std::string_view v, double& out) {
   if (std::isnan(x)) return "NaN value";
   if (std::isinf(x)) {
     // A spelled-out infinity is a different mistake from a finite value that overflowed.
-    const bool literal = std::find_if(first, last, [](char c) { return c == 'i' || c == 'I'; }) != last;
+    const bool literal =
+        std::find_if(first, last, [](char c) { return c == 'i' || c == 'I'; }) != last;
     return literal ? "infinite value" : "value out of float32 range";
   }
   if (std::fabs(x) > static_cast<double>(FLT_MAX)) return "value out of float32 range";
@@ -432,10 +435,12 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
     for (std::size_t k = 0; k < nreq; ++k) {
       ColumnOut& c = out.cols[k];
       switch (opts.columns[k].type) {
-        case ColumnType::numeric: c.numeric.push_back(nums[k]); break;
+        case ColumnType::numeric:
+          c.numeric.push_back(nums[k]);
+          break;
         case ColumnType::categorical:
           c.codes.push_back(is_missing(values[k], opts.missing_tokens) ? -1
-                                                                        : c.dict.code(values[k]));
+                                                                       : c.dict.code(values[k]));
           break;
         case ColumnType::text:
           if (is_missing(values[k], opts.missing_tokens))
@@ -445,7 +450,8 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
           break;
       }
     }
-    if (plan.unique_field) out.keys.emplace_back(sc.cell(fields[*plan.unique_field], scratch[nreq]));
+    if (plan.unique_field)
+      out.keys.emplace_back(sc.cell(fields[*plan.unique_field], scratch[nreq]));
     out.lines.push_back(rec_line);
   }
   out.lines_consumed = lines;
@@ -470,8 +476,8 @@ std::vector<ChunkOut> parse_parallel(const Scanner& sc, const Plan& plan, std::s
   std::vector<ChunkOut> outs(nchunks);
   // One team for all three phases: on a shared, oversubscribed machine each fork/join can cost
   // a scheduler time slice, which would dominate small files.
-  const int team = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(nthreads),
-                                                          std::max<std::size_t>(nchunks, 1)));
+  const int team = static_cast<int>(
+      std::min<std::size_t>(static_cast<std::size_t>(nthreads), std::max<std::size_t>(nchunks, 1)));
   ExceptionCollector errors;
 #pragma omp parallel num_threads(team) if (team > 1)
   {
@@ -522,9 +528,9 @@ std::vector<ChunkOut> parse_parallel(const Scanner& sc, const Plan& plan, std::s
 
 struct Header {
   std::vector<std::string> names;
-  std::int64_t line = 0;         ///< physical line of the header record
-  std::size_t body_start = 0;    ///< first byte after the header
-  std::int64_t body_line = 0;    ///< physical line at body_start
+  std::int64_t line = 0;       ///< physical line of the header record
+  std::size_t body_start = 0;  ///< first byte after the header
+  std::int64_t body_line = 0;  ///< physical line at body_start
 };
 
 Header parse_header(const Scanner& sc, const std::string& path) {
@@ -639,8 +645,8 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
     return plan.req_field[a] < plan.req_field[b];
   });
 
-  const std::size_t chunk = std::max(kMinChunkBytes, options.chunk_bytes > 0 ? options.chunk_bytes
-                                                                             : kCsvChunkBytes);
+  const std::size_t chunk =
+      std::max(kMinChunkBytes, options.chunk_bytes > 0 ? options.chunk_bytes : kCsvChunkBytes);
   const int nthreads = options.threads > 0 ? options.threads : threads();
   const std::size_t body = header.body_start;
 
@@ -830,8 +836,7 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
     stats->rows_accepted = static_cast<std::int64_t>(kept);
     stats->rows_quarantined = static_cast<std::int64_t>(bad_count);
     stats->bytes = static_cast<std::int64_t>(n);
-    stats->seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   return table;
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -185,6 +186,24 @@ TEST_F(Cli, RunWritesTheDocumentedLayout) {
   EXPECT_EQ(read, h.attr_int("/run", "rows_accepted") + h.attr_int("/run", "rows_quarantined"));
   EXPECT_EQ(read, 3000);
   EXPECT_TRUE(h.has_attr("/run", "seconds_kmeans"));
+
+  // Other tools open it: h5dump (hdf5-tools) and h5py (Debian's python3-h5py).
+  if (std::system("command -v h5dump >/dev/null 2>&1") == 0) {
+    EXPECT_EQ(std::system(("h5dump -H " + out.string() + " >/dev/null").c_str()), 0);
+  } else {
+    std::printf("[ note ] h5dump not installed: skipped opening the results with it\n");
+  }
+  if (std::system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") == 0) {
+    const std::string py =
+        "/usr/bin/python3 -c \"import h5py,sys; f=h5py.File(sys.argv[1]); "
+        "r=f['/lookalike/rank'][:]; s=f['/icp/summary'][:]; "
+        "assert sorted(r)==list(range(1,len(r)+1)); assert len(s)==6; "
+        "assert f['/accounts/id'].asstr()[0]=='A0000001'\" " +
+        out.string();
+    EXPECT_EQ(std::system(py.c_str()), 0);
+  } else {
+    std::printf("[ note ] h5py not installed: skipped opening the results with it\n");
+  }
 
   // inspect reads the file alone.
   const Result ins = run("inspect " + out.string());

@@ -26,9 +26,11 @@ class CsvTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("icp_csv_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" +
-            info->name());
+    std::string name = "icp_csv_" + std::to_string(::getpid()) + "_" + info->test_suite_name() +
+                       "_" + info->name();
+    // Parameterized names contain '/', which would nest directories that TearDown leaves.
+    std::replace(name.begin(), name.end(), '/', '_');
+    dir_ = fs::temp_directory_path() / name;
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -106,14 +108,16 @@ const std::string kHead = "id,acv,industry\n";
 
 std::vector<ErrorCase> error_cases() {
   std::vector<ErrorCase> c;
-  c.push_back({"NotANumber", kHead + "a,1,x\nb,abc,y\n", ":3: column 'acv' (2): not a number: 'abc'"});
-  c.push_back({"TrailingJunk", kHead + "a,12abc,x\n", ":2: column 'acv' (2): not a number: '12abc'"});
+  c.push_back(
+      {"NotANumber", kHead + "a,1,x\nb,abc,y\n", ":3: column 'acv' (2): not a number: 'abc'"});
+  c.push_back(
+      {"TrailingJunk", kHead + "a,12abc,x\n", ":2: column 'acv' (2): not a number: '12abc'"});
   c.push_back({"InnerSpace", kHead + "a,1 2,x\n", ":2: column 'acv' (2): not a number: '1 2'"});
   c.push_back({"Hex", kHead + "a,0x10,x\n", ":2: column 'acv' (2): not a number: '0x10'"});
   c.push_back({"DoubleMinus", kHead + "a,--1,x\n", ":2: column 'acv' (2): not a number: '--1'"});
   c.push_back({"LonePlus", kHead + "a,+,x\n", ":2: column 'acv' (2): not a number: '+'"});
-  c.push_back({"QuotedComma", kHead + "a,\"1,5\",x\n",
-               ":2: column 'acv' (2): not a number: '1,5'"});
+  c.push_back(
+      {"QuotedComma", kHead + "a,\"1,5\",x\n", ":2: column 'acv' (2): not a number: '1,5'"});
   c.push_back({"Inf", kHead + "a,inf,x\n", ":2: column 'acv' (2): infinite value: 'inf'"});
   c.push_back({"MinusInfinity", kHead + "a, -Infinity ,x\n",
                ":2: column 'acv' (2): infinite value: '-Infinity'"});
@@ -126,8 +130,7 @@ std::vector<ErrorCase> error_cases() {
   c.push_back({"DoubleOverflow", kHead + "a,1e999,x\n",
                ":2: column 'acv' (2): value out of float32 range: '1e999'"});
   c.push_back({"TooFewFields", kHead + "a,1,x\nb,2\n", ":3: expected 3 fields, found 2: 'b,2'"});
-  c.push_back({"TooManyFields", kHead + "a,1,x,z\n",
-               ":2: expected 3 fields, found 4: 'a,1,x,z'"});
+  c.push_back({"TooManyFields", kHead + "a,1,x,z\n", ":2: expected 3 fields, found 4: 'a,1,x,z'"});
   c.push_back({"LongRecordTruncated", kHead + "a," + std::string(100, '7') + "\n",
                ":2: expected 3 fields, found 2: 'a," + std::string(78, '7') + "'"});
   c.push_back({"Unterminated", kHead + "a,1,x\n\"b,2,y\n",
@@ -138,8 +141,8 @@ std::vector<ErrorCase> error_cases() {
                ":3: column 'industry' (3): unterminated quoted field: '\"y'"});
   c.back().quarantine = true;
   c.push_back({"UnterminatedHeader", "\"id,acv\n", ":1: unterminated quoted field: '\"id,acv\n'"});
-  c.push_back({"MissingColumn", "id,industry\na,x\n",
-               ":1: column 'acv': missing column in header: 'acv'"});
+  c.push_back(
+      {"MissingColumn", "id,industry\na,x\n", ":1: column 'acv': missing column in header: 'acv'"});
   c.push_back({"MissingColumnEvenInQuarantine", "id,acv\na,1\n",
                ":1: column 'industry': missing column in header: 'industry'"});
   c.back().quarantine = true;
@@ -149,8 +152,8 @@ std::vector<ErrorCase> error_cases() {
   c.push_back({"Empty", "", ": empty file: ''"});
   c.push_back({"OnlyBlankLines", "\n\r\n\r", ": empty file: ''"});
   c.push_back({"OnlyBom", "\xEF\xBB\xBF", ": empty file: ''"});
-  c.push_back({"Duplicate", kHead + "a,1,x\nb,2,y\na,3,z\n",
-               ":4: column 'id' (1): duplicate value: 'a'"});
+  c.push_back(
+      {"Duplicate", kHead + "a,1,x\nb,2,y\na,3,z\n", ":4: column 'id' (1): duplicate value: 'a'"});
   c.back().unique = "id";
   c.push_back({"DuplicateBeforeLaterNaN", kHead + "a,1,x\na,2,y\nb,nan,z\n",
                ":3: column 'id' (1): duplicate value: 'a'"});
@@ -169,8 +172,8 @@ std::vector<ErrorCase> error_cases() {
   c.push_back({"FirstBadColumnInFileOrder", "score,id,acv,industry\nzz,a,yy,x\n",
                ":2: column 'score' (1): not a number: 'zz'"});
   c.back().extra = {req("score", icp::ColumnType::numeric)};
-  c.push_back({"Semicolon", "id;acv;industry\na;1,5;x\n",
-               ":2: column 'acv' (2): not a number: '1,5'"});
+  c.push_back(
+      {"Semicolon", "id;acv;industry\na;1,5;x\n", ":2: column 'acv' (2): not a number: '1,5'"});
   c.back().delimiter = ';';
   c.push_back({"BomThenBad", "\xEF\xBB\xBFid,acv,industry\na,1e40,x\n",
                ":2: column 'acv' (2): value out of float32 range: '1e40'"});
@@ -288,8 +291,8 @@ TEST_F(CsvTest, ParsesRfc4180AndTypes) {
 TEST_F(CsvTest, OtherDelimiters) {
   for (const char d : {';', '\t', '|'}) {
     // The delimiter inside quotes is data; a comma is plain text for the other delimiters.
-    const std::string content = std::string("id") + d + "acv" + d + "industry\n" + "a" + d +
-                                "\"2" + d + "5\"" + d + "x,y\n";
+    const std::string content = std::string("id") + d + "acv" + d + "industry\n" + "a" + d + "\"2" +
+                                d + "5\"" + d + "x,y\n";
     const std::string p = write("in.csv", content);
     icp::CsvOptions o;
     o.delimiter = d;
@@ -379,9 +382,8 @@ void expect_edge_table(const icp::Table& t, const std::string& what) {
             (std::vector<std::string>{"Caf\xC3\xA9", "\xE6\x97\xA5\xE6\x9C\xAC", "x"}))
       << what;
   EXPECT_EQ(t.at("industry").codes, (std::vector<std::int32_t>{0, 1, 0, 2, 1})) << what;
-  EXPECT_EQ(t.at("name").text,
-            (std::vector<std::string>{"q\"uote, and\r\nnewline", "plain", "\"",
-                                      "\xF0\x9F\x98\x80", "last"}))
+  EXPECT_EQ(t.at("name").text, (std::vector<std::string>{"q\"uote, and\r\nnewline", "plain", "\"",
+                                                         "\xF0\x9F\x98\x80", "last"}))
       << what;
 }
 
@@ -427,8 +429,8 @@ TEST_F(CsvTest, ManyStrayQuotesAtAnyChunkSize) {
   std::string content = kHead;
   std::vector<std::string> levels;
   for (int i = 0; i < 10; ++i) {
-    content += "r" + std::to_string(i) + "," + std::to_string(i) + "," + std::to_string(i) +
-               "\"in\n";
+    content +=
+        "r" + std::to_string(i) + "," + std::to_string(i) + "," + std::to_string(i) + "\"in\n";
     levels.push_back(std::to_string(i) + "\"in");
   }
   const std::string p = write("in.csv", content);
@@ -471,14 +473,14 @@ TEST_F(CsvTest, FirstErrorInFileOrderAtAnyChunkSize) {
 
 TEST_F(CsvTest, QuarantineWritesEveryBadRowAndCounts) {
   const std::string content = kHead +
-                              "a,1,x\n"                  // 2 ok
-                              "b,zz,y\n"                 // 3 not a number
-                              "c,2\n"                    // 4 field count
-                              "a,3,w\n"                  // 5 duplicate of line 2
-                              "d,\"4\",\"new\nlevel\"\n"  // 6-7 ok
+                              "a,1,x\n"                     // 2 ok
+                              "b,zz,y\n"                    // 3 not a number
+                              "c,2\n"                       // 4 field count
+                              "a,3,w\n"                     // 5 duplicate of line 2
+                              "d,\"4\",\"new\nlevel\"\n"    // 6-7 ok
                               "e,nan,\"say \"\"hi\"\"\"\n"  // 8 NaN, quotes in record
-                              "f,5,kept\n"               // 9 ok, first of two f
-                              "f,6,y\n";                 // 10 duplicate of line 9
+                              "f,5,kept\n"                  // 9 ok, first of two f
+                              "f,6,y\n";                    // 10 duplicate of line 9
   const std::string p = write("in.csv", content);
   const std::string q = path("bad.csv");
   icp::CsvOptions o = account_options();
@@ -553,7 +555,8 @@ std::string account_table_csv(int rows) {
   for (int i = 0; i < rows; ++i) {
     const auto r = next();
     s += "id" + std::to_string(i % 997 == 5 ? 5 : i) + ",";
-    s += (r % 7 == 0) ? "\"Name, with\r\nbreak " + std::to_string(i) + "\"" : "n" + std::to_string(i);
+    s += (r % 7 == 0) ? "\"Name, with\r\nbreak " + std::to_string(i) + "\""
+                      : "n" + std::to_string(i);
     s += ",";
     s += (r % 11 == 0) ? "" : industries[r % 5];
     s += ",";
@@ -573,10 +576,12 @@ TEST_F(CsvTest, SameBitsAtAnyThreadCountAndChunkSize) {
   const std::string p = write("in.csv", account_table_csv(3000));
   auto options = [&](int threads, std::size_t chunk, const std::string& q) {
     icp::CsvOptions o;
-    o.columns = {req("acv", icp::ColumnType::numeric), req("id", icp::ColumnType::text),
+    o.columns = {req("acv", icp::ColumnType::numeric),
+                 req("id", icp::ColumnType::text),
                  req("industry", icp::ColumnType::categorical),
                  req("region", icp::ColumnType::categorical),
-                 req("name", icp::ColumnType::text), req("employees", icp::ColumnType::numeric)};
+                 req("name", icp::ColumnType::text),
+                 req("employees", icp::ColumnType::numeric)};
     o.on_error = icp::ErrorPolicy::quarantine;
     o.unique_column = "id";
     o.threads = threads;
@@ -598,8 +603,8 @@ TEST_F(CsvTest, SameBitsAtAnyThreadCountAndChunkSize) {
     for (const int threads : {1, 2}) {
       const std::string q = "q" + std::to_string(n++) + ".csv";
       icp::IngestStats st;
-      const std::string what = "chunk " + std::to_string(chunk) + " threads " +
-                               std::to_string(threads);
+      const std::string what =
+          "chunk " + std::to_string(chunk) + " threads " + std::to_string(threads);
       expect_same_table(ref, icp::read_csv(p, options(threads, chunk, q), &st), what);
       EXPECT_EQ(st.rows_read, ref_stats.rows_read) << what;
       EXPECT_EQ(st.rows_quarantined, ref_stats.rows_quarantined) << what;

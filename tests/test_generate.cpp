@@ -8,8 +8,8 @@
 #include <fstream>
 #include <iterator>
 #include <set>
-#include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "icp/error.hpp"
@@ -414,7 +414,11 @@ class GenerateFiles : public ::testing::Test {
     dir_ = scratch_dir() / ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::create_directories(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    fs::remove_all(dir_);
+    std::error_code ignored;
+    fs::remove(dir_.parent_path(), ignored);  // the per-process folder, once empty
+  }
   std::string path(const char* name) const { return (dir_ / name).string(); }
   fs::path dir_;
 };

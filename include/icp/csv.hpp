@@ -32,9 +32,11 @@ struct CsvOptions {
   ErrorPolicy on_error = ErrorPolicy::fail;
   /// With ErrorPolicy::quarantine: CSV file receiving `line,reason,raw_record` for each rejected
   /// row ("" = count them only). Written to a temporary name and renamed when reading succeeds.
+  /// It starts with the header row `line,reason,record`; rows are in file order; reason reads
+  /// "column '<name>' (<n>): <reason>: '<value>'" or, for a wrong field count, just the reason.
   std::string quarantine_path;
   /// Column whose values must be unique (usually the id column); "" = no check. A repeat is a bad
-  /// row (the first occurrence is kept).
+  /// row (the first occurrence is kept). Missing cells are not compared.
   std::string unique_column;
   /// Threads for parsing (0 = icp::threads()). The result is identical for every value.
   int threads = 0;

@@ -1,0 +1,108 @@
+// `icp run`: the whole job from a job file, with command-line overrides.
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "command.hpp"
+#include "icp/config.hpp"
+#include "icp/error.hpp"
+#include "icp/hdf5.hpp"
+#include "icp/output.hpp"
+#include "icp/parallel.hpp"
+#include "icp/pipeline.hpp"
+
+namespace icp::cli {
+namespace {
+
+struct RunArgs {
+  std::string config;
+  std::string input, output, top_csv;
+  std::optional<int> k, threads;
+  std::optional<std::uint64_t> seed;
+  bool quiet = false;
+};
+
+JobConfig resolve(const RunArgs& a) {
+  JobConfig job = load_config(a.config);
+  if (!a.input.empty()) job.input_path = a.input;
+  if (!a.output.empty()) job.output.path = a.output;
+  if (!a.top_csv.empty()) job.output.top_csv = a.top_csv;
+  if (a.k) {
+    if (*a.k < 1) throw ConfigError("--k: must be at least 1, found " + std::to_string(*a.k));
+    job.kmeans.k = *a.k;
+  }
+  if (a.seed) job.seed = *a.seed;
+  if (a.threads) {
+    if (*a.threads < 0) throw ConfigError("--threads: must be >= 0");
+    job.threads = *a.threads;
+  }
+  job.kmeans.seed = job.seed;
+  job.config_text = to_toml(job);  // what is stored is what ran, overrides included
+  return job;
+}
+
+void print_stage(const StageTiming& s) {
+  const double rate = s.seconds > 0 ? static_cast<double>(s.rows) / s.seconds : 0.0;
+  std::fprintf(stderr, "  %-10s %12s rows %8.3f s %14s rows/s\n", s.name.c_str(),
+               with_commas(s.rows).c_str(), s.seconds,
+               with_commas(static_cast<long long>(rate)).c_str());
+}
+
+int run(const RunArgs& a) {
+  const JobConfig job = resolve(a);
+  set_threads(job.threads);
+
+  // Open the output first: an unwritable folder fails now, before minutes of work, and the
+  // temporary file is removed if anything later throws.
+  h5::Writer out(job.output.path);
+
+  RunProgress progress;
+  if (!a.quiet) {
+    std::fprintf(stderr, "icp %s: %s, %d threads\n", ICP_VERSION, job.config_path.c_str(),
+                 threads());
+    progress.on_stage = print_stage;
+  }
+  const RunResult result = run_job(job, progress);
+  if (!a.quiet) {
+    const auto& in = result.ingest;
+    std::string where;
+    if (in.rows_quarantined > 0 && !job.csv.quarantine_path.empty())
+      where = " (see " + job.csv.quarantine_path + ")";
+    std::fprintf(stderr, "  rows read %s = accepted %s + quarantined %s%s\n",
+                 with_commas(in.rows_read).c_str(), with_commas(in.rows_accepted).c_str(),
+                 with_commas(in.rows_quarantined).c_str(), where.c_str());
+    if (result.seed_ids_unmatched > 0)
+      std::fprintf(stderr, "  warning: %s seed ids in %s are not in the input\n",
+                   with_commas(result.seed_ids_unmatched).c_str(), job.seeds.ids_file.c_str());
+  }
+  write_results(result, out);
+  if (!job.output.top_csv.empty()) write_top_csv(result, job.output.top_csv, job.lookalike.top_n);
+  out.commit();
+  if (!a.quiet) {
+    std::printf("%s", inspect_text(job.output.path, 10).c_str());
+    std::printf("\nresults: %s\n", job.output.path.c_str());
+    if (!job.output.top_csv.empty())
+      std::printf("top %lld prospects: %s\n", static_cast<long long>(job.lookalike.top_n),
+                  job.output.top_csv.c_str());
+  }
+  return 0;
+}
+
+const Registrar registrar{10, [](CLI::App& app) -> std::function<int()> {
+  auto a = std::make_shared<RunArgs>();
+  auto* cmd = app.add_subcommand(
+      "run", "Run an ICP job (ingest, normalize, segment, score, summarize, write HDF5)");
+  cmd->add_option("-c,--config", a->config, "Job file (TOML)")->required();
+  cmd->add_option("--input", a->input, "Override input.path");
+  cmd->add_option("--output", a->output, "Override output.path (HDF5)");
+  cmd->add_option("--top-csv", a->top_csv, "Override output.top_csv");
+  cmd->add_option("--k", a->k, "Override kmeans.k");
+  cmd->add_option("--seed", a->seed, "Override run.seed");
+  cmd->add_option("--threads", a->threads,
+                  "Threads for OpenMP and oneTBB together (0 = all cores)");
+  cmd->add_flag("-q,--quiet", a->quiet, "No progress or summary output");
+  return [a] { return run(*a); };
+}};
+
+}  // namespace
+}  // namespace icp::cli
