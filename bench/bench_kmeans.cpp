@@ -1,5 +1,6 @@
-// k-means throughput: the assignment kernel, a full Lloyd iteration, and an SGEMM of the same
-// shape (Eigen float product per block, one thread per block) as the roofline to compare with.
+// k-means throughput: the assignment kernel, the score micro-kernel alone, a full Lloyd
+// iteration, an SGEMM of the same shape (Eigen float product per block, one thread per block) as
+// the roofline to compare with, and whole fits per algorithm (time to converge).
 //
 //   bench_kmeans --benchmark_filter='Assign/65536/32/64'
 // Counters: points/s (items_per_second) and FLOP/s counting 2*n*k*d per assignment.
@@ -118,6 +119,85 @@ void BM_SgemmReference(benchmark::State& state) {
   set_counters(state, n, d, k);
 }
 
+/// The score kernel alone (no argmin, no exact distance), one thread per chunk like assign_rows.
+void BM_ScoreKernel(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto d = static_cast<std::size_t>(state.range(1));
+  const auto k = static_cast<std::size_t>(state.range(2));
+  const Problem p = make_problem(n, d, k);
+  const icp::kmeans_detail::PackedCentres packed = icp::kmeans_detail::pack_centres(p.centroids);
+  const std::size_t ldo = packed.panels * icp::kmeans_detail::kPanelWidth;
+  const std::size_t blocks = (n + kAssignBlockRows - 1) / kAssignBlockRows;
+  for (auto _ : state) {
+    float checksum = 0.0f;
+#pragma omp parallel reduction(+ : checksum)
+    {
+      std::vector<float> out(kAssignBlockRows * ldo);
+#pragma omp for schedule(dynamic, 32)
+      for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(blocks); ++b) {
+        const std::size_t r0 = static_cast<std::size_t>(b) * kAssignBlockRows;
+        const std::size_t rows = std::min(kAssignBlockRows, n - r0);
+        icp::kmeans_detail::score_rows(p.x.row(r0), rows, d, packed, out.data(), ldo);
+        checksum += out[0];
+      }
+    }
+    benchmark::DoNotOptimize(checksum);
+  }
+  set_counters(state, n, d, k);
+}
+
+/// Overlapping planted clusters (k Gaussian blobs, sd 1, centres uniform in [-1.5, 1.5]^d), so
+/// Lloyd needs tens of iterations rather than the 3 that well-separated blobs take.
+icp::Matrix clustered(std::size_t n, std::size_t d, std::size_t k) {
+  std::mt19937_64 rng(777);
+  std::uniform_real_distribution<float> where(-1.5f, 1.5f);
+  std::normal_distribution<float> noise(0.0f, 1.0f);
+  std::vector<float> centres(k * d);
+  for (float& c : centres) c = where(rng);
+  icp::Matrix x(n, d);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t b = i % k;
+    for (std::size_t t = 0; t < d; ++t) x(i, t) = centres[b * d + t] + noise(rng);
+  }
+  return x;
+}
+
+/// Whole fit to tol 1e-4 per algorithm from a random init (cheap, so the steps dominate);
+/// iterations and inertia as counters (equal across the exact algorithms by construction).
+void BM_Fit(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto d = static_cast<std::size_t>(state.range(1));
+  const auto k = static_cast<std::size_t>(state.range(2));
+  const auto algorithm = static_cast<icp::KMeansAlgorithm>(state.range(3));
+  const icp::Matrix x = clustered(n, d, k);
+  icp::KMeansOptions o;
+  o.k = static_cast<int>(k);
+  o.algorithm = algorithm;
+  o.init = icp::KMeansInit::random;
+  o.max_iter = 300;
+  o.tol = 1e-4;
+  int iterations = 0;
+  double inertia = 0.0;
+  for (auto _ : state) {
+    const icp::KMeansResult r = icp::kmeans_fit(x, o);
+    iterations = r.iterations;
+    inertia = r.inertia;
+  }
+  state.counters["iterations"] = iterations;
+  state.counters["inertia"] = inertia;
+  state.SetLabel(icp::to_string(algorithm));
+}
+
+void fit_shapes(benchmark::internal::Benchmark* b) {
+  for (const std::int64_t k : {16, 64, 256}) {
+    for (const auto a : {icp::KMeansAlgorithm::lloyd, icp::KMeansAlgorithm::hamerly,
+                         icp::KMeansAlgorithm::yinyang}) {
+      b->Args({200000, 32, k, static_cast<std::int64_t>(a)});
+    }
+  }
+  b->ArgNames({"n", "d", "k", "alg"})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+}
+
 void shapes(benchmark::internal::Benchmark* b) {
   for (const std::int64_t n : {std::int64_t{1000000}, std::int64_t{65536}}) {
     for (const std::int64_t d : {16, 32, 64}) {
@@ -130,6 +210,8 @@ void shapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Assign)->Apply(shapes);
 BENCHMARK(BM_LloydIteration)->Apply(shapes);
 BENCHMARK(BM_SgemmReference)->Apply(shapes);
+BENCHMARK(BM_ScoreKernel)->Apply(shapes);
+BENCHMARK(BM_Fit)->Apply(fit_shapes);
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 // file, the line and the key, so a typo never silently falls back to a default.
 #include "icp/config.hpp"
 
+#include <cctype>
 #include <filesystem>
 #include <limits>
 #include <fstream>
@@ -167,6 +168,13 @@ void read_input(Section& root, const toml::table& empty, const std::string& orig
   s.get("path", c.input_path);
   c.input_path = resolve_path(base, c.input_path);
   s.get("id_column", c.id_column);
+  s.get("format", c.input_format);
+  if (!c.input_format.empty() && c.input_format != "csv" && c.input_format != "hdf5")
+    s.fail("format", "unknown value '" + c.input_format + "' (expected csv | hdf5)");
+  s.get("group", c.input_group);
+  if (c.input_group.empty() || c.input_group[0] != '/')
+    s.fail("group", "expected an absolute HDF5 group such as \"/accounts\", found '" +
+                        c.input_group + "'");
   std::string delim = std::string(1, c.csv.delimiter);
   s.get("delimiter", delim);
   c.csv.delimiter = parse_delimiter(s, delim);
@@ -264,12 +272,28 @@ void read_rest(Section& root, const toml::table& empty, const std::string& origi
   }
   {
     Section s(sub_table(root, empty, "kmeans"), "kmeans", origin);
-    s.get("k", c.kmeans.k, 1, 1 << 20);
+    if (const toml::node* kn = s.node("k"); kn && kn->is_string()) {
+      const std::string kv = *kn->value<std::string>();
+      if (kv != "auto")
+        s.fail("k", "expected an integer, found a string ('" + kv +
+                        "'; the only string accepted is \"auto\")");
+      c.k_auto = true;
+    } else {
+      s.get("k", c.kmeans.k, 1, 1 << 20);
+    }
+    s.get("k_min", c.k_min, 2, 1 << 20);
+    s.get("k_max", c.k_max, 2, 1 << 20);
+    if (c.k_max < c.k_min) s.fail("k_max", "must be >= kmeans.k_min");
     s.get("max_iter", c.kmeans.max_iter, 1, 1 << 20);
     s.get("tol", c.kmeans.tol);
     if (!(c.kmeans.tol >= 0.0)) s.fail("tol", "must be >= 0");
     s.choice("init", c.kmeans.init,
              {{"kmeans++", KMeansInit::kmeanspp}, {"random", KMeansInit::random}});
+    s.choice("algorithm", c.kmeans.algorithm,
+             {{"auto", KMeansAlgorithm::automatic},
+              {"lloyd", KMeansAlgorithm::lloyd},
+              {"hamerly", KMeansAlgorithm::hamerly},
+              {"yinyang", KMeansAlgorithm::yinyang}});
     s.get("n_init", c.kmeans.n_init, 1, 1000);
     s.reject_unknown();
   }
@@ -305,6 +329,8 @@ void read_rest(Section& root, const toml::table& empty, const std::string& origi
     c.output.path = resolve_path(base, c.output.path);
     s.get("top_csv", c.output.top_csv);
     c.output.top_csv = resolve_path(base, c.output.top_csv);
+    s.get("report", c.output.report);
+    c.output.report = resolve_path(base, c.output.report);
     s.reject_unknown();
   }
   {
@@ -391,9 +417,18 @@ const char* name_of(Scaling s) {
 }
 }  // namespace
 
+std::string resolve_input_format(const std::string& format, const std::string& path) {
+  if (!format.empty()) return format;
+  std::string ext = fs::path(path).extension().string();
+  for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return ext == ".h5" || ext == ".hdf5" || ext == ".he5" ? "hdf5" : "csv";
+}
+
 std::string to_toml(const JobConfig& c) {
   std::ostringstream o;
   o << "[input]\npath = " << quoted(c.input_path) << "\nid_column = " << quoted(c.id_column)
+    << "\nformat = " << quoted(resolve_input_format(c.input_format, c.input_path))
+    << "\ngroup = " << quoted(c.input_group)
     << "\ndelimiter = " << quoted(std::string(1, c.csv.delimiter)) << "\nmissing_tokens = [";
   for (std::size_t i = 0; i < c.csv.missing_tokens.size(); ++i)
     o << (i ? ", " : "") << quoted(c.csv.missing_tokens[i]);
@@ -420,9 +455,11 @@ std::string to_toml(const JobConfig& c) {
     o << "negative_rule = " << quoted(c.seeds.negative_rule) << "\n";
   o << "min_count = " << c.seeds.min_count << "\n";
   o << "\n[summary]\nvalue_column = " << quoted(c.value_column) << "\n";
-  o << "\n[kmeans]\nk = " << c.kmeans.k << "\nmax_iter = " << c.kmeans.max_iter
+  o << "\n[kmeans]\nk = " << (c.k_auto ? std::string("\"auto\"") : std::to_string(c.kmeans.k))
+    << "\nk_min = " << c.k_min << "\nk_max = " << c.k_max << "\nmax_iter = " << c.kmeans.max_iter
     << "\ntol = " << number(c.kmeans.tol) << "\ninit = \""
     << (c.kmeans.init == KMeansInit::kmeanspp ? "kmeans++" : "random")
+    << "\"\nalgorithm = \"" << to_string(c.kmeans.algorithm)
     << "\"\nn_init = " << c.kmeans.n_init << "\n";
   o << "\n[lookalike]\nneighbors = " << c.lookalike.neighbors
     << "\nmethod = \"" << to_string(c.lookalike.method) << "\"\ntiers = [";
@@ -431,7 +468,7 @@ std::string to_toml(const JobConfig& c) {
   o << "]\nholdout = " << number(c.lookalike.holdout) << "\ntop_n = " << c.lookalike.top_n
     << "\n";
   o << "\n[output]\npath = " << quoted(c.output.path) << "\ntop_csv = " << quoted(c.output.top_csv)
-    << "\n";
+    << "\nreport = " << quoted(c.output.report) << "\n";
   o << "\n[run]\nthreads = " << c.threads << "\nseed = " << c.seed << "\n";
   return o.str();
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cfloat>
@@ -21,11 +22,11 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 #include "icp/error.hpp"
@@ -122,7 +123,11 @@ struct RecordScan {
 /// inside an unquoted field is literal text, and text after a closing quote is appended.
 class Scanner {
  public:
-  Scanner(const char* buf, std::size_t n, char delim) : buf_(buf), n_(n), delim_(delim) {}
+  Scanner(const char* buf, std::size_t n, char delim) : buf_(buf), n_(n), delim_(delim) {
+    stop_[static_cast<unsigned char>(delim)] = true;
+    stop_[static_cast<unsigned char>('\r')] = true;
+    stop_[static_cast<unsigned char>('\n')] = true;
+  }
 
   const char* data() const noexcept { return buf_; }
   std::size_t size() const noexcept { return n_; }
@@ -172,11 +177,8 @@ class Scanner {
         }
         p = q;
       }
-      while (p < n_) {
-        const char c = buf_[p];
-        if (c == delim_ || c == '\r' || c == '\n') break;
-        ++p;
-      }
+      // One table load per byte instead of three compares: this loop sees most of the file.
+      while (p < n_ && !stop_[static_cast<unsigned char>(buf_[p])]) ++p;
       fields.push_back(FieldSpan{field_begin, p});
       if (p >= n_) {
         r.end = n_;
@@ -228,6 +230,7 @@ class Scanner {
   const char* buf_;
   std::size_t n_;
   char delim_;
+  std::array<bool, 256> stop_{};  ///< bytes that end an unquoted field
 };
 
 struct SvHash {
@@ -271,7 +274,14 @@ struct ColumnOut {
 struct ChunkOut {
   std::vector<ColumnOut> cols;
   std::vector<std::int64_t> lines;  ///< relative start line of each accepted row
-  std::vector<std::string> keys;    ///< unique-column value of each accepted row
+  /// Unique-column value of each accepted row: a view into the mapped file, or into
+  /// `key_store` when the cell had to be rewritten (doubled quotes). Views avoid one heap string
+  /// per row; the file stays mapped until read_csv returns.
+  std::vector<std::string_view> keys;
+  /// Heap strings, so that neither growing this vector nor moving the ChunkOut moves the bytes
+  /// (a std::deque would be copied, not moved, when the vector of chunks reallocates, since its
+  /// move constructor may throw; this also makes ChunkOut move-only).
+  std::vector<std::unique_ptr<std::string>> key_store;
   std::vector<BadRow> bad;
   std::optional<BadRow> fatal;  ///< unterminated quote: nothing after it can be trusted
   bool stopped = false;         ///< fail policy hit a bad row, or fatal
@@ -300,18 +310,25 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 bool is_missing(std::string_view v, const std::vector<std::string>& tokens) {
-  for (const auto& t : tokens)
-    if (v == t) return true;
+  // Runs for every cell: comparing the first byte inline rules out nearly every number and
+  // name before any memcmp call (no default token starts with a digit).
+  for (const auto& t : tokens) {
+    if (t.size() != v.size()) continue;
+    if (v.empty()) return true;
+    if (t[0] == v[0] && std::memcmp(t.data(), v.data(), v.size()) == 0) return true;
+  }
   return false;
 }
 
 /// Parses a present numeric cell; returns the reason on failure.
 const char* parse_number(std::string_view v, double& out) {
-  if (iequals(v, "true")) {
+  // Booleans are rare: one byte test keeps the case-folding compares off the number path.
+  const char c0 = v.empty() ? '\0' : static_cast<char>(v[0] | 0x20);
+  if (c0 == 't' && iequals(v, "true")) {
     out = 1.0;
     return nullptr;
   }
-  if (iequals(v, "false")) {
+  if (c0 == 'f' && iequals(v, "false")) {
     out = 0.0;
     return nullptr;
   }
@@ -359,6 +376,7 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
   std::size_t pos = begin;
   std::int64_t lines = 0;
   while (pos < end) {
+    if (opts.max_rows > 0 && out.records >= opts.max_rows) break;
     const std::size_t nl = sc.newline_at(pos);
     if (nl > 0) {  // blank line: not a record
       ++lines;
@@ -450,8 +468,16 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
           break;
       }
     }
-    if (plan.unique_field)
-      out.keys.emplace_back(sc.cell(fields[*plan.unique_field], scratch[nreq]));
+    if (plan.unique_field) {
+      std::string& sk = scratch[nreq];
+      const std::string_view key = sc.cell(fields[*plan.unique_field], sk);
+      if (!key.empty() && key.data() == sk.data()) {
+        out.key_store.push_back(std::make_unique<std::string>(sk));
+        out.keys.push_back(*out.key_store.back());
+      } else {
+        out.keys.push_back(key);
+      }
+    }
     out.lines.push_back(rec_line);
   }
   out.lines_consumed = lines;
@@ -609,7 +635,170 @@ void write_quarantine(const std::string& path, const std::vector<const BadRow*>&
   throw InputError(path, b.line, b.column, b.column_number, b.value, b.reason);
 }
 
+/// Key partitions for the duplicate check. Equal keys hash to the same partition, so each
+/// partition finds its repeats on its own, scanning its keys in file order; 64 keeps two to a
+/// few dozen threads busy and the per-partition sets small. The result does not depend on it.
+constexpr std::size_t kKeyPartitions = 64;
+
+struct KeyPos {
+  std::size_t chunk = 0;
+  std::size_t row = 0;
+  bool operator<(const KeyPos& o) const noexcept {
+    return chunk != o.chunk ? chunk < o.chunk : row < o.row;
+  }
+};
+
+/// Insert-only open-addressing set of keys with their hashes: no node per key (the std set
+/// allocates one each), and the stored hash rules out almost every key comparison.
+class KeySet {
+ public:
+  explicit KeySet(std::size_t expected) {
+    std::size_t cap = 16;
+    while (cap < 2 * expected) cap <<= 1;  // load <= 1/2 keeps linear probes short
+    slots_.resize(cap);
+    mask_ = cap - 1;
+  }
+  /// False when `key` was already there.
+  bool insert(std::string_view key, std::size_t hash) {
+    for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (!s.used) {
+        s.used = true;
+        s.hash = hash;
+        s.key = key;
+        return true;
+      }
+      if (s.hash == hash && s.key == key) return false;
+    }
+  }
+
+ private:
+  struct Slot {
+    std::string_view key;
+    std::size_t hash = 0;
+    bool used = false;
+  };
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+};
+
+/// Keys hashed and bucketed per block: fixed (not derived from the thread count or the parse
+/// chunks, which tests shrink to 1 byte), large enough that per-block partition counters are
+/// noise, small enough to give a few blocks per thread on a 1M-row file.
+constexpr std::size_t kKeyBlock = std::size_t{1} << 16;
+
+/// Every present key that repeats an earlier one, in file order. Keys are numbered in file
+/// order, hashed and counting-sorted by partition block by block (stable, so each partition
+/// lists its keys in file order), then each partition is checked on its own; all in parallel.
+std::vector<KeyPos> find_repeats(const std::vector<ChunkOut>& outs,
+                                 const std::vector<std::string>& missing_tokens, int nthreads) {
+  std::vector<std::size_t> first(outs.size() + 1, 0);  // global index of each chunk's first key
+  for (std::size_t c = 0; c < outs.size(); ++c) first[c + 1] = first[c] + outs[c].keys.size();
+  const std::size_t n = first.back();
+  std::vector<std::string_view> keys(n);
+  std::vector<std::size_t> hashes(n);
+  std::vector<std::uint8_t> part(n);  // partition, or kKeyPartitions for a missing key
+  const std::size_t nblocks = (n + kKeyBlock - 1) / kKeyBlock;
+  // count[b * (P + 1) + p]: keys of block b in partition p; becomes the scatter offset.
+  std::vector<std::size_t> count(nblocks * (kKeyPartitions + 1), 0);
+  std::vector<std::size_t> part_begin(kKeyPartitions + 1, 0);
+  struct Entry {
+    std::size_t index;
+    std::size_t hash;
+  };
+  std::vector<Entry> entries;
+  std::vector<std::vector<std::size_t>> found(kKeyPartitions);
+  const int team = std::max(1, nthreads);
+  ExceptionCollector errors;
+#pragma omp parallel num_threads(team) if (team > 1)
+  {
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t sc = 0; sc < static_cast<std::ptrdiff_t>(outs.size()); ++sc) {
+      const auto c = static_cast<std::size_t>(sc);
+      std::copy(outs[c].keys.begin(), outs[c].keys.end(),
+                keys.begin() + static_cast<std::ptrdiff_t>(first[c]));
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t sb = 0; sb < static_cast<std::ptrdiff_t>(nblocks); ++sb) {
+      const auto blk = static_cast<std::size_t>(sb);
+      std::size_t* cnt = &count[blk * (kKeyPartitions + 1)];
+      for (std::size_t i = blk * kKeyBlock; i < std::min(n, (blk + 1) * kKeyBlock); ++i) {
+        if (is_missing(keys[i], missing_tokens)) {
+          part[i] = static_cast<std::uint8_t>(kKeyPartitions);
+          continue;
+        }
+        const std::size_t h = std::hash<std::string_view>{}(keys[i]);
+        // High bits pick the partition: the set inside uses the low bits.
+        const auto p = static_cast<std::uint8_t>((h >> 58) % kKeyPartitions);
+        hashes[i] = h;
+        part[i] = p;
+        ++cnt[p];
+      }
+    }
+#pragma omp single
+    {
+      // Partition-major, block-minor offsets: partition p's keys in block order = file order.
+      std::size_t at = 0;
+      for (std::size_t p = 0; p < kKeyPartitions; ++p) {
+        part_begin[p] = at;
+        for (std::size_t blk = 0; blk < nblocks; ++blk) {
+          std::size_t& cnt = count[blk * (kKeyPartitions + 1) + p];
+          const std::size_t k = cnt;
+          cnt = at;
+          at += k;
+        }
+      }
+      part_begin[kKeyPartitions] = at;
+      entries.resize(at);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t sb = 0; sb < static_cast<std::ptrdiff_t>(nblocks); ++sb) {
+      const auto blk = static_cast<std::size_t>(sb);
+      std::size_t* next = &count[blk * (kKeyPartitions + 1)];
+      for (std::size_t i = blk * kKeyBlock; i < std::min(n, (blk + 1) * kKeyBlock); ++i)
+        if (part[i] < kKeyPartitions) entries[next[part[i]]++] = Entry{i, hashes[i]};
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t sp = 0; sp < static_cast<std::ptrdiff_t>(kKeyPartitions); ++sp) {
+      errors.run([&] {
+        const auto p = static_cast<std::size_t>(sp);
+        KeySet seen(part_begin[p + 1] - part_begin[p]);
+        for (std::size_t e = part_begin[p]; e < part_begin[p + 1]; ++e)
+          if (!seen.insert(keys[entries[e].index], entries[e].hash))
+            found[p].push_back(entries[e].index);
+      });
+    }
+  }
+  errors.rethrow();
+  std::vector<std::size_t> all;
+  for (const auto& f : found) all.insert(all.end(), f.begin(), f.end());
+  std::sort(all.begin(), all.end());
+  std::vector<KeyPos> pos;
+  pos.reserve(all.size());
+  for (const std::size_t i : all) {
+    const auto c = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), i) -
+                                            first.begin()) - 1;
+    pos.push_back(KeyPos{c, i - first[c]});
+  }
+  return pos;
+}
+
 }  // namespace
+
+const char* parse_numeric_cell(std::string_view cell, double& out) noexcept {
+  return parse_number(cell, out);
+}
+
+const char* check_numeric_value(double x) noexcept {
+  if (std::isnan(x)) return "NaN value";
+  if (std::isinf(x)) return "infinite value";
+  if (std::fabs(x) > static_cast<double>(FLT_MAX)) return "value out of float32 range";
+  return nullptr;
+}
+
+bool is_missing_token(std::string_view cell, const std::vector<std::string>& tokens) noexcept {
+  return is_missing(cell, tokens);
+}
 
 std::vector<std::string> read_csv_header(const std::string& path, char delimiter) {
   check_delimiter(delimiter);
@@ -657,7 +846,7 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
   std::vector<std::size_t> edge;
   std::size_t start = body;
   for (int pass = 0; start < n; ++pass) {
-    if (pass == kMaxParallelPasses) {
+    if (pass == kMaxParallelPasses || options.max_rows > 0) {
       outs.emplace_back();
       parse_chunk(sc, plan, start, n, outs.back());
       break;
@@ -691,32 +880,23 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
   }
 
   const bool fail_fast = options.on_error == ErrorPolicy::fail;
-  // Uniqueness is a whole-file property, checked in file order so the first occurrence wins.
+  // Uniqueness is a whole-file property: the first occurrence in file order wins.
   std::vector<std::vector<char>> drop(outs.size());
   std::vector<BadRow> dups;
   if (plan.unique_field) {
-    std::unordered_set<std::string_view> seen;
-    std::size_t candidates = 0;
-    for (const auto& o : outs) candidates += o.keys.size();
-    seen.reserve(candidates);
+    const std::vector<KeyPos> repeats = find_repeats(outs, options.missing_tokens, nthreads);
     const std::size_t uf = *plan.unique_field;
-    for (std::size_t c = 0; c < outs.size(); ++c) {
-      ChunkOut& o = outs[c];
-      drop[c].assign(o.lines.size(), 0);
-      for (std::size_t j = 0; j < o.keys.size(); ++j) {
-        const std::string& key = o.keys[j];
-        if (is_missing(key, options.missing_tokens)) continue;
-        if (seen.insert(key).second) continue;
-        BadRow b;
-        b.line = o.lines[j];
-        b.column = plan.header[uf];
-        b.column_number = static_cast<std::int64_t>(uf) + 1;
-        b.value = truncate_text(key);
-        b.reason = "duplicate value";
-        if (fail_fast) throw_bad(path, b);  // every accepted row precedes any chunk error
-        drop[c][j] = 1;
-        dups.push_back(std::move(b));
-      }
+    for (std::size_t c = 0; c < outs.size(); ++c) drop[c].assign(outs[c].lines.size(), 0);
+    for (const KeyPos& r : repeats) {
+      BadRow b;
+      b.line = outs[r.chunk].lines[r.row];
+      b.column = plan.header[uf];
+      b.column_number = static_cast<std::int64_t>(uf) + 1;
+      b.value = truncate_text(outs[r.chunk].keys[r.row]);
+      b.reason = "duplicate value";
+      if (fail_fast) throw_bad(path, b);  // every accepted row precedes any chunk error
+      drop[r.chunk][r.row] = 1;
+      dups.push_back(std::move(b));
     }
   }
   if (fail_fast) {
@@ -767,8 +947,16 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
     for (std::size_t j = 0; j < outs[c].lines.size(); ++j)
       if (keep(c, j)) table.source_line.push_back(outs[c].lines[j]);
 
-  for (std::size_t k = 0; k < options.columns.size(); ++k) {
-    Column col;
+  // Columns are independent, so they are stitched in parallel; each one is still assembled in
+  // file order by a single thread, so the result is the same at any thread count.
+  const auto ncols_out = static_cast<std::ptrdiff_t>(options.columns.size());
+  table.columns.resize(options.columns.size());
+  ExceptionCollector stitch_errors;
+  const int stitch_team = static_cast<int>(std::min<std::ptrdiff_t>(nthreads, ncols_out));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(stitch_team) if (stitch_team > 1)
+  for (std::ptrdiff_t sk = 0; sk < ncols_out; ++sk) stitch_errors.run([&] {
+    const auto k = static_cast<std::size_t>(sk);
+    Column& col = table.columns[k];
     col.name = options.columns[k].name;
     col.type = options.columns[k].type;
     switch (col.type) {
@@ -817,8 +1005,8 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
         }
         break;
     }
-    table.columns.push_back(std::move(col));
-  }
+  });
+  stitch_errors.rethrow();
 
   if (options.on_error == ErrorPolicy::quarantine && !options.quarantine_path.empty()) {
     std::vector<const BadRow*> rows;

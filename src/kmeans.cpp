@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -124,11 +125,50 @@ Matrix centre_rows(MatrixView x, std::span<const double> offset) {
   return out;
 }
 
+KMeansAlgorithm resolve_algorithm(KMeansAlgorithm requested, std::size_t d,
+                                  std::size_t k) noexcept {
+  if (requested != KMeansAlgorithm::automatic) return requested;
+  (void)d;
+  (void)k;
+  // Measured (bench/results/kmeans.md): with the fused score+argmin kernel a Lloyd step is so
+  // cheap that the bounded policies' per-row bookkeeping (exact distance, bound updates,
+  // gathered rescoring) only paid off for Hamerly on well-separated blobs at k = 256 (~12%),
+  // and lost 2-4x on overlapping clusters. Until their rescoring is fused too, auto is Lloyd.
+  return KMeansAlgorithm::lloyd;
+}
+
 }  // namespace kmeans_detail
+
+const char* to_string(KMeansAlgorithm algorithm) noexcept {
+  switch (algorithm) {
+    case KMeansAlgorithm::automatic:
+      return "auto";
+    case KMeansAlgorithm::lloyd:
+      return "lloyd";
+    case KMeansAlgorithm::hamerly:
+      return "hamerly";
+    case KMeansAlgorithm::yinyang:
+      return "yinyang";
+  }
+  return "auto";
+}
 
 namespace {
 
 using namespace kmeans_detail;  // NOLINT: this file is the driver of those pieces
+
+std::unique_ptr<StepPolicy> make_policy(KMeansAlgorithm algorithm) {
+  switch (algorithm) {
+    case KMeansAlgorithm::hamerly:
+      return make_hamerly_policy();
+    case KMeansAlgorithm::yinyang:
+      return make_yinyang_policy();
+    case KMeansAlgorithm::lloyd:
+    case KMeansAlgorithm::automatic:
+      break;
+  }
+  return make_lloyd_policy();
+}
 
 struct RunResult {
   LloydState state;
@@ -147,9 +187,11 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, int restar
                             : init_random(xc.view(), options.k, seed);
   run.state.assignment.assign(xc.rows(), -1);
   run.state.distance.assign(xc.rows(), 0.0f);
+  const std::unique_ptr<StepPolicy> policy =
+      make_policy(resolve_algorithm(options.algorithm, xc.cols(), static_cast<std::size_t>(options.k)));
   for (int it = 1; it <= options.max_iter; ++it) {
     const auto start = std::chrono::steady_clock::now();
-    const StepStats step = lloyd_step(xc.view(), run.state, reducer);
+    const StepStats step = policy->step(xc.view(), run.state, reducer);
     KMeansIteration info;
     info.iteration = it;
     info.inertia = step.inertia;

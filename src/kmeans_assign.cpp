@@ -1,11 +1,6 @@
-// Assignment kernel: blocked float32 matrix product for the argmin, float64 for the reported
-// distance.
+// Assignment pass: blocked float32 scores (kmeans_kernel.cpp) for the argmin, float64 for the
+// reported distance.
 
-// Rows are already split across OpenMP threads; a nested parallel GEMM would oversubscribe and
-// make the block results depend on the thread count.
-#define EIGEN_DONT_PARALLELIZE
-
-#include <Eigen/Core>
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -19,8 +14,6 @@ namespace icp::kmeans_detail {
 
 namespace {
 
-using RowMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 // GCC/Clang vector types: the lane layout (and so the summation order) is written in the source,
 // where auto-vectorisation of these loops is either refused (index-tracking min) or would be free
 // to change the order between compiler versions.
@@ -30,11 +23,11 @@ typedef float V4f __attribute__((vector_size(16)));
 typedef double V4d __attribute__((vector_size(32)));
 constexpr std::size_t kLanes = 8;
 
-/// Index of the smallest ||c_j||^2 - 2 x.c_j, ties to the lowest j (what a strict-< scan gives:
-/// each lane keeps its first minimum, then lanes compare by value and then index). Overwrites
-/// `dot` with the scores.
-std::size_t argmin_score(float* dot, const float* norm, std::size_t k) noexcept {
-  for (std::size_t j = 0; j < k; ++j) dot[j] = norm[j] - 2.0f * dot[j];
+}  // namespace
+
+/// Ties to the lowest j (what a strict-< scan gives: each lane keeps its first minimum, then
+/// lanes compare by value and then index).
+std::size_t argmin_scores(const float* dot, std::size_t k) noexcept {
   const float inf = std::numeric_limits<float>::infinity();
   V8f best_val = {inf, inf, inf, inf, inf, inf, inf, inf};
   V8i best_idx = {0, 1, 2, 3, 4, 5, 6, 7};
@@ -74,8 +67,6 @@ std::size_t argmin_score(float* dot, const float* norm, std::size_t k) noexcept 
   return best;
 }
 
-}  // namespace
-
 double squared_distance(const float* a, const float* b, std::size_t d) noexcept {
   // Eight fixed float64 lanes in two vectors; lanes are combined in a fixed order at the end.
   V4d acc0 = {0.0, 0.0, 0.0, 0.0};
@@ -105,19 +96,7 @@ AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int3
                         std::span<float> distance, bool track_changes) {
   const std::size_t n = xc.rows;
   const std::size_t d = xc.cols;
-  const std::size_t k = centroids.rows;
-  // Eigen-aligned copies: Eigen's vectorised paths may peel to an aligned address, so the same
-  // row at a differently aligned address could be summed in another order. Copying the centres
-  // and each block into aligned storage makes every product a function of the values only.
-  RowMatrixF c(static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(d));
-  std::copy(centroids.data, centroids.data + k * d, c.data());
-  std::vector<float> norm(k);
-  for (std::size_t j = 0; j < k; ++j) {
-    const float* cj = centroids.row(j);
-    double s = 0.0;
-    for (std::size_t t = 0; t < d; ++t) s += static_cast<double>(cj[t]) * cj[t];
-    norm[j] = static_cast<float>(s);
-  }
+  const PackedCentres packed = pack_centres(centroids);
 
   const std::size_t chunks = chunk_count(n);
   std::vector<double> chunk_inertia(chunks, 0.0);
@@ -125,12 +104,10 @@ AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int3
   ExceptionCollector errors;
 #pragma omp parallel if (chunks > 1)
   {
-    RowMatrixF block;
-    RowMatrixF dots;
+    std::vector<std::int32_t> labels;
     bool ready = false;
     errors.run([&] {
-      block.resize(static_cast<Eigen::Index>(kAssignBlockRows), static_cast<Eigen::Index>(d));
-      dots.resize(static_cast<Eigen::Index>(kAssignBlockRows), static_cast<Eigen::Index>(k));
+      labels.resize(kAssignBlockRows);
       ready = true;
     });
 #pragma omp for schedule(dynamic, 1)
@@ -143,11 +120,9 @@ AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int3
       std::int64_t changed = 0;
       for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
         const std::size_t rows = std::min(kAssignBlockRows, end - b0);
-        const auto r = static_cast<Eigen::Index>(rows);
-        std::copy(xc.row(b0), xc.row(b0) + rows * d, block.data());
-        dots.topRows(r).noalias() = block.topRows(r) * c.transpose();
+        argmin_rows(xc.row(b0), rows, d, packed, labels.data());
         for (std::size_t i = 0; i < rows; ++i) {
-          const std::size_t best = argmin_score(dots.data() + i * k, norm.data(), k);
+          const auto best = static_cast<std::size_t>(labels[i]);
           const std::size_t row = b0 + i;
           const auto dist =
               static_cast<float>(squared_distance(xc.row(row), centroids.row(best), d));

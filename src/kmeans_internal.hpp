@@ -1,10 +1,13 @@
 // Pieces of k-means shared by the fit driver, the tests and the benchmark. Not installed.
-// The fit is validate -> centre -> init -> repeat lloyd_step -> finalize; a faster assignment
-// policy (Hamerly, Yinyang) replaces assign_rows inside lloyd_step, mini-batch replaces the step.
+// The fit is validate -> centre -> init -> repeat StepPolicy::step -> finalize. Lloyd's step is
+// assign_rows + finish_step; Hamerly and Yinyang replace the assignment half with bounded
+// versions that give the same labels (kmeans_hamerly.cpp, kmeans_yinyang.cpp).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <span>
 #include <vector>
@@ -40,6 +43,45 @@ std::vector<double> column_means(MatrixView x, Reducer& reducer);
 /// float32 copy of x with `offset` (one value per column) subtracted in float64.
 Matrix centre_rows(MatrixView x, std::span<const double> offset);
 
+/// Float lanes of the score kernel's vector type, fixed at build time by the instruction set.
+#if defined(__AVX512F__)
+inline constexpr std::size_t kScoreLanes = 16;
+#else
+inline constexpr std::size_t kScoreLanes = 8;
+#endif
+/// Centres per packed panel: two vectors, so each broadcast of x feeds two FMAs.
+inline constexpr std::size_t kPanelWidth = 2 * kScoreLanes;
+
+/// Centres packed for the score kernel: panel p holds centres [p*W, p*W + W) t-major
+/// (d rows of W floats); padding centres are zero with norm +inf, so they never win.
+struct PackedCentres {
+  std::size_t k = 0;
+  std::size_t d = 0;
+  std::size_t panels = 0;
+  std::vector<float> data;  ///< panels * d * kPanelWidth
+  std::vector<float> norm;  ///< panels * kPanelWidth
+};
+
+/// ||c||^2 summed in float64, rounded once to float.
+float centre_norm(const float* c, std::size_t d) noexcept;
+PackedCentres pack_centres(MatrixView centroids);
+
+/// out[r * ldo + j] = norm_j - 2 * dot(x_r, c_j) for r < rows and j < panels * kPanelWidth,
+/// where dot is the float32 FMA chain over t = 0 .. d-1: bit-identical to score_one.
+void score_rows(const float* x, std::size_t rows, std::size_t ldx, const PackedCentres& c,
+                float* out, std::size_t ldo) noexcept;
+
+/// out[r] = index of the smallest score of row r (ties to the lowest index), computed in the
+/// kernel's registers without storing the scores: the same choice as argmin_scores on score_rows.
+void argmin_rows(const float* x, std::size_t rows, std::size_t ldx, const PackedCentres& c,
+                 std::int32_t* out) noexcept;
+
+/// The scalar definition of one score (std::fma chain); the blocked kernel matches it bitwise.
+float score_one(const float* x, const float* c, float norm, std::size_t d) noexcept;
+
+/// Index of the smallest of scores[0, k), ties to the lowest index.
+std::size_t argmin_scores(const float* scores, std::size_t k) noexcept;
+
 /// Exact squared distance sum (a - b)^2 in float64, in a fixed summation order.
 double squared_distance(const float* a, const float* b, std::size_t d) noexcept;
 
@@ -48,7 +90,7 @@ struct AssignStats {
   std::int64_t changed = 0;  ///< rows whose label differs from the one held on entry
 };
 
-/// Nearest centre of every row of xc (same coordinates as `centroids`): Eigen float product per
+/// Nearest centre of every row of xc (same coordinates as `centroids`): score kernel per
 /// block of kAssignBlockRows, argmin of ||c||^2 - 2 x.c (ties to the lowest index), then the
 /// exact float64 distance of the chosen pair. With track_changes the labels held in
 /// `assignment` on entry are compared against the new ones. Local to this process.
@@ -95,6 +137,64 @@ struct StepStats {
 
 /// One Lloyd iteration: assign against state.centroids, then replace them by the cluster means.
 StepStats lloyd_step(MatrixView xc, LloydState& state, Reducer& reducer);
+
+/// The update half of a step: cluster sums of state.assignment, empty-cluster relocation, new
+/// centres and their shift. `assigned` holds the (process-local) stats of the assignment.
+StepStats finish_step(MatrixView xc, LloydState& state, const AssignStats& assigned,
+                      Reducer& reducer);
+
+/// How one iteration is computed. Exact policies give the assignments assign_rows gives (the same
+/// scores, ties to the lowest index), so every result bit equals Lloyd's; they differ in the
+/// work they skip and in the per-row state (bounds) they carry between steps.
+class StepPolicy {
+ public:
+  virtual ~StepPolicy() = default;
+  virtual StepStats step(MatrixView xc, LloydState& state, Reducer& reducer) = 0;
+};
+
+std::unique_ptr<StepPolicy> make_lloyd_policy();
+/// One upper and one lower bound per row (16 bytes) plus the row norm (4 bytes).
+std::unique_ptr<StepPolicy> make_hamerly_policy();
+/// One upper bound per row (8 bytes), one float lower bound per row and centre group
+/// (4 * groups bytes) and the row norm; groups from clustering the initial centres.
+std::unique_ptr<StepPolicy> make_yinyang_policy();
+/// Centre groups Yinyang uses for k centres (k / 10, at least 1, as in Ding et al. 2015).
+std::size_t yinyang_groups(std::size_t k) noexcept;
+
+/// Bound on |score_j - (||x - c_j||^2 - ||x||^2)| for a row of norm `xnorm` and centres of norm
+/// at most `cmax` (FMA chain of d terms, norm rounded to float, final subtraction), with a
+/// factor 2 of slack. Bounded policies only skip a centre whose squared distance exceeds the
+/// assigned one's by more than twice this, so the skipped centre's score is strictly larger.
+inline double score_error(double xnorm, double cmax, std::size_t d) noexcept {
+  constexpr double kUnit = 0x1.0p-24;
+  return 2.0 * (static_cast<double>(d) + 4.0) * kUnit * (cmax * cmax + 2.0 * xnorm * cmax) +
+         0x1.0p-50 * xnorm * xnorm;
+}
+
+/// Helpers shared by the bounded policies (kmeans_bounds.cpp). Bounds are on true Euclidean
+/// distances in float64; each helper rounds in the safe direction.
+struct BoundFrame {
+  PackedCentres packed;
+  double cmax = 0.0;          ///< max ||c_j||, rounded up
+  std::vector<double> half;   ///< 0.5 * min over other centres of ||c_j - c_j'||, rounded down
+};
+BoundFrame make_bound_frame(MatrixView centroids);
+/// ||next_j - prev_j|| per centre, rounded up.
+std::vector<double> centre_moves(const Matrix& prev, const Matrix& next);
+/// ||x_i|| per row, rounded up to float.
+std::vector<float> row_norms(MatrixView xc);
+inline double round_up(double v) noexcept { return v * (1.0 + 0x1.0p-40); }
+inline double round_down(double v) noexcept { return v * (1.0 - 0x1.0p-40); }
+/// Lower bound on the distance to a centre of score s, for a row of squared norm xx.
+inline double lower_from_score(double s, double xx, double err) noexcept {
+  const double v = s + xx - err;
+  return v > 0.0 ? round_down(std::sqrt(v)) : 0.0;
+}
+
+/// The rule behind KMeansAlgorithm::automatic (measured with bench_kmeans's BM_Fit and
+/// scripts/bench-peers; see bench/results/kmeans.md).
+KMeansAlgorithm resolve_algorithm(KMeansAlgorithm requested, std::size_t d,
+                                  std::size_t k) noexcept;
 
 /// Seed for restart `stream`: independent streams from one user seed (SplitMix64 mixing).
 std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream) noexcept;

@@ -129,10 +129,9 @@ double relative_shift(const Matrix& previous, const Matrix& next) noexcept {
   return moved / scale;
 }
 
-StepStats lloyd_step(MatrixView xc, LloydState& state, Reducer& reducer) {
+StepStats finish_step(MatrixView xc, LloydState& state, const AssignStats& assigned,
+                      Reducer& reducer) {
   StepStats stats;
-  const AssignStats assigned =
-      assign_rows(xc, state.centroids.view(), state.assignment, state.distance, true);
   double inertia = assigned.inertia;
   std::int64_t changed = assigned.changed;
   reducer.sum(std::span<double>(&inertia, 1));
@@ -146,5 +145,24 @@ StepStats lloyd_step(MatrixView xc, LloydState& state, Reducer& reducer) {
   stats.changed = changed;
   return stats;
 }
+
+StepStats lloyd_step(MatrixView xc, LloydState& state, Reducer& reducer) {
+  const AssignStats assigned =
+      assign_rows(xc, state.centroids.view(), state.assignment, state.distance, true);
+  return finish_step(xc, state, assigned, reducer);
+}
+
+namespace {
+
+class LloydPolicy final : public StepPolicy {
+ public:
+  StepStats step(MatrixView xc, LloydState& state, Reducer& reducer) override {
+    return lloyd_step(xc, state, reducer);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<StepPolicy> make_lloyd_policy() { return std::make_unique<LloydPolicy>(); }
 
 }  // namespace icp::kmeans_detail

@@ -151,6 +151,7 @@ BacktestRow evaluate(const std::string& name, std::span<const float> all_scores,
   row.recall_at_10 = recall_at(s, label, kRecallFractions[2]);
   row.recall_at_25 = recall_at(s, label, kRecallFractions[3]);
   row.lift_at_10 = row.recall_at_10 / kRecallFractions[2];
+  row.gain = gain_curve(s, label);
   return row;
 }
 
@@ -204,14 +205,31 @@ void validate_options(const LookalikeOptions& o) {
   }
 }
 
-// Fraction of `population_sorted` below v, counting equal values one half: where v would sit if
-// added to the fitted population.
+// Normalized midrank v would have in `population_sorted` (see score_new_accounts): for a member
+// of the population this is, bit for bit, what normalized_midrank gave it, and a value between
+// two members lands halfway between their midranks.
 double position_in(std::span<const float> population_sorted, float v) {
+  const std::size_t m = population_sorted.size();
+  if (m < 2) return 1.0;  // normalized_midrank gives a lone row 1
   const auto lo = std::lower_bound(population_sorted.begin(), population_sorted.end(), v);
   const auto hi = std::upper_bound(lo, population_sorted.end(), v);
-  const double below = static_cast<double>(lo - population_sorted.begin());
-  const double equal = static_cast<double>(hi - lo);
-  return (below + 0.5 * equal) / static_cast<double>(population_sorted.size());
+  const auto below = static_cast<std::size_t>(lo - population_sorted.begin());
+  const auto equal = static_cast<std::size_t>(hi - lo);
+  if (below + equal == 0) return 0.0;  // under every member
+  // Same expression as normalized_midrank with i = below, j = below + equal.
+  const double midrank0 = 0.5 * static_cast<double>(below + (below + equal) - 1);
+  return std::clamp(midrank0 / static_cast<double>(m - 1), 0.0, 1.0);
+}
+
+// ceil(fraction * n) per tier cut-off; the epsilon keeps 0.1 * 1000 from rounding up to 101.
+std::array<std::int64_t, kMaxTiers> tier_ends(std::span<const double> tiers, std::size_t n) {
+  std::array<std::int64_t, kMaxTiers> end{};
+  for (std::size_t t = 0; t < kMaxTiers; ++t) {
+    end[t] = t < tiers.size()
+                 ? static_cast<std::int64_t>(std::ceil(tiers[t] * static_cast<double>(n) - 1e-9))
+                 : 0;
+  }
+  return end;
 }
 
 }  // namespace
@@ -316,14 +334,7 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
   result.rank = rank_descending(result.combined);
   result.percentile.resize(n);
   result.tier.resize(n);
-  std::array<std::int64_t, kMaxTiers> tier_end{};
-  for (std::size_t t = 0; t < kMaxTiers; ++t) {
-    // ceil(fraction * n); the epsilon keeps 0.1 * 1000 from rounding up to 101.
-    tier_end[t] =
-        t < options.tiers.size()
-            ? static_cast<std::int64_t>(std::ceil(options.tiers[t] * static_cast<double>(n) - 1e-9))
-            : 0;
-  }
+  const std::array<std::int64_t, kMaxTiers> tier_end = tier_ends(options.tiers, n);
   for (std::size_t i = 0; i < n; ++i) {
     const std::int64_t r = result.rank[i];
     result.percentile[i] =
@@ -355,12 +366,18 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
   for (std::size_t i = 0; i < n; ++i) result.reasons[i] = top_reasons(x.row(i), result.model_coef);
   result.segment_rate = std::move(fit.segment_rate);
   result.seed_rows.assign(seed_rows.begin(), seed_rows.end());
+  result.seeds = Matrix(seed_rows.size(), x.cols);
+  for (std::size_t s = 0; s < seed_rows.size(); ++s) {
+    std::copy_n(x.row(seed_rows[s]), x.cols, result.seeds.row(s));
+  }
   return result;
 }
 
 LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t> segment,
                                       MatrixView seeds, const LookalikeResult& fitted,
-                                      const LookalikeOptions& options) {
+                                      const LookalikeOptions& options,
+                                      std::span<const std::int64_t> self_seed) {
+  validate_options(options);
   const std::size_t n = x.rows;
   if (segment.size() != n) throw Error("lookalike: segment must have one entry per row");
   if (seeds.rows != fitted.seed_rows.size()) {
@@ -369,16 +386,30 @@ LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t
   if (x.cols != fitted.model_coef.size() || seeds.cols != x.cols) {
     throw Error("lookalike: feature count differs from the fitted model");
   }
-  if (fitted.combined.empty()) throw Error("lookalike: the fitted result is empty");
+  const std::size_t fitted_n = fitted.combined.size();
+  if (fitted_n == 0) throw Error("lookalike: the fitted result is empty");
+  if (fitted.knn_similarity.size() != fitted_n || fitted.segment_score.size() != fitted_n ||
+      fitted.model_score.size() != fitted_n) {
+    throw Error("lookalike: the fitted raw scores differ in length from the fitted combined");
+  }
+  if (!self_seed.empty()) {
+    if (self_seed.size() != n) throw Error("lookalike: self_seed must have one entry per row");
+    for (const std::int64_t s : self_seed) {
+      if (s < -1 || s >= static_cast<std::int64_t>(seeds.rows)) {
+        throw Error("lookalike: self_seed holds an index outside the seeds");
+      }
+    }
+  }
   check_finite(x);
 
   LookalikeNewScores out;
-  const KnnResult knn = knn_to_seeds(x, seeds, {}, options.neighbors);
+  const KnnResult knn = knn_to_seeds(x, seeds, self_seed, options.neighbors);
   out.knn_similarity = similarities(knn);
   out.nearest_seed.resize(n);
   out.nearest_seed_distance.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
-    out.nearest_seed[i] = fitted.seed_rows[static_cast<std::size_t>(knn.index[i * knn.k])];
+    const std::int64_t s = knn.index[i * knn.k];  // -1 only for a seed with no other seed
+    out.nearest_seed[i] = s >= 0 ? fitted.seed_rows[static_cast<std::size_t>(s)] : -1;
     out.nearest_seed_distance[i] = knn.distance[i * knn.k];
   }
   out.segment_score.resize(n);
@@ -433,6 +464,20 @@ LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t
   out.score.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     out.score[i] = static_cast<float>(100.0 * position_in(population, out.combined[i]));
+  }
+  // Cut-off value of tier t: the combined of the fitted row ranked tier_end[t] (1-based), i.e.
+  // population[m - tier_end[t]] in ascending order.
+  const std::array<std::int64_t, kMaxTiers> tier_end = tier_ends(options.tiers, fitted_n);
+  out.tier.assign(n, 'E');
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t t = 0; t < options.tiers.size(); ++t) {
+      const auto end = static_cast<std::size_t>(
+          std::clamp<std::int64_t>(tier_end[t], 1, static_cast<std::int64_t>(fitted_n)));
+      if (out.combined[i] >= population[fitted_n - end]) {
+        out.tier[i] = static_cast<std::uint8_t>('A' + t);
+        break;
+      }
+    }
   }
   return out;
 }

@@ -4,6 +4,7 @@
                                 // oversubscribe the shared budget.
 #include <Eigen/Dense>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -26,6 +27,9 @@ constexpr std::size_t kKnnSeedBlock = 512;
 // swap seeds whose distances differ by less than its rounding error; the margin lets the true
 // k-th neighbour survive such swaps so the final order is the exact one.
 constexpr std::size_t kKnnRefineExtra = 8;
+// Seeds tested per branch-free group in the candidate scan: 16 floats are one AVX-512 register
+// (two AVX2 ones), and a group rarely holds a candidate once the heap is full.
+constexpr std::size_t kKnnScanLanes = 16;
 
 struct Candidate {
   float value;
@@ -112,21 +116,36 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
             const std::int64_t self = self_seed.empty() ? -1 : self_seed[r0 + r];
             Candidate* heap = heaps.data() + r * keep;
             std::size_t& size = heap_size[r];
-            for (std::size_t j = 0; j < sb; ++j) {
-              const auto seed = static_cast<std::int64_t>(s0 + j);
-              if (seed == self) continue;
-              const float value =
-                  seed_norm[static_cast<Eigen::Index>(s0 + j)] -
-                  2.0f * g(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(j));
-              if (size < keep) {
-                heap[size++] = Candidate{value, seed};
-                std::push_heap(heap, heap + size, heap_less);
-              } else if (value < heap[0].value) {
-                // Seeds arrive in increasing index order, so an equal value never displaces
-                // a kept seed: ties go to the lower index.
-                std::pop_heap(heap, heap + size, heap_less);
-                heap[size - 1] = Candidate{value, seed};
-                std::push_heap(heap, heap + size, heap_less);
+            const float* score_row = tile.data() + r * static_cast<std::size_t>(tile.cols());
+            const float* norm = seed_norm.data() + s0;
+            // Once the heap is full almost no seed beats its worst candidate, so each group of
+            // lanes is first tested branch-free (vectorized) and only a group with a hit is
+            // walked one seed at a time. Same comparisons as a plain loop: same candidates.
+            float bound = size < keep ? std::numeric_limits<float>::infinity() : heap[0].value;
+            for (std::size_t j0 = 0; j0 < sb; j0 += kKnnScanLanes) {
+              const std::size_t len = std::min(kKnnScanLanes, sb - j0);
+              std::array<float, kKnnScanLanes> value;
+              int hit = 0;
+              for (std::size_t t = 0; t < len; ++t) {
+                value[t] = norm[j0 + t] - 2.0f * score_row[j0 + t];
+                hit |= value[t] < bound ? 1 : 0;
+              }
+              if (hit == 0) continue;
+              for (std::size_t t = 0; t < len; ++t) {
+                if (!(value[t] < bound)) continue;
+                const auto seed = static_cast<std::int64_t>(s0 + j0 + t);
+                if (seed == self) continue;
+                if (size < keep) {
+                  heap[size++] = Candidate{value[t], seed};
+                  std::push_heap(heap, heap + size, heap_less);
+                } else {
+                  // Seeds arrive in increasing index order and only a strictly smaller value
+                  // displaces a kept seed: ties go to the lower index.
+                  std::pop_heap(heap, heap + size, heap_less);
+                  heap[size - 1] = Candidate{value[t], seed};
+                  std::push_heap(heap, heap + size, heap_less);
+                }
+                if (size == keep) bound = heap[0].value;
               }
             }
           }

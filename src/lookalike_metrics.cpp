@@ -89,4 +89,24 @@ double recall_at(std::span<const float> score, std::span<const std::uint8_t> lab
   return static_cast<double>(hits) / static_cast<double>(positives);
 }
 
+std::vector<double> gain_curve(std::span<const float> score, std::span<const std::uint8_t> label,
+                               std::size_t points) {
+  if (score.size() != label.size()) throw Error("gain_curve: score and label sizes differ");
+  if (points < 2) throw Error("gain_curve: needs at least 2 points");
+  std::vector<double> out(points, 0.0);
+  std::int64_t positives = 0;
+  for (const std::uint8_t l : label) positives += l != 0 ? 1 : 0;
+  if (positives == 0) return out;
+  const std::vector<std::int64_t> order = order_descending(score);
+  std::int64_t hits = 0;
+  std::size_t r = 0;
+  for (std::size_t t = 0; t < points; ++t) {
+    const double fraction = static_cast<double>(t) / static_cast<double>(points - 1);
+    const std::size_t top = top_count(fraction, score.size());
+    for (; r < top; ++r) hits += label[static_cast<std::size_t>(order[r])] != 0 ? 1 : 0;
+    out[t] = static_cast<double>(hits) / static_cast<double>(positives);
+  }
+  return out;
+}
+
 }  // namespace icp

@@ -150,6 +150,15 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
   w.attr("/lookalike/model", "intercept", la.model_intercept);
   w.write("/lookalike/model/segment_rate", sp(la.segment_rate));
   w.write("/lookalike/model/seed_rows", sp(la.seed_rows));
+  // What `icp score` needs beyond the above: the seed vectors (knn of new rows) and the fitted
+  // combined values (the population new scores are placed in).
+  w.write("/lookalike/model/seed_matrix", sp(la.seeds.storage()),
+          {la.seeds.rows(), la.seeds.cols()});
+  w.write("/lookalike/combined", sp(la.combined));
+  std::vector<double> curve;
+  for (const auto& b : la.backtest) curve.insert(curve.end(), b.gain.begin(), b.gain.end());
+  w.write("/lookalike/backtest_curve", sp(curve),
+          {la.backtest.size(), la.backtest.empty() ? 0 : la.backtest.front().gain.size()});
 }
 
 void write_icp(const RunResult& r, h5::Writer& w) {

@@ -11,6 +11,8 @@
 #include "icp/error.hpp"
 #include "icp/parallel.hpp"
 #include "icp/rule.hpp"
+#include "icp/sweep.hpp"
+#include "icp/table_h5.hpp"
 
 namespace icp {
 
@@ -87,6 +89,8 @@ Table read_accounts(const JobConfig& config, const std::string& path, IngestStat
   CsvOptions csv = config.csv;
   csv.columns = required_columns(config);
   csv.unique_column = config.id_column;
+  if (resolve_input_format(config.input_format, path) == "hdf5")
+    return read_table_h5(path, config.input_group, csv, stats);
   return read_csv(path, csv, stats);
 }
 
@@ -116,7 +120,7 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress) {
   stage("ingest", r.ingest.rows_read, t0);
   const std::size_t n = table.rows;
   if (n == 0) throw Error(config.input_path + ": no accepted rows");
-  if (static_cast<std::size_t>(config.kmeans.k) > n)
+  if (!config.k_auto && static_cast<std::size_t>(config.kmeans.k) > n)
     throw ConfigError(config.config_path + ": kmeans.k = " + std::to_string(config.kmeans.k) +
                       " is larger than the " + std::to_string(n) + " accepted rows of " +
                       config.input_path);
@@ -152,8 +156,18 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress) {
   Matrix x = apply_normalizer(r.normalizer, table);
   stage("normalize", static_cast<std::int64_t>(n), t0);
 
+  // kmeans.k = "auto": the rule of icp::choose_k over a sweep of k_min..k_max (README).
+  int k = config.kmeans.k;
+  if (config.k_auto) {
+    t0 = Clock::now();
+    k = choose_k(run_sweep(x, k_auto_options(config, n)));
+    r.config.kmeans.k = k;
+    stage("k-auto", static_cast<std::int64_t>(n), t0);
+  }
+
   t0 = Clock::now();
   KMeansOptions kopt = config.kmeans;
+  kopt.k = k;
   kopt.seed = config.seed;
   kopt.on_iteration = progress.on_iteration;
   r.kmeans = kmeans_fit(x, kopt);
@@ -169,7 +183,7 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress) {
   lopt.prior_strength = config.lookalike.prior_strength;
   lopt.l2 = config.lookalike.l2;
   lopt.bags = config.lookalike.bags;
-  r.lookalike = score_lookalike(x, r.kmeans.assignment, config.kmeans.k, r.is_seed, r.is_negative,
+  r.lookalike = score_lookalike(x, r.kmeans.assignment, k, r.is_seed, r.is_negative,
                                 lopt);
   stage("lookalike", static_cast<std::int64_t>(n), t0);
 
@@ -178,7 +192,7 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress) {
   sopt.value_column = config.value_column;
   for (const auto& f : config.numeric) sopt.numeric_columns.push_back(f.column);
   for (const auto& f : config.categorical) sopt.categorical_columns.push_back(f.column);
-  r.summary = summarize_segments(table, r.kmeans.assignment, config.kmeans.k, r.is_seed,
+  r.summary = summarize_segments(table, r.kmeans.assignment, k, r.is_seed,
                                  r.is_negative, sopt);
   stage("summary", static_cast<std::int64_t>(n), t0);
   return r;

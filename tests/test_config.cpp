@@ -111,4 +111,23 @@ TEST(Config, DuplicateFeatureIsAnError) {
   EXPECT_NE(error_of(text).find("listed twice"), std::string::npos);
 }
 
+TEST(Config, KMeansAlgorithmParsedDefaultedAndRoundTripped) {
+  EXPECT_EQ(icp::parse_config(kMinimal, "/jobs/job.toml").kmeans.algorithm,
+            icp::KMeansAlgorithm::automatic);
+  std::string text = kMinimal;
+  text += "algorithm = \"yinyang\"\n";
+  const auto c = icp::parse_config(text, "/jobs/job.toml");
+  EXPECT_EQ(c.kmeans.algorithm, icp::KMeansAlgorithm::yinyang);
+  const auto again = icp::parse_config(icp::to_toml(c), "/jobs/job.toml");
+  EXPECT_EQ(again.kmeans.algorithm, icp::KMeansAlgorithm::yinyang);
+}
+
+TEST(Config, KMeansUnknownAlgorithmListsTheChoices) {
+  std::string text = kMinimal;
+  text += "algorithm = \"elkan\"\n";
+  const std::string msg = error_of(text);
+  EXPECT_NE(msg.find("kmeans.algorithm"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("auto | lloyd | hamerly | yinyang"), std::string::npos) << msg;
+}
+
 }  // namespace

@@ -352,35 +352,78 @@ TEST(LookalikeScore, ReasonsAreTheLargestPositiveContributions) {
   }
 }
 
-TEST(LookalikeScore, NewAccountsScoreLikeTheFittedOnes) {
+// The fitted rows re-scored as "new" rows (each seed told which seed it is) must come back with
+// the same bits: that is what makes `icp score` reproduce a run.
+void expect_rescoring_reproduces(icp::LookalikeMethod method) {
   const Planted p = planted(400, 6);
   icp::LookalikeOptions o;
-  o.method = icp::LookalikeMethod::model;  // combined = the raw logit, identical for new rows
+  o.method = method;
   const icp::LookalikeResult r =
       icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
-  icp::Matrix seeds(r.seed_rows.size(), 6);
-  for (std::size_t s = 0; s < r.seed_rows.size(); ++s) {
-    for (std::size_t j = 0; j < 6; ++j)
-      seeds(s, j) = p.x(static_cast<std::size_t>(r.seed_rows[s]), j);
-  }
+  std::vector<std::int64_t> self(p.seed.size(), -1);
+  for (std::size_t s = 0; s < r.seed_rows.size(); ++s)
+    self[static_cast<std::size_t>(r.seed_rows[s])] = static_cast<std::int64_t>(s);
   const icp::LookalikeNewScores fresh =
-      icp::score_new_accounts(p.x.view(), p.segment, seeds.view(), r, o);
+      icp::score_new_accounts(p.x.view(), p.segment, r.seeds.view(), r, o, self);
+  // Tier cut-off values, by hand from the fitted ranks (n = 400: ranks 4, 20, 40, 100).
+  std::vector<float> cut;
+  for (const std::int64_t end : {4, 20, 40, 100})
+    for (std::size_t i = 0; i < p.seed.size(); ++i)
+      if (r.rank[i] == end) cut.push_back(r.combined[i]);
+  ASSERT_EQ(cut.size(), 4u);
   for (std::size_t i = 0; i < p.seed.size(); ++i) {
-    ASSERT_EQ(fresh.model_score[i], r.model_score[i]);
-    ASSERT_EQ(fresh.segment_score[i], r.segment_score[i]);
-    ASSERT_EQ(fresh.reasons[i], r.reasons[i]);
-    if (p.seed[i]) {
-      ASSERT_EQ(fresh.nearest_seed[i], static_cast<std::int64_t>(i));  // no self-exclusion
-      ASSERT_EQ(fresh.nearest_seed_distance[i], 0.0f);
+    ASSERT_EQ(fresh.model_score[i], r.model_score[i]) << "row " << i;
+    ASSERT_EQ(fresh.segment_score[i], r.segment_score[i]) << "row " << i;
+    ASSERT_EQ(fresh.knn_similarity[i], r.knn_similarity[i]) << "row " << i;
+    ASSERT_EQ(fresh.nearest_seed[i], r.nearest_seed[i]) << "row " << i;
+    ASSERT_EQ(fresh.nearest_seed_distance[i], r.nearest_seed_distance[i]) << "row " << i;
+    ASSERT_EQ(fresh.reasons[i], r.reasons[i]) << "row " << i;
+    ASSERT_EQ(fresh.combined[i], r.combined[i]) << "row " << i;
+    ASSERT_EQ(fresh.score[i], r.score[i]) << "row " << i;
+    if (std::find(cut.begin(), cut.end(), r.combined[i]) == cut.end()) {
+      ASSERT_EQ(fresh.tier[i], r.tier[i]) << "row " << i;
     } else {
-      ASSERT_EQ(fresh.knn_similarity[i], r.knn_similarity[i]);
-      ASSERT_EQ(fresh.nearest_seed[i], r.nearest_seed[i]);
+      ASSERT_LE(fresh.tier[i], r.tier[i]) << "row " << i;  // a tie at a cut-off: the better tier
     }
-    // Fitted: 100 (below + (equal - 1) / 2) / (n - 1); new: 100 (below + equal / 2) / n, with
-    // the row itself among `equal`. They differ by at most 50 / n.
-    ASSERT_NEAR(fresh.score[i], r.score[i], 50.0 / 400.0 + 1e-4) << "row " << i;
-    if (p.seed[i] == 0) {
+  }
+}
+
+TEST(LookalikeScore, RescoringTheFittedRowsGivesTheSameBitsEnsemble) {
+  expect_rescoring_reproduces(icp::LookalikeMethod::ensemble);
+}
+
+TEST(LookalikeScore, RescoringTheFittedRowsGivesTheSameBitsKnn) {
+  expect_rescoring_reproduces(icp::LookalikeMethod::knn);
+}
+
+TEST(LookalikeScore, NewRowsArePlacedByMidrankAmongTheFittedPopulation) {
+  const Planted p = planted(400, 6);
+  icp::LookalikeOptions o;
+  o.method = icp::LookalikeMethod::model;
+  const icp::LookalikeResult r =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  const icp::Matrix fresh_x = random_matrix(50, 6, 99);
+  const std::vector<std::int32_t> seg(50, 1);
+  const icp::LookalikeNewScores fresh =
+      icp::score_new_accounts(fresh_x.view(), seg, r.seeds.view(), r, o);
+  const double m = static_cast<double>(r.combined.size());
+  for (std::size_t i = 0; i < 50; ++i) {
+    // Plain count: a value between fitted values lands halfway between their midranks.
+    double below = 0.0, equal = 0.0;
+    for (const float v : r.combined) {
+      below += v < fresh.combined[i] ? 1.0 : 0.0;
+      equal += v == fresh.combined[i] ? 1.0 : 0.0;
     }
+    const double expected = std::clamp(
+        below + equal == 0.0 ? 0.0 : (below + (equal - 1.0) / 2.0) / (m - 1.0), 0.0, 1.0);
+    ASSERT_NEAR(fresh.score[i], 100.0 * expected, 1e-4) << "row " << i;
+    // model: combined is the raw logit of the documented model
+    double z = r.model_intercept;
+    for (std::size_t j = 0; j < 6; ++j) z += r.model_coef[j] * static_cast<double>(fresh_x(i, j));
+    ASSERT_NEAR(fresh.combined[i], z, 1e-5 * (1.0 + std::fabs(z)));
+    // No self-exclusion for a new row: the nearest seed is the brute-force nearest.
+    const auto ref = brute_force(fresh_x, i, r.seeds, -1);
+    ASSERT_EQ(fresh.nearest_seed[i], r.seed_rows[static_cast<std::size_t>(ref[0].second)]);
   }
 }
 

@@ -57,6 +57,7 @@ struct LookalikeOptionsConfig {
 struct OutputOptions {
   std::string path = "results.h5";
   std::string top_csv;             ///< optional top-N CSV for CRM import
+  std::string report;              ///< optional self-contained HTML report (icp/report.hpp)
 };
 
 struct JobConfig {
@@ -65,6 +66,11 @@ struct JobConfig {
   // [input]
   std::string input_path;
   std::string id_column;
+  /// [input] format: "csv" | "hdf5"; "" = from the extension of the path read (.h5/.hdf5 is
+  /// HDF5), so `icp run --input other.h5` needs no job edit.
+  std::string input_format;
+  /// [input] group: the HDF5 group holding one 1-D dataset per column (h5py/pandas layout).
+  std::string input_group = "/accounts";
   CsvOptions csv;                  ///< delimiter, missing tokens, error policy, quarantine path
   // [features]
   std::vector<NumericFeature> numeric;
@@ -73,6 +79,11 @@ struct JobConfig {
   SeedOptions seeds;
   std::string value_column;        ///< [summary] value_column, e.g. "acv"
   KMeansOptions kmeans;
+  /// [kmeans] k = "auto": run_job sweeps k = k_min..k_max and keeps the k that icp::choose_k
+  /// picks (highest sampled silhouette, smallest k within one standard error; README).
+  bool k_auto = false;
+  int k_min = 2;                   ///< [kmeans] k_min (>= 2: a silhouette needs two clusters)
+  int k_max = 20;                  ///< [kmeans] k_max
   LookalikeOptionsConfig lookalike;
   OutputOptions output;
   int threads = 0;                 ///< 0 = all hardware threads
@@ -85,6 +96,9 @@ JobConfig load_config(const std::string& path);
 
 /// Same from text; `origin` names the source in messages and anchors relative paths.
 JobConfig parse_config(const std::string& text, const std::string& origin);
+
+/// "csv" or "hdf5": `format` when set, else from the extension of `path` (.h5/.hdf5/.he5).
+std::string resolve_input_format(const std::string& format, const std::string& path);
 
 /// The resolved job (every default filled in, paths resolved) as a TOML document.
 std::string to_toml(const JobConfig& config);

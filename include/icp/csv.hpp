@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "icp/table.hpp"
@@ -43,6 +44,9 @@ struct CsvOptions {
   /// Bytes per parse chunk (0 = kCsvChunkBytes). A tuning and test hook only: chunks are cut on
   /// record boundaries and merged in file order, so the result is identical for every value.
   std::size_t chunk_bytes = 0;
+  /// Stop after this many records (0 = the whole file). For sampling (`icp schema`): the sample
+  /// is read on one thread, since a prefix of the file cannot be cut into chunks up front.
+  std::int64_t max_rows = 0;
 };
 
 /// Default parse chunk: 1 MiB holds thousands of account rows, so per-chunk costs (boundary
@@ -55,6 +59,19 @@ inline constexpr std::size_t kCsvChunkBytes = std::size_t{1} << 20;
 /// cell that does not parse, +-Inf/NaN, magnitude beyond float32, duplicate unique value.
 /// Line endings LF, CRLF and lone CR are all accepted, as is a UTF-8 BOM.
 Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* stats = nullptr);
+
+/// Parses one present numeric cell exactly as read_csv does (fast_float, a leading '+',
+/// true/false as 1/0). Returns nullptr and sets `out`, or the reason read_csv reports:
+/// "not a number", "NaN value", "infinite value", "value out of float32 range".
+const char* parse_numeric_cell(std::string_view cell, double& out) noexcept;
+
+/// The reason for a finite-or-not float64 that did not come from text (HDF5 input), matching
+/// parse_numeric_cell: nullptr when `x` is finite and within float32 range (NaN = missing is the
+/// caller's business).
+const char* check_numeric_value(double x) noexcept;
+
+/// Whether `cell` equals one of `tokens`.
+bool is_missing_token(std::string_view cell, const std::vector<std::string>& tokens) noexcept;
 
 /// The header (column names) of a CSV file, for schema inference and error messages.
 std::vector<std::string> read_csv_header(const std::string& path, char delimiter = ',');

@@ -17,6 +17,18 @@ enum class KMeansInit {
   random,    ///< k distinct rows drawn uniformly
 };
 
+/// How each iteration is computed. lloyd, hamerly and yinyang are exact and give bit-identical
+/// results from the same init (same scores, same ties); they differ in speed and memory.
+enum class KMeansAlgorithm {
+  automatic,  ///< picks one of the exact algorithms by k and d (rule in kmeans.cpp)
+  lloyd,      ///< every row scored against every centre each step; no per-row state
+  hamerly,    ///< + 1 double lower bound per row: skips rows whose bounds prove no change
+  yinyang,    ///< + 1 float lower bound per row and centre group (k / 10 groups)
+};
+
+/// Name used in job files and output ("auto", "lloyd", ...).
+const char* to_string(KMeansAlgorithm algorithm) noexcept;
+
 /// Statistics of one Lloyd iteration, reported through KMeansOptions::on_iteration.
 struct KMeansIteration {
   int iteration = 0;          ///< 1-based
@@ -34,6 +46,7 @@ struct KMeansOptions {
   double tol = 1e-4;                    ///< stop when the relative centre shift is <= tol
   std::uint64_t seed = 42;              ///< all randomness derives from this
   KMeansInit init = KMeansInit::kmeanspp;
+  KMeansAlgorithm algorithm = KMeansAlgorithm::automatic;
   int n_init = 1;                       ///< restarts; the lowest inertia wins (ties: first)
   std::function<void(const KMeansIteration&)> on_iteration;  ///< optional progress callback
 };

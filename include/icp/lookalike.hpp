@@ -42,9 +42,13 @@ struct BacktestRow {
   double recall_at_5 = 0.0;
   double recall_at_10 = 0.0;
   double recall_at_25 = 0.0;
-  double lift_at_10 = 0.0;  ///< recall_at_10 / 0.10
-  double weight = 0.0;      ///< ensemble weight (methods sum to 1; 1 for the ensemble row)
+  double lift_at_10 = 0.0;   ///< recall_at_10 / 0.10
+  double weight = 0.0;       ///< ensemble weight (methods sum to 1; 1 for the ensemble row)
+  std::vector<double> gain;  ///< kGainPoints: recall at the top 0%, 1%, ..., 100% (gain curve)
 };
+
+/// Points of a backtest gain curve: every whole percent of the population, 0 to 100.
+inline constexpr std::size_t kGainPoints = 101;
 
 struct LookalikeResult {
   std::vector<float> score;                  ///< n, 0..100 midrank percentile (ties share a score)
@@ -64,6 +68,7 @@ struct LookalikeResult {
   std::vector<double> segment_rate;       ///< k, see segment_seed_rates
   std::array<double, 3> method_weight{};  ///< ensemble weights of knn, segment, model (sum 1)
   std::vector<std::int64_t> seed_rows;    ///< rows of x that were seeds, ascending
+  Matrix seeds;  ///< seed_rows.size() x d: those rows of x, what knn scores new accounts against
 };
 
 /// Scores every row of x (n x d, normalized and centred) against the rows flagged in is_seed.
@@ -76,17 +81,27 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
                                 std::span<const std::uint8_t> is_negative,
                                 const LookalikeOptions& options);
 
-/// Raw scores of new accounts against a fitted result. `seeds` are the seed rows (in the order
-/// of `fitted.seed_rows`, e.g. gathered from the training matrix); `segment` the new rows'
-/// segments (kmeans_predict). `nearest_seed` is a training row (from `fitted.seed_rows`); there
-/// is no self-exclusion, since new rows are not seeds. `options` must be the fitting options.
-/// `score` is 100 (below + equal / 2) / n of the new combined value within the fitted
-/// population's `combined`, so it is on the fitted scale (within 50 / n of a fitted row's
-/// score for the same value). For the ensemble, each method's value is placed the same way
-/// within the fitted raw scores and weighted by `fitted.method_weight`.
+/// Scores of new accounts against a fitted result. `seeds` are the seed rows (in the order of
+/// `fitted.seed_rows`, e.g. gathered from the training matrix); `segment` the new rows'
+/// segments (kmeans_predict). `self_seed[i]` is the seed index (into `seeds`) that new row i
+/// is, or -1; it is excluded from the row's neighbours exactly as in the fit (a seed is never
+/// its own neighbour). May be empty (no row is a seed). `nearest_seed` is a training row (from
+/// `fitted.seed_rows`). `options` must be the fitting options.
+///
+/// Placement within the fitted population P (sorted, m values): a value v with `below` values
+/// of P under it and `equal` equal to it sits at clamp((below + (equal - 1) / 2) / (m - 1), 0, 1),
+/// the normalized midrank the fit gives a row of P with value v. The ensemble places each
+/// method's raw value this way within the fitted raw values and weights them by
+/// `fitted.method_weight`; `score` is 100 x the placement of `combined` within
+/// `fitted.combined`. Hence a row of the fitted matrix re-scored with the same segment (and its
+/// seed index when it is a seed) gets the same bits for every raw score, `combined` and `score`.
+/// `tier` is the best tier whose cut-off value (the `combined` of the fitted row at rank
+/// ceil(fraction x m)) the row reaches: the fitted tier, except when the row ties that cut-off
+/// value (then the better tier).
 struct LookalikeNewScores {
   std::vector<float> score;
   std::vector<float> combined;
+  std::vector<std::uint8_t> tier;
   std::vector<std::int64_t> nearest_seed;
   std::vector<float> nearest_seed_distance;
   std::vector<float> knn_similarity, segment_score, model_score;
@@ -94,7 +109,8 @@ struct LookalikeNewScores {
 };
 LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t> segment,
                                       MatrixView seeds, const LookalikeResult& fitted,
-                                      const LookalikeOptions& options);
+                                      const LookalikeOptions& options,
+                                      std::span<const std::int64_t> self_seed = {});
 
 // ---- Building blocks (public so they can be tested and reused) ----
 
@@ -143,6 +159,10 @@ double roc_auc(std::span<const float> score, std::span<const std::uint8_t> label
 /// Share of label-1 rows among the top ceil(fraction * n) rows by score (ties to the lower row).
 double recall_at(std::span<const float> score, std::span<const std::uint8_t> label,
                  double fraction);
+
+/// Gain curve: recall_at(score, label, t / (points - 1)) for t = 0 .. points - 1 (one sort).
+std::vector<double> gain_curve(std::span<const float> score, std::span<const std::uint8_t> label,
+                               std::size_t points = kGainPoints);
 
 /// Rank of each row, 1 = highest value, ties to the lower row index.
 std::vector<std::int64_t> rank_descending(std::span<const float> value);

@@ -10,6 +10,7 @@
 #include "icp/output.hpp"
 #include "icp/parallel.hpp"
 #include "icp/pipeline.hpp"
+#include "icp/report.hpp"
 
 namespace icp::cli {
 namespace {
@@ -30,6 +31,7 @@ JobConfig resolve(const RunArgs& a) {
   if (a.k) {
     if (*a.k < 1) throw ConfigError("--k: must be at least 1, found " + std::to_string(*a.k));
     job.kmeans.k = *a.k;
+    job.k_auto = false;  // an explicit k overrides k = "auto" in the job file
   }
   if (a.seed) job.seed = *a.seed;
   if (a.threads) {
@@ -78,6 +80,8 @@ int run(const RunArgs& a) {
   write_results(result, out);
   if (!job.output.top_csv.empty()) write_top_csv(result, job.output.top_csv, job.lookalike.top_n);
   out.commit();
+  // Drawn from the committed file, so the report shows exactly what was stored.
+  if (!job.output.report.empty()) write_report(job.output.path, job.output.report);
   if (!a.quiet) {
     std::printf("%s", inspect_text(job.output.path, 10).c_str());
     std::printf("\nresults: %s\n", job.output.path.c_str());

@@ -1,0 +1,67 @@
+// Re-scoring new accounts with a finished run: everything `icp score` needs is loaded back from
+// the run's results file (the ICP as a living document), applied to a new CSV with the same
+// columns, and written to a scores file (layout in docs/hdf5-schema.md, "Scores file").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "icp/config.hpp"
+#include "icp/hdf5.hpp"
+#include "icp/lookalike.hpp"
+#include "icp/matrix.hpp"
+#include "icp/normalize.hpp"
+#include "icp/table.hpp"
+
+namespace icp {
+
+/// A fitted job, as stored in a results file.
+struct ScoringModel {
+  std::string path;          ///< the results file it came from
+  JobConfig config;          ///< root attribute `config`, parsed
+  Normalizer normalizer;     ///< /features/normalizer, /features/levels
+  Matrix centroids;          ///< /segments/centroids (k x d)
+  LookalikeOptions options;  ///< the fitting options (lookalike_options(config))
+  /// The parts of the fit that scoring reads: seed_rows, seeds, model_coef, model_intercept,
+  /// segment_rate, method_weight, and the fitted population's combined, knn_similarity,
+  /// segment_score and model_score. The per-account outputs (rank, tier, ...) stay empty.
+  LookalikeResult fitted;
+  std::vector<std::string> seed_ids;  ///< id of each seed, in the order of fitted.seed_rows
+  std::vector<std::string> feature_names;
+};
+
+/// The lookalike options run_job derives from a job (so scoring uses exactly the fit's).
+LookalikeOptions lookalike_options(const JobConfig& config);
+
+/// Loads a results file written by `icp run`. Throws icp::Error naming the file when it is not
+/// a results file, is of another format version, or lacks the model datasets.
+ScoringModel load_scoring_model(const std::string& results_path);
+
+/// Scores of a table of accounts against a model.
+struct ScoredAccounts {
+  std::vector<std::string> ids;  ///< id column, or "line N" without one
+  std::vector<std::int64_t> source_line;
+  IngestStats ingest;
+  std::vector<std::int32_t> assignment;  ///< kmeans_predict against the stored centroids
+  std::vector<float> distance;           ///< exact squared distance to that centroid
+  LookalikeNewScores scores;
+  std::vector<std::int64_t> rank;  ///< within these accounts, 1 = best (ties to the lower row)
+  /// Rows whose id is a seed of the model (ids compared only when the job has an id column):
+  /// such a row is that seed, so it is not its own neighbour, as in the fit.
+  std::int64_t known_seeds = 0;
+};
+
+/// Reads `csv_path` as the job read its input (same CSV options and feature columns; the seed
+/// rule and value columns are not needed; rejected rows are counted, never written to the job's
+/// quarantine file), then scores it with score_table.
+ScoredAccounts score_csv(const ScoringModel& model, const std::string& csv_path);
+
+/// Applies the stored normalizer, assigns segments with the stored centroids and scores with
+/// score_new_accounts. `table` must hold the model's feature columns (and its id column).
+ScoredAccounts score_table(const ScoringModel& model, const Table& table);
+
+/// Writes the scores file layout into `out` (the caller commits).
+void write_scores(const ScoringModel& model, const ScoredAccounts& scored, h5::Writer& out);
+
+}  // namespace icp

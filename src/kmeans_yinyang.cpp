@@ -1,0 +1,195 @@
+// Yinyang k-means (Ding et al. 2015): centres are clustered once into groups; each row keeps
+// one lower bound per group. A bound drifts only by its own group's largest centre move, so it
+// stays tight when a few centres move. A row that fails the test is rescored against every
+// centre with Lloyd's kernel (the paper's per-group local filter is not implemented yet), so the
+// assignments (and every bit after them) equal Lloyd's.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "kmeans_internal.hpp"
+
+namespace icp::kmeans_detail {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+/// Lloyd iterations that cluster the centres into groups (the paper's choice): the grouping
+/// only steers which bounds are shared, never the result.
+constexpr int kGroupingIterations = 5;
+/// Fixed seed of the grouping's k-means++: the grouping is a function of the centres alone.
+constexpr std::uint64_t kGroupingSeed = 0x59696E79616E67ULL;
+
+double row_sq_norm(const float* x, std::size_t d) noexcept {
+  double s = 0.0;
+  for (std::size_t t = 0; t < d; ++t) s += static_cast<double>(x[t]) * x[t];
+  return s;
+}
+
+/// Largest float <= v.
+float lower_float(double v) noexcept {
+  auto f = static_cast<float>(v);
+  if (static_cast<double>(f) > v) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+  return f;
+}
+
+/// Group of each centre: a few Lloyd steps on the centres from a k-means++ start.
+std::vector<std::size_t> group_centres(const Matrix& centroids, std::size_t groups) {
+  const std::size_t k = centroids.rows();
+  std::vector<std::size_t> group(k, 0);
+  if (groups <= 1) return group;
+  LloydState s;
+  s.centroids = init_kmeanspp(centroids.view(), static_cast<int>(groups), kGroupingSeed);
+  s.assignment.assign(k, -1);
+  s.distance.assign(k, 0.0f);
+  for (int it = 0; it < kGroupingIterations; ++it) (void)lloyd_step(centroids.view(), s, local_reducer());
+  (void)assign_rows(centroids.view(), s.centroids.view(), s.assignment, s.distance, false);
+  for (std::size_t j = 0; j < k; ++j) group[j] = static_cast<std::size_t>(s.assignment[j]);
+  return group;
+}
+
+class YinyangPolicy final : public StepPolicy {
+ public:
+  StepStats step(MatrixView xc, LloydState& state, Reducer& reducer) override {
+    const std::size_t n = xc.rows;
+    const std::size_t d = xc.cols;
+    const std::size_t k = state.centroids.rows();
+    if (xnorm_.size() != n) xnorm_ = row_norms(xc);
+    if (group_.size() != k) {
+      groups_ = yinyang_groups(k);
+      group_ = group_centres(state.centroids, groups_);
+    }
+    const std::size_t G = groups_;
+    const MatrixView c = state.centroids.view();
+    const BoundFrame frame = make_bound_frame(c);
+    const std::size_t ldo = frame.packed.panels * kPanelWidth;
+
+    const bool full = !valid_;
+    std::vector<double> drift(G, 0.0);
+    if (full) {
+      lower_.assign(n * G, 0.0f);
+    } else {
+      const std::vector<double> moves = centre_moves(bound_centres_, state.centroids);
+      for (std::size_t j = 0; j < k; ++j) drift[group_[j]] = std::max(drift[group_[j]], moves[j]);
+    }
+
+    const std::size_t chunks = chunk_count(n);
+    std::vector<double> chunk_inertia(chunks, 0.0);
+    std::vector<std::int64_t> chunk_changed(chunks, 0);
+    ExceptionCollector errors;
+#pragma omp parallel if (chunks > 1)
+    {
+      std::vector<float> gathered;
+      std::vector<float> scores;
+      std::vector<std::size_t> todo;
+      std::vector<double> nl;
+      bool ready = false;
+      errors.run([&] {
+        gathered.resize(kAssignBlockRows * d);
+        scores.resize(kAssignBlockRows * ldo);
+        todo.reserve(kAssignBlockRows);
+        nl.resize(G);
+        ready = true;
+      });
+#pragma omp for schedule(dynamic, 1)
+      for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
+        if (!ready) continue;
+        const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
+        const std::size_t end = std::min(n, begin + kReduceChunkRows);
+        std::int64_t changed = 0;
+        for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
+          const std::size_t b1 = std::min(end, b0 + kAssignBlockRows);
+          todo.clear();
+          for (std::size_t i = b0; i < b1; ++i) {
+            if (full) {
+              todo.push_back(i);
+              continue;
+            }
+            const auto a = static_cast<std::size_t>(state.assignment[i]);
+            const double dist_a = squared_distance(xc.row(i), c.row(a), d);
+            const double u = round_up(std::sqrt(dist_a));
+            const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
+            float* lb = lower_.data() + i * G;
+            double low = kInf;
+            for (std::size_t g = 0; g < G; ++g) {
+              nl[g] = static_cast<double>(lb[g]) - drift[g];
+              low = std::min(low, nl[g]);
+            }
+            low = std::max(low, 2.0 * frame.half[a] - u);
+            if (low > u && low * low - u * u > 2.0 * err) {
+              for (std::size_t g = 0; g < G; ++g) lb[g] = lower_float(nl[g]);
+              state.distance[i] = static_cast<float>(dist_a);
+            } else {
+              todo.push_back(i);
+            }
+          }
+          // Rows whose bounds failed: rescored against every centre with the blocked kernel
+          // (on overlapping clusters most groups fail together, where per-group scoring loses).
+          for (std::size_t m = 0; m < todo.size(); ++m) {
+            std::copy(xc.row(todo[m]), xc.row(todo[m]) + d, gathered.data() + m * d);
+          }
+          score_rows(gathered.data(), todo.size(), d, frame.packed, scores.data(), ldo);
+          for (std::size_t m = 0; m < todo.size(); ++m) {
+            const std::size_t i = todo[m];
+            const float* sc = scores.data() + m * ldo;
+            const std::size_t best = argmin_scores(sc, k);
+            const double xx = row_sq_norm(xc.row(i), d);
+            const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
+            float* lb = lower_.data() + i * G;
+            // The bound is monotone in the score: take each group's smallest score first,
+            // so there is one square root per group rather than per centre.
+            for (std::size_t g = 0; g < G; ++g) lb[g] = std::numeric_limits<float>::infinity();
+            for (std::size_t j = 0; j < k; ++j) {
+              if (j != best) lb[group_[j]] = std::min(lb[group_[j]], sc[j]);
+            }
+            for (std::size_t g = 0; g < G; ++g) {
+              lb[g] = std::isinf(lb[g])
+                          ? lb[g]
+                          : lower_float(lower_from_score(static_cast<double>(lb[g]), xx, err));
+            }
+            const auto label = static_cast<std::int32_t>(best);
+            if (state.assignment[i] != label) ++changed;
+            state.assignment[i] = label;
+            state.distance[i] = static_cast<float>(squared_distance(xc.row(i), c.row(best), d));
+          }
+        }
+        // Summed in row order, as assign_rows does, so the inertia has the same bits.
+        double inertia = 0.0;
+        for (std::size_t i = begin; i < end; ++i) inertia += static_cast<double>(state.distance[i]);
+        chunk_inertia[static_cast<std::size_t>(ci)] = inertia;
+        chunk_changed[static_cast<std::size_t>(ci)] = changed;
+      }
+    }
+    errors.rethrow();
+
+    AssignStats assigned;
+    for (std::size_t ci = 0; ci < chunks; ++ci) {
+      assigned.inertia += chunk_inertia[ci];
+      assigned.changed += chunk_changed[ci];
+    }
+    bound_centres_ = state.centroids;
+    const StepStats stats = finish_step(xc, state, assigned, reducer);
+    // Relocated rows changed label without their bounds following: start over next step.
+    valid_ = stats.relocated == 0;
+    return stats;
+  }
+
+ private:
+  std::size_t groups_ = 0;
+  std::vector<std::size_t> group_;
+  std::vector<float> lower_;
+  std::vector<float> xnorm_;
+  Matrix bound_centres_;
+  bool valid_ = false;
+};
+
+}  // namespace
+
+std::size_t yinyang_groups(std::size_t k) noexcept { return std::max<std::size_t>(1, k / 10); }
+
+std::unique_ptr<StepPolicy> make_yinyang_policy() { return std::make_unique<YinyangPolicy>(); }
+
+}  // namespace icp::kmeans_detail
