@@ -95,19 +95,6 @@ Matrix read_matrix(const h5::Reader& rd, const std::string& path, std::size_t co
 
 }  // namespace
 
-LookalikeOptions lookalike_options(const JobConfig& config) {
-  LookalikeOptions o;
-  o.neighbors = config.lookalike.neighbors;
-  o.tiers = config.lookalike.tiers;
-  o.holdout = config.lookalike.holdout;
-  o.seed = config.seed;
-  o.method = config.lookalike.method;
-  o.prior_strength = config.lookalike.prior_strength;
-  o.l2 = config.lookalike.l2;
-  o.bags = config.lookalike.bags;
-  return o;
-}
-
 ScoringModel load_scoring_model(const std::string& results_path) {
   const h5::Reader rd(results_path);
   if (!rd.has_attr("/", "icp_format_version"))

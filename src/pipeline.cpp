@@ -94,6 +94,19 @@ Table read_accounts(const JobConfig& config, const std::string& path, IngestStat
   return read_csv(path, csv, stats);
 }
 
+LookalikeOptions lookalike_options(const JobConfig& config) {
+  LookalikeOptions o;
+  o.neighbors = config.lookalike.neighbors;
+  o.tiers = config.lookalike.tiers;
+  o.holdout = config.lookalike.holdout;
+  o.seed = config.seed;
+  o.method = config.lookalike.method;
+  o.prior_strength = config.lookalike.prior_strength;
+  o.l2 = config.lookalike.l2;
+  o.bags = config.lookalike.bags;
+  return o;
+}
+
 RunResult run_job(const JobConfig& config, const RunProgress& progress) {
   RunResult r;
   r.config = config;
@@ -174,17 +187,8 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress) {
   stage("kmeans", static_cast<std::int64_t>(n), t0);
 
   t0 = Clock::now();
-  LookalikeOptions lopt;
-  lopt.neighbors = config.lookalike.neighbors;
-  lopt.tiers = config.lookalike.tiers;
-  lopt.holdout = config.lookalike.holdout;
-  lopt.seed = config.seed;
-  lopt.method = config.lookalike.method;
-  lopt.prior_strength = config.lookalike.prior_strength;
-  lopt.l2 = config.lookalike.l2;
-  lopt.bags = config.lookalike.bags;
   r.lookalike = score_lookalike(x, r.kmeans.assignment, k, r.is_seed, r.is_negative,
-                                lopt);
+                                lookalike_options(config));
   stage("lookalike", static_cast<std::int64_t>(n), t0);
 
   t0 = Clock::now();

@@ -12,6 +12,7 @@
 #include "icp/lookalike.hpp"
 #include "icp/matrix.hpp"
 #include "icp/normalize.hpp"
+#include "icp/pipeline.hpp"
 #include "icp/table.hpp"
 
 namespace icp {
@@ -31,8 +32,6 @@ struct ScoringModel {
   std::vector<std::string> feature_names;
 };
 
-/// The lookalike options run_job derives from a job (so scoring uses exactly the fit's).
-LookalikeOptions lookalike_options(const JobConfig& config);
 
 /// Loads a results file written by `icp run`. Throws icp::Error naming the file when it is not
 /// a results file, is of another format version, or lacks the model datasets.

@@ -48,6 +48,9 @@ struct RunResult {
 /// column is needed as two types (e.g. a categorical feature compared with < in a rule).
 std::vector<ColumnRequest> required_columns(const JobConfig& config);
 
+/// The lookalike options a job implies (run_job and `icp score` use exactly these).
+LookalikeOptions lookalike_options(const JobConfig& config);
+
 /// Runs the job in memory. Throws icp::Error (or a subclass) for anything the user can fix.
 RunResult run_job(const JobConfig& config, const RunProgress& progress = {});
 
