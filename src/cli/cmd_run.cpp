@@ -88,6 +88,7 @@ int run(const RunArgs& a) {
     if (!job.output.top_csv.empty())
       std::printf("top %lld prospects: %s\n", static_cast<long long>(job.lookalike.top_n),
                   job.output.top_csv.c_str());
+    if (!job.output.report.empty()) std::printf("report: %s\n", job.output.report.c_str());
   }
   return 0;
 }
