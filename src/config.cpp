@@ -288,12 +288,27 @@ void read_rest(Section& root, const toml::table& empty, const std::string& origi
     s.get("tol", c.kmeans.tol);
     if (!(c.kmeans.tol >= 0.0)) s.fail("tol", "must be >= 0");
     s.choice("init", c.kmeans.init,
-             {{"kmeans++", KMeansInit::kmeanspp}, {"random", KMeansInit::random}});
+             {{"kmeans++", KMeansInit::kmeanspp},
+              {"random", KMeansInit::random},
+              {"kmeans||", KMeansInit::kmeans_parallel},
+              {"file", KMeansInit::file}});
+    s.get("init_file", c.kmeans_init_file);
+    c.kmeans_init_file = resolve_path(base, c.kmeans_init_file);
+    s.get("init_dataset", c.kmeans_init_dataset);
+    if (c.kmeans.init == KMeansInit::file) {
+      if (c.kmeans_init_file.empty()) s.fail("init", "init = \"file\" needs kmeans.init_file");
+      if (c.k_auto) s.fail("init", "init = \"file\" needs a fixed k, not k = \"auto\"");
+    } else if (s.node("init_file") || s.node("init_dataset")) {
+      s.fail(s.node("init_file") ? "init_file" : "init_dataset",
+             "only used with init = \"file\"");
+    }
     s.choice("algorithm", c.kmeans.algorithm,
              {{"auto", KMeansAlgorithm::automatic},
               {"lloyd", KMeansAlgorithm::lloyd},
               {"hamerly", KMeansAlgorithm::hamerly},
-              {"yinyang", KMeansAlgorithm::yinyang}});
+              {"yinyang", KMeansAlgorithm::yinyang},
+              {"minibatch", KMeansAlgorithm::minibatch}});
+    s.get("batch_size", c.kmeans.batch_size, 0, std::int64_t{1} << 40);
     s.get("n_init", c.kmeans.n_init, 1, 1000);
     s.reject_unknown();
   }
@@ -458,9 +473,12 @@ std::string to_toml(const JobConfig& c) {
   o << "\n[kmeans]\nk = " << (c.k_auto ? std::string("\"auto\"") : std::to_string(c.kmeans.k))
     << "\nk_min = " << c.k_min << "\nk_max = " << c.k_max << "\nmax_iter = " << c.kmeans.max_iter
     << "\ntol = " << number(c.kmeans.tol) << "\ninit = \""
-    << (c.kmeans.init == KMeansInit::kmeanspp ? "kmeans++" : "random")
-    << "\"\nalgorithm = \"" << to_string(c.kmeans.algorithm)
+    << to_string(c.kmeans.init) << "\"\nalgorithm = \"" << to_string(c.kmeans.algorithm)
     << "\"\nn_init = " << c.kmeans.n_init << "\n";
+  if (c.kmeans.init == KMeansInit::file)
+    o << "init_file = " << quoted(c.kmeans_init_file)
+      << "\ninit_dataset = " << quoted(c.kmeans_init_dataset) << "\n";
+  if (c.kmeans.batch_size > 0) o << "batch_size = " << c.kmeans.batch_size << "\n";
   o << "\n[lookalike]\nneighbors = " << c.lookalike.neighbors
     << "\nmethod = \"" << to_string(c.lookalike.method) << "\"\ntiers = [";
   for (std::size_t i = 0; i < c.lookalike.tiers.size(); ++i)

@@ -29,6 +29,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "csv_scan.hpp"
 #include "icp/error.hpp"
 #include "icp/parallel.hpp"
 
@@ -121,16 +122,17 @@ struct RecordScan {
 
 /// RFC 4180 record scanner over the whole buffer. Lenient where the RFC is silent: a quote
 /// inside an unquoted field is literal text, and text after a closing quote is appended.
+/// Field ends are found from 64-byte block bitmasks (csv_scan::Cursor), not byte by byte: the
+/// per-byte table loop with its mispredicted exit once per field was the scanner's cost.
 class Scanner {
  public:
-  Scanner(const char* buf, std::size_t n, char delim) : buf_(buf), n_(n), delim_(delim) {
-    stop_[static_cast<unsigned char>(delim)] = true;
-    stop_[static_cast<unsigned char>('\r')] = true;
-    stop_[static_cast<unsigned char>('\n')] = true;
-  }
+  Scanner(const char* buf, std::size_t n, char delim) : buf_(buf), n_(n), delim_(delim) {}
 
   const char* data() const noexcept { return buf_; }
   std::size_t size() const noexcept { return n_; }
+  char delimiter() const noexcept { return delim_; }
+  /// A block cursor for one thread's walk over this buffer.
+  csv_scan::Cursor cursor() const noexcept { return csv_scan::Cursor(buf_, n_, delim_); }
 
   /// Length of the line terminator at `pos` (0 when there is none).
   std::size_t newline_at(std::size_t pos) const noexcept {
@@ -141,6 +143,12 @@ class Scanner {
 
   /// Scans the record starting at `pos` (which must not be at a line terminator).
   RecordScan scan(std::size_t pos, std::vector<FieldSpan>& fields) const {
+    csv_scan::Cursor cur = cursor();
+    return scan(pos, fields, cur);
+  }
+
+  /// As above, reusing `cur` (a cursor over this buffer) across the records of a walk.
+  RecordScan scan(std::size_t pos, std::vector<FieldSpan>& fields, csv_scan::Cursor& cur) const {
     RecordScan r;
     r.start = pos;
     fields.clear();
@@ -152,9 +160,10 @@ class Scanner {
         const std::int64_t lines_before = r.lines;
         std::size_t q = p + 1;
         bool closed = false;
-        while (q < n_) {
-          const char c = buf_[q];
-          if (c == '"') {
+        for (;;) {
+          q = cur.next_quote_or_newline(q);
+          if (q >= n_) break;
+          if (buf_[q] == '"') {
             if (q + 1 < n_ && buf_[q + 1] == '"') {
               q += 2;
               continue;
@@ -163,7 +172,8 @@ class Scanner {
             ++q;
             break;
           }
-          if (c == '\n' || (c == '\r' && (q + 1 >= n_ || buf_[q + 1] != '\n'))) ++r.lines;
+          // A line end inside quotes: CRLF counts once, at its LF.
+          if (buf_[q] == '\n' || q + 1 >= n_ || buf_[q + 1] != '\n') ++r.lines;
           ++q;
         }
         if (!closed) {
@@ -177,8 +187,7 @@ class Scanner {
         }
         p = q;
       }
-      // One table load per byte instead of three compares: this loop sees most of the file.
-      while (p < n_ && !stop_[static_cast<unsigned char>(buf_[p])]) ++p;
+      p = cur.next_stop(p);
       fields.push_back(FieldSpan{field_begin, p});
       if (p >= n_) {
         r.end = n_;
@@ -230,29 +239,98 @@ class Scanner {
   const char* buf_;
   std::size_t n_;
   char delim_;
-  std::array<bool, 256> stop_{};  ///< bytes that end an unquoted field
 };
+
+/// Hash of a cell for dictionaries and the duplicate check: 8 bytes per multiply, then a full
+/// avalanche (MurmurHash3's finalizer) so the high bits that pick a duplicate-check partition
+/// are as good as the low ones. libstdc++'s byte-wise std::hash was 5% of ingest time. Only
+/// speed depends on it: level order and the repeats found are fixed by file order.
+inline std::size_t cell_hash(std::string_view s) noexcept {
+  constexpr std::uint64_t kMul = 0x9E3779B97F4A7C15ull;
+  auto load8 = [](const char* q) {
+    std::uint64_t w;
+    std::memcpy(&w, q, 8);
+    return w;
+  };
+  auto load4 = [](const char* q) {
+    std::uint32_t w;
+    std::memcpy(&w, q, 4);
+    return std::uint64_t{w};
+  };
+  auto step = [](std::uint64_t h, std::uint64_t w) {
+    h = (h ^ w) * kMul;
+    return h ^ (h >> 29);
+  };
+  const char* p = s.data();
+  const std::size_t n = s.size();
+  std::uint64_t h = kMul ^ n;
+  if (n >= 8) {
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) h = step(h, load8(p + i));
+    // The tail as the last 8 bytes, overlapping the previous word: no byte loop.
+    if (i < n) h = step(h, load8(p + n - 8));
+  } else if (n >= 4) {
+    h = step(h, load4(p) | (load4(p + n - 4) << 32));
+  } else if (n > 0) {
+    const auto w = std::uint64_t{static_cast<unsigned char>(p[0])} |
+                   (std::uint64_t{static_cast<unsigned char>(p[n / 2])} << 8) |
+                   (std::uint64_t{static_cast<unsigned char>(p[n - 1])} << 16);
+    h = step(h, w);
+  }
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDull;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ull;
+  h ^= h >> 33;
+  return static_cast<std::size_t>(h);
+}
 
 struct SvHash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
+  std::size_t operator()(std::string_view s) const noexcept { return cell_hash(s); }
 };
 
-/// Levels in order of first appearance within one chunk.
+/// Levels in order of first appearance within one chunk. Open addressing over level codes with
+/// the hash kept per level: every categorical cell does one lookup, and std::unordered_map's
+/// prime-modulus bucket and node chase cost more than the rest of the cell.
 struct LocalDict {
-  std::unordered_map<std::string, std::int32_t, SvHash, std::equal_to<>> index;
   std::vector<std::string> levels;
 
   std::int32_t code(std::string_view s) {
-    auto it = index.find(s);
-    if (it != index.end()) return it->second;
-    const auto c = static_cast<std::int32_t>(levels.size());
-    levels.emplace_back(s);
-    index.emplace(levels.back(), c);
-    return c;
+    if (slots_.empty()) slots_.assign(kInitialSlots, -1);
+    const std::size_t h = cell_hash(s);
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+      const std::int32_t c = slots_[i];
+      if (c < 0) {
+        const auto code = static_cast<std::int32_t>(levels.size());
+        levels.emplace_back(s);
+        hashes_.push_back(h);
+        slots_[i] = code;
+        if (2 * levels.size() > slots_.size()) grow();  // load <= 1/2: short probes
+        return code;
+      }
+      const auto u = static_cast<std::size_t>(c);
+      if (hashes_[u] == h && levels[u] == s) return c;
+    }
   }
+
+ private:
+  /// Account categoricals have a few to a few hundred levels: 16 slots grow a handful of times.
+  static constexpr std::size_t kInitialSlots = 16;
+
+  void grow() {
+    slots_.assign(2 * slots_.size(), -1);
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t c = 0; c < levels.size(); ++c) {
+      std::size_t i = hashes_[c] & mask;
+      while (slots_[i] >= 0) i = (i + 1) & mask;
+      slots_[i] = static_cast<std::int32_t>(c);
+    }
+  }
+
+  std::vector<std::int32_t> slots_;
+  std::vector<std::size_t> hashes_;
 };
 
 struct BadRow {
@@ -320,8 +398,87 @@ bool is_missing(std::string_view v, const std::vector<std::string>& tokens) {
   return false;
 }
 
+/// is_missing() with a pretest: one length-bit and one first-byte lookup rule out nearly every
+/// number and name (no default token starts with a digit), and this runs for every cell.
+class MissingTokens {
+ public:
+  explicit MissingTokens(const std::vector<std::string>& tokens) : tokens_(&tokens) {
+    for (const auto& t : tokens) {
+      if (t.size() < 64) {
+        lengths_ |= std::uint64_t{1} << t.size();
+      } else {
+        long_ = true;
+      }
+      if (!t.empty()) first_[static_cast<unsigned char>(t[0])] = true;
+    }
+  }
+  bool operator()(std::string_view v) const noexcept {
+    if (v.size() < 64) {
+      if (((lengths_ >> v.size()) & 1u) == 0) return false;
+      if (v.empty()) return true;
+    } else if (!long_) {
+      return false;
+    }
+    if (!first_[static_cast<unsigned char>(v[0])]) return false;
+    return is_missing(v, *tokens_);
+  }
+
+ private:
+  const std::vector<std::string>* tokens_;
+  std::uint64_t lengths_ = 0;  ///< bit L: some token has length L (< 64)
+  bool long_ = false;          ///< some token is 64 bytes or longer
+  std::array<bool, 256> first_{};
+};
+
 /// Parses a present numeric cell; returns the reason on failure.
+/// Significant digits the plain-decimal path takes: 10^15 < 2^53, so the digits are an exact
+/// integer in a double.
+constexpr int kFastDigits = 15;
+
+/// Exact powers of ten up to 10^22, the largest that a double holds exactly.
+constexpr std::array<double, 23> kPow10 = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                           1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                           1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/// `[-]digits[.digits]` with at most kFastDigits digits, the shape of nearly every cell in an
+/// account table. The digits form an exact integer m and 10^k is exact, so the single rounding
+/// of m / 10^k is the correctly rounded value: what fast_float returns for the same text
+/// (Clinger's fast path, which fast_float itself tries first). False: take the general path.
+inline bool parse_plain_decimal(const char* first, const char* last, double& out) noexcept {
+  const char* p = first;
+  const bool neg = p != last && *p == '-';
+  if (neg) ++p;
+  std::uint64_t m = 0;
+  int digits = 0;
+  int frac = 0;
+  const char* int_begin = p;
+  while (p != last && static_cast<unsigned char>(*p - '0') < 10) {
+    m = m * 10 + static_cast<std::uint64_t>(*p - '0');
+    ++p;
+  }
+  digits = static_cast<int>(p - int_begin);
+  if (digits == 0) return false;
+  if (p != last && *p == '.') {
+    ++p;
+    const char* frac_begin = p;
+    while (p != last && static_cast<unsigned char>(*p - '0') < 10) {
+      m = m * 10 + static_cast<std::uint64_t>(*p - '0');
+      ++p;
+    }
+    frac = static_cast<int>(p - frac_begin);
+    if (frac == 0) return false;
+    digits += frac;
+  }
+  if (p != last || digits > kFastDigits) return false;
+  // Most cells are integers: skip the divide (its latency shows in profiles) when it is by 1.
+  double x = static_cast<double>(m);
+  if (frac > 0) x /= kPow10[static_cast<std::size_t>(frac)];
+  out = neg ? -x : x;
+  return true;
+}
+
 const char* parse_number(std::string_view v, double& out) {
+  if (!v.empty() && parse_plain_decimal(v.data(), v.data() + v.size(), out)) return nullptr;
   // Booleans are rare: one byte test keeps the case-folding compares off the number path.
   const char c0 = v.empty() ? '\0' : static_cast<char>(v[0] | 0x20);
   if (c0 == 't' && iequals(v, "true")) {
@@ -372,6 +529,9 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
   std::vector<std::string_view> values(nreq);
   std::vector<double> nums(nreq);
   const char* buf = sc.data();
+  csv_scan::Cursor cur = sc.cursor();
+  const MissingTokens missing(opts.missing_tokens);
+  std::vector<char> miss(nreq, 0);
 
   std::size_t pos = begin;
   std::int64_t lines = 0;
@@ -383,7 +543,7 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
       pos += nl;
       continue;
     }
-    const RecordScan r = sc.scan(pos, fields);
+    const RecordScan r = sc.scan(pos, fields, cur);
     const std::int64_t rec_line = lines;
     if (r.unterminated) {
       BadRow b;
@@ -424,8 +584,10 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
       const std::size_t fi = plan.req_field[k];
       const std::string_view v = sc.cell(fields[fi], scratch[k]);
       values[k] = v;
+      const bool absent = missing(v);
+      miss[k] = static_cast<char>(absent);
       if (opts.columns[k].type != ColumnType::numeric) continue;
-      if (is_missing(v, opts.missing_tokens)) {
+      if (absent) {
         nums[k] = std::numeric_limits<double>::quiet_NaN();
         continue;
       }
@@ -457,11 +619,10 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
           c.numeric.push_back(nums[k]);
           break;
         case ColumnType::categorical:
-          c.codes.push_back(is_missing(values[k], opts.missing_tokens) ? -1
-                                                                       : c.dict.code(values[k]));
+          c.codes.push_back(miss[k] != 0 ? -1 : c.dict.code(values[k]));
           break;
         case ColumnType::text:
-          if (is_missing(values[k], opts.missing_tokens))
+          if (miss[k] != 0)
             c.text.emplace_back();
           else
             c.text.emplace_back(values[k]);
@@ -511,8 +672,7 @@ std::vector<ChunkOut> parse_parallel(const Scanner& sc, const Plan& plan, std::s
     for (std::ptrdiff_t i = 0; i < nchunks_signed; ++i) {
       const std::size_t b = body + static_cast<std::size_t>(i) * chunk;
       const std::size_t e = std::min(n, b + chunk);
-      quotes[static_cast<std::size_t>(i)] =
-          static_cast<std::size_t>(std::count(buf + b, buf + e, '"'));
+      quotes[static_cast<std::size_t>(i)] = csv_scan::count_quotes(buf, b, e);
     }
 #pragma omp single
     {
@@ -524,18 +684,7 @@ std::vector<ChunkOut> parse_parallel(const Scanner& sc, const Plan& plan, std::s
 #pragma omp for schedule(static)
     for (std::ptrdiff_t si = 1; si < nchunks_signed; ++si) {
       const auto i = static_cast<std::size_t>(si);
-      bool inq = in_quote[i] != 0;
-      std::size_t found = n;
-      for (std::size_t p = body + i * chunk; p < n; ++p) {
-        const char c = buf[p];
-        if (c == '"') {
-          inq = !inq;
-        } else if (!inq && (c == '\r' || c == '\n')) {
-          found = p + sc.newline_at(p);
-          break;
-        }
-      }
-      edge[i] = found;
+      edge[i] = csv_scan::find_unquoted_newline(buf, n, body + i * chunk, in_quote[i] != 0);
     }
 #pragma omp single
     {
@@ -727,7 +876,7 @@ std::vector<KeyPos> find_repeats(const std::vector<ChunkOut>& outs,
           part[i] = static_cast<std::uint8_t>(kKeyPartitions);
           continue;
         }
-        const std::size_t h = std::hash<std::string_view>{}(keys[i]);
+        const std::size_t h = cell_hash(keys[i]);
         // High bits pick the partition: the set inside uses the low bits.
         const auto p = static_cast<std::uint8_t>((h >> 58) % kKeyPartitions);
         hashes[i] = h;
@@ -911,6 +1060,7 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
   // Raw text of duplicate rows is only needed for the quarantine file.
   if (!dups.empty() && !options.quarantine_path.empty()) {
     std::vector<FieldSpan> fields;
+    csv_scan::Cursor cur = sc.cursor();
     std::size_t d = 0;
     std::size_t pos = body;
     std::int64_t line = header.body_line;
@@ -921,7 +1071,7 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
         pos += nl;
         continue;
       }
-      const RecordScan r = sc.scan(pos, fields);
+      const RecordScan r = sc.scan(pos, fields, cur);
       if (line == dups[d].line) dups[d++].raw.assign(buf + r.start, r.end - r.start);
       line += r.lines;
       pos = r.next;
@@ -972,7 +1122,7 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
         // Global codes are handed out on first appearance among kept rows, in file order, so
         // a level seen only in rejected rows never enters the dictionary.
         col.codes.reserve(kept);
-        std::unordered_map<std::string_view, std::int32_t> global;
+        std::unordered_map<std::string_view, std::int32_t, SvHash> global;
         for (std::size_t c = 0; c < outs.size(); ++c) {
           ColumnOut& co = outs[c].cols[k];
           std::vector<std::int32_t> remap(co.dict.levels.size(), -1);

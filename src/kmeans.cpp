@@ -80,6 +80,10 @@ void validate_options(const KMeansOptions& options) {
   if (!(options.tol >= 0.0) || !std::isfinite(options.tol)) {
     throw Error(fmt::format("k-means: tol must be a finite value >= 0, got {}", options.tol));
   }
+  if (options.batch_size < 0) {
+    throw Error(fmt::format("k-means: batch_size must be >= 0 (0 = automatic), got {}",
+                            options.batch_size));
+  }
 }
 
 std::vector<double> column_means(MatrixView x, Reducer& reducer) {
@@ -149,8 +153,24 @@ const char* to_string(KMeansAlgorithm algorithm) noexcept {
       return "hamerly";
     case KMeansAlgorithm::yinyang:
       return "yinyang";
+    case KMeansAlgorithm::minibatch:
+      return "minibatch";
   }
   return "auto";
+}
+
+const char* to_string(KMeansInit init) noexcept {
+  switch (init) {
+    case KMeansInit::kmeanspp:
+      return "kmeans++";
+    case KMeansInit::random:
+      return "random";
+    case KMeansInit::kmeans_parallel:
+      return "kmeans||";
+    case KMeansInit::file:
+      return "file";
+  }
+  return "kmeans++";
 }
 
 namespace {
@@ -165,6 +185,7 @@ std::unique_ptr<StepPolicy> make_policy(KMeansAlgorithm algorithm) {
       return make_yinyang_policy();
     case KMeansAlgorithm::lloyd:
     case KMeansAlgorithm::automatic:
+    case KMeansAlgorithm::minibatch:  // run_restart drives minibatch itself
       break;
   }
   return make_lloyd_policy();
@@ -178,18 +199,38 @@ struct RunResult {
   std::vector<KMeansIteration> history;
 };
 
-RunResult run_restart(const Matrix& xc, const KMeansOptions& options, int restart,
-                      Reducer& reducer) {
+/// The starting centres of one restart, in the centred coordinates of xc.
+Matrix initial_centres(const Matrix& xc, const KMeansOptions& options,
+                       std::span<const double> mean, std::uint64_t seed) {
+  switch (options.init) {
+    case KMeansInit::random:
+      return init_random(xc.view(), options.k, seed);
+    case KMeansInit::kmeans_parallel:
+      return init_kmeans_parallel(xc.view(), options.k, seed);
+    case KMeansInit::file:
+      return centre_rows(options.initial_centroids.view(), mean);
+    case KMeansInit::kmeanspp:
+      break;
+  }
+  return init_kmeanspp(xc.view(), options.k, seed);
+}
+
+RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<const double> mean,
+                      int restart, Reducer& reducer) {
   const std::uint64_t seed = derive_seed(options.seed, static_cast<std::uint64_t>(restart));
   RunResult run;
-  run.state.centroids = options.init == KMeansInit::kmeanspp
-                            ? init_kmeanspp(xc.view(), options.k, seed)
-                            : init_random(xc.view(), options.k, seed);
+  run.state.centroids = initial_centres(xc, options, mean, seed);
   run.state.assignment.assign(xc.rows(), -1);
   run.state.distance.assign(xc.rows(), 0.0f);
-  const std::unique_ptr<StepPolicy> policy =
-      make_policy(resolve_algorithm(options.algorithm, xc.cols(), static_cast<std::size_t>(options.k)));
-  for (int it = 1; it <= options.max_iter; ++it) {
+  const bool minibatch = options.algorithm == KMeansAlgorithm::minibatch;
+  if (minibatch) {
+    run.converged =
+        minibatch_run(xc.view(), run.state, options, restart, seed, reducer, run.history);
+    run.iterations = static_cast<int>(run.history.size());
+  }
+  const std::unique_ptr<StepPolicy> policy = make_policy(
+      resolve_algorithm(options.algorithm, xc.cols(), static_cast<std::size_t>(options.k)));
+  for (int it = 1; !minibatch && it <= options.max_iter; ++it) {
     const auto start = std::chrono::steady_clock::now();
     const StepStats step = policy->step(xc.view(), run.state, reducer);
     KMeansIteration info;
@@ -221,12 +262,21 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, int restar
 KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& reducer) {
   validate_options(options);
   validate_data(x, options.k);
+  if (options.init == KMeansInit::file) {
+    const Matrix& c = options.initial_centroids;
+    if (c.rows() != static_cast<std::size_t>(options.k) || c.cols() != x.cols) {
+      throw Error(fmt::format(
+          "k-means: init = file needs k x d = {} x {} initial centroids, got {} x {}", options.k,
+          x.cols, c.rows(), c.cols()));
+    }
+    check_finite(c.view(), "the initial centroids");
+  }
   const std::vector<double> mean = column_means(x, reducer);
   const Matrix xc = centre_rows(x, mean);
 
   RunResult best;
   for (int restart = 0; restart < options.n_init; ++restart) {
-    RunResult run = run_restart(xc, options, restart, reducer);
+    RunResult run = run_restart(xc, options, mean, restart, reducer);
     if (restart == 0 || run.inertia < best.inertia) best = std::move(run);
   }
 

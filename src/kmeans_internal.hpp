@@ -220,4 +220,36 @@ Matrix init_random(MatrixView xc, int k, std::uint64_t seed);
 /// lowers the potential most (ties to the first candidate).
 Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed);
 
+/// Uniform in [0, 1) (53 bits) that depends only on (key, index): the SplitMix64 output at
+/// position `index` of the stream keyed by `key`. Rows draw their own numbers, so the draws do
+/// not depend on which thread visits which row.
+double counter_uniform01(std::uint64_t key, std::uint64_t index) noexcept;
+
+/// Rounds of k-means|| oversampling: Bahmani et al. report that 5 rounds of 2k samples already
+/// match k-means++ seeding quality, and each round is one pass over the data.
+inline constexpr int kParallelInitRounds = 5;
+
+/// k-means|| (KMeansInit::kmeans_parallel): first centre uniform, then kParallelInitRounds rounds
+/// keeping row i with probability min(1, 2k d2_i / phi) (counter-based uniform per row and
+/// round), candidates weighted by the rows nearest to them, then weighted greedy k-means++ on
+/// the candidates. Falls back to init_kmeanspp when fewer than k candidates come out.
+Matrix init_kmeans_parallel(MatrixView xc, int k, std::uint64_t seed);
+
+/// Greedy k-means++ on weighted points (serial: meant for the few thousand k-means|| candidates).
+/// The first centre is drawn with probability proportional to weight, later ones by w * D^2.
+Matrix init_kmeanspp_weighted(MatrixView points, std::span<const double> weight, int k,
+                              std::uint64_t seed);
+
+/// Rows per minibatch step for the options (0 = the default rule in KMeansOptions).
+std::size_t minibatch_rows(const KMeansOptions& options, std::size_t n) noexcept;
+
+/// Mini-batch k-means from state.centroids: steps of `minibatch_rows` rows drawn with
+/// replacement (counter-based from `seed` and the step), assignment through assign_rows, then
+/// every centre moves to the running mean of all points it was given (the per-centre-count
+/// update of Sculley 2010 applied per centre in one go, which equals the point-by-point form).
+/// Appends one KMeansIteration per step to `history`; returns whether it stopped on the
+/// no-improvement rule. state.assignment/distance are left for the caller's final assignment.
+bool minibatch_run(MatrixView xc, LloydState& state, const KMeansOptions& options, int restart,
+                   std::uint64_t seed, Reducer& reducer, std::vector<KMeansIteration>& history);
+
 }  // namespace icp::kmeans_detail

@@ -9,6 +9,7 @@
 
 #include "icp/csv.hpp"
 #include "icp/error.hpp"
+#include "icp/hdf5.hpp"
 #include "icp/parallel.hpp"
 #include "icp/rule.hpp"
 #include "icp/sweep.hpp"
@@ -183,6 +184,23 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress) {
   kopt.k = k;
   kopt.seed = config.seed;
   kopt.on_iteration = progress.on_iteration;
+  if (kopt.init == KMeansInit::file) {
+    // Centres of an earlier results file are in that run's normalized space: the job must use
+    // the same features, so a shape mismatch is a job error rather than something to adapt.
+    const h5::Reader in(config.kmeans_init_file);
+    const std::string& ds = config.kmeans_init_dataset;
+    if (!in.is_dataset(ds))
+      throw ConfigError(config.config_path + ": kmeans.init_file " + config.kmeans_init_file +
+                        " has no dataset " + ds);
+    const std::vector<std::uint64_t> dims = in.dims(ds);
+    if (dims.size() != 2 || dims[0] != static_cast<std::uint64_t>(k) || dims[1] != x.cols())
+      throw ConfigError(config.config_path + ": kmeans.init_file " + config.kmeans_init_file +
+                        ":" + ds + " must be k x d = " + std::to_string(k) + " x " +
+                        std::to_string(x.cols()) + " (k of the job, d normalized features)");
+    const std::vector<float> c = in.read<float>(ds);
+    kopt.initial_centroids = Matrix(static_cast<std::size_t>(k), x.cols());
+    std::copy(c.begin(), c.end(), kopt.initial_centroids.data());
+  }
   r.kmeans = kmeans_fit(x, kopt);
   stage("kmeans", static_cast<std::int64_t>(n), t0);
 

@@ -41,7 +41,7 @@ constexpr std::uint64_t kStreamEvaluation = 2;
 constexpr std::uint64_t kStreamBootstrap = 16;  // + bootstrap index (draw) and 1000 + (fit seed)
 
 const char* init_name(KMeansInit init) {
-  return init == KMeansInit::kmeanspp ? "kmeans++" : "random";
+  return to_string(init);
 }
 
 int parse_int(const std::string& s, const std::string& what, const std::string& text) {
@@ -131,7 +131,8 @@ std::vector<int> parse_k_list(const std::string& text, const std::string& what) 
 KMeansAlgorithm parse_kmeans_algorithm(const std::string& name, const std::string& what) {
   // Matched through kmeans' own to_string, so the names stay the ones job files use.
   const KMeansAlgorithm all[] = {KMeansAlgorithm::automatic, KMeansAlgorithm::lloyd,
-                                 KMeansAlgorithm::hamerly, KMeansAlgorithm::yinyang};
+                                 KMeansAlgorithm::hamerly, KMeansAlgorithm::yinyang,
+                                 KMeansAlgorithm::minibatch};
   std::string names;
   for (auto a : all) {
     if (name == to_string(a)) return a;

@@ -84,6 +84,10 @@ struct JobConfig {
   bool k_auto = false;
   int k_min = 2;                   ///< [kmeans] k_min (>= 2: a silhouette needs two clusters)
   int k_max = 20;                  ///< [kmeans] k_max
+  /// [kmeans] init_file (init = "file"): HDF5 file holding k x d float32 starting centres in
+  /// this job's normalized feature space (e.g. the results file of an earlier run).
+  std::string kmeans_init_file;
+  std::string kmeans_init_dataset = "/segments/centroids";  ///< [kmeans] init_dataset
   LookalikeOptionsConfig lookalike;
   OutputOptions output;
   int threads = 0;                 ///< 0 = all hardware threads

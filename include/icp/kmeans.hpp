@@ -15,7 +15,15 @@ namespace icp {
 enum class KMeansInit {
   kmeanspp,  ///< greedy k-means++ (2 + ln k candidates per step)
   random,    ///< k distinct rows drawn uniformly
+  /// k-means|| (Bahmani et al. 2012): ~5 rounds oversampling 2k rows each by D^2, candidates
+  /// weighted by the rows closest to them, then weighted greedy k-means++ on the candidates.
+  /// Far fewer passes over the data than greedy k-means++ at large k.
+  kmeans_parallel,
+  file,      ///< KMeansOptions::initial_centroids (every restart starts from them)
 };
+
+/// Name used in job files and output ("kmeans++", "random", "kmeans||", "file").
+const char* to_string(KMeansInit init) noexcept;
 
 /// How each iteration is computed. lloyd, hamerly and yinyang are exact and give bit-identical
 /// results from the same init (same scores, same ties); they differ in speed and memory.
@@ -24,15 +32,29 @@ enum class KMeansAlgorithm {
   lloyd,      ///< every row scored against every centre each step; no per-row state
   hamerly,    ///< + 1 double lower bound per row: skips rows whose bounds prove no change
   yinyang,    ///< + 1 float lower bound per row and centre group (k / 10 groups)
+  /// Approximate (Sculley 2010): each step assigns a random batch and moves every centre to the
+  /// running mean of the points it has been given; stops after max_iter steps or when a
+  /// smoothed batch inertia has not improved for kMiniBatchPatience steps (tol is not used).
+  /// The labels, distances and inertia come from a last exact assignment of every row. History
+  /// entries are per step: batch inertia and centre shift (changed = 0). Centres no batch row
+  /// ever reaches keep their initial position (no relocation).
+  minibatch,
 };
 
 /// Name used in job files and output ("auto", "lloyd", ...).
 const char* to_string(KMeansAlgorithm algorithm) noexcept;
 
+/// minibatch stops when the smoothed batch inertia has not reached a new low for this many steps
+/// (scikit-learn's max_no_improvement default).
+inline constexpr int kMiniBatchPatience = 10;
+/// Cap of the default batch: 2^18 rows already estimate the centre means to well under the
+/// spread between clusters, and more rows per step only make minibatch a slower Lloyd.
+inline constexpr std::int64_t kMiniBatchMaxDefault = std::int64_t{1} << 18;
+
 /// Statistics of one Lloyd iteration, reported through KMeansOptions::on_iteration.
 struct KMeansIteration {
   int iteration = 0;          ///< 1-based
-  double inertia = 0.0;       ///< sum of exact squared distances to the assigned centre
+  double inertia = 0.0;       ///< sum of exact squared distances (minibatch: over the batch)
   double shift = 0.0;         ///< relative centre shift: sum ||c_new - c_old||^2 / sum ||c_old||^2 (of centred data)
   std::int64_t changed = 0;   ///< points whose assignment changed
   double seconds = 0.0;
@@ -48,6 +70,10 @@ struct KMeansOptions {
   KMeansInit init = KMeansInit::kmeanspp;
   KMeansAlgorithm algorithm = KMeansAlgorithm::automatic;
   int n_init = 1;                       ///< restarts; the lowest inertia wins (ties: first)
+  /// With init = file: k x d starting centres in the input's coordinates.
+  Matrix initial_centroids;
+  /// minibatch: rows per step; 0 = min(rows, 1024 * k, kMiniBatchMaxDefault).
+  std::int64_t batch_size = 0;
   std::function<void(const KMeansIteration&)> on_iteration;  ///< optional progress callback
 };
 
@@ -63,7 +89,8 @@ struct KMeansResult {
 };
 
 /// Fits k-means to the rows of x. Throws icp::Error for k < 1, k > rows, cols == 0, a non-finite
-/// value (naming its 1-based row and column), max_iter < 1, n_init < 1 or a negative tol.
+/// value (naming its 1-based row and column), max_iter < 1, n_init < 1, a negative tol, a
+/// negative batch_size, or init = file with initial_centroids that are not k x d and finite.
 /// Bitwise identical results for a given seed at any thread count.
 /// Works on data centred by its column means (summed through `reducer`), so a large common
 /// offset does not cancel in float32. Each Lloyd iteration assigns with the current centres,

@@ -95,8 +95,11 @@ int run(const SweepArgs& a) {
       o.inits.push_back(KMeansInit::kmeanspp);
     else if (name == "random")
       o.inits.push_back(KMeansInit::random);
+    else if (name == "kmeans||")
+      o.inits.push_back(KMeansInit::kmeans_parallel);
     else
-      throw ConfigError("--init: unknown init '" + name + "' (expected kmeans++ | random)");
+      throw ConfigError("--init: unknown init '" + name +
+                        "' (expected kmeans++ | kmeans|| | random)");
   }
   if (o.algorithms.empty() || o.inits.empty())
     throw ConfigError("--algorithms / --init: give at least one name");
@@ -169,7 +172,7 @@ const Registrar registrar{
       cmd->add_option("--k", a->k, "k values: start:stop[:step] (stop included) or a,b,c")
           ->required();
       cmd->add_option("--algorithms", a->algorithms, "Comma-separated k-means algorithms");
-      cmd->add_option("--init", a->inits, "Comma-separated inits: kmeans++,random");
+      cmd->add_option("--init", a->inits, "Comma-separated inits: kmeans++,kmeans||,random");
       cmd->add_option("--repeats", a->repeats, "Runs per combination (seeds seed, seed+1, ...)");
       cmd->add_option("--csv", a->csv, "Also write the table as CSV");
       cmd->add_option("-o,--output", a->output, "Write /sweep to this HDF5 file");
