@@ -139,8 +139,13 @@ AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int3
   }
   errors.rethrow();
 
+  return combine_chunk_stats(chunk_inertia, chunk_changed);
+}
+
+AssignStats combine_chunk_stats(std::span<const double> chunk_inertia,
+                                std::span<const std::int64_t> chunk_changed) noexcept {
   AssignStats stats;
-  for (std::size_t ci = 0; ci < chunks; ++ci) {
+  for (std::size_t ci = 0; ci < chunk_inertia.size(); ++ci) {
     stats.inertia += chunk_inertia[ci];
     stats.changed += chunk_changed[ci];
   }

@@ -90,6 +90,11 @@ struct AssignStats {
   std::int64_t changed = 0;  ///< rows whose label differs from the one held on entry
 };
 
+/// Per-chunk inertia and change counts combined in chunk order (the order that makes the sum
+/// the same at any thread count). Every assignment step ends with this.
+AssignStats combine_chunk_stats(std::span<const double> chunk_inertia,
+                                std::span<const std::int64_t> chunk_changed) noexcept;
+
 /// Nearest centre of every row of xc (same coordinates as `centroids`): score kernel per
 /// block of kAssignBlockRows, argmin of ||c||^2 - 2 x.c (ties to the lowest index), then the
 /// exact float64 distance of the chosen pair. With track_changes the labels held in

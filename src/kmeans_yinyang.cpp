@@ -165,11 +165,7 @@ class YinyangPolicy final : public StepPolicy {
     }
     errors.rethrow();
 
-    AssignStats assigned;
-    for (std::size_t ci = 0; ci < chunks; ++ci) {
-      assigned.inertia += chunk_inertia[ci];
-      assigned.changed += chunk_changed[ci];
-    }
+    const AssignStats assigned = combine_chunk_stats(chunk_inertia, chunk_changed);
     bound_centres_ = state.centroids;
     const StepStats stats = finish_step(xc, state, assigned, reducer);
     // Relocated rows changed label without their bounds following: start over next step.
