@@ -61,11 +61,11 @@ void check_finite(MatrixView x, const char* what) {
 
 }  // namespace
 
-void validate_data(MatrixView x, int k) {
+void validate_data(MatrixView x, int k, std::size_t total_rows) {
   if (x.cols == 0) throw Error("k-means: the feature matrix has no columns");
   if (k < 1) throw Error(fmt::format("k-means: k must be at least 1, got {}", k));
-  if (static_cast<std::size_t>(k) > x.rows) {
-    throw Error(fmt::format("k-means: k = {} exceeds the number of rows ({})", k, x.rows));
+  if (static_cast<std::size_t>(k) > total_rows) {
+    throw Error(fmt::format("k-means: k = {} exceeds the number of rows ({})", k, total_rows));
   }
   check_finite(x, "the data");
 }
@@ -101,12 +101,12 @@ std::vector<double> column_means(MatrixView x, Reducer& reducer) {
       for (std::size_t j = 0; j < d; ++j) sums[j] += static_cast<double>(row[j]);
     }
   }
+  const std::vector<double> all = reducer.gather_chunks(std::move(partial), d);
   std::vector<double> mean(d, 0.0);
-  for (std::size_t ci = 0; ci < chunks; ++ci) {
-    for (std::size_t j = 0; j < d; ++j) mean[j] += partial[ci * d + j];
+  for (std::size_t ci = 0; d > 0 && ci < all.size() / d; ++ci) {
+    for (std::size_t j = 0; j < d; ++j) mean[j] += all[ci * d + j];
   }
   std::int64_t count = static_cast<std::int64_t>(n);
-  reducer.sum(std::span<double>(mean));
   reducer.sum(std::span<std::int64_t>(&count, 1));
   if (count > 0) {
     for (double& m : mean) m /= static_cast<double>(count);
@@ -200,8 +200,8 @@ struct RunResult {
 };
 
 /// The starting centres of one restart, in the centred coordinates of xc.
-Matrix initial_centres(const Matrix& xc, const KMeansOptions& options,
-                       std::span<const double> mean, std::uint64_t seed) {
+Matrix initial_centres(const Matrix& xc, const KMeansOptions& options, std::span<const double> mean,
+                       std::uint64_t seed) {
   switch (options.init) {
     case KMeansInit::random:
       return init_random(xc.view(), options.k, seed);
@@ -218,11 +218,35 @@ Matrix initial_centres(const Matrix& xc, const KMeansOptions& options,
 RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<const double> mean,
                       int restart, Reducer& reducer) {
   const std::uint64_t seed = derive_seed(options.seed, static_cast<std::uint64_t>(restart));
+  const bool minibatch = options.algorithm == KMeansAlgorithm::minibatch;
   RunResult run;
-  run.state.centroids = initial_centres(xc, options, mean, seed);
+  if (reducer.size() > 1 && (minibatch || options.init != KMeansInit::file)) {
+    // Seeding (and mini-batch, which samples rows of the whole data) is not split between
+    // processes yet: every process runs it on all the rows, so all pick the same centres as
+    // one process would. Costs a copy of the data per process for the duration.
+    const Matrix all = reducer.gather_rows(xc.view());
+    run.state.centroids = initial_centres(all, options, mean, seed);
+    if (minibatch) {
+      run.state.assignment.assign(all.rows(), -1);
+      run.state.distance.assign(all.rows(), 0.0f);
+      run.converged = minibatch_run(all.view(), run.state, options, restart, seed, local_reducer(),
+                                    run.history);
+      run.iterations = static_cast<int>(run.history.size());
+      const AssignStats final_assign = assign_rows(all.view(), run.state.centroids.view(),
+                                                   run.state.assignment, run.state.distance, false);
+      run.inertia = final_assign.inertia;
+      const RowRange mine = chunk_rows_of(all.rows(), reducer.rank(), reducer.size());
+      const auto b = static_cast<std::ptrdiff_t>(mine.begin);
+      const auto e = static_cast<std::ptrdiff_t>(mine.begin + mine.rows);
+      run.state.assignment = {run.state.assignment.begin() + b, run.state.assignment.begin() + e};
+      run.state.distance = {run.state.distance.begin() + b, run.state.distance.begin() + e};
+      return run;
+    }
+  } else {
+    run.state.centroids = initial_centres(xc, options, mean, seed);
+  }
   run.state.assignment.assign(xc.rows(), -1);
   run.state.distance.assign(xc.rows(), 0.0f);
-  const bool minibatch = options.algorithm == KMeansAlgorithm::minibatch;
   if (minibatch) {
     run.converged =
         minibatch_run(xc.view(), run.state, options, restart, seed, reducer, run.history);
@@ -252,8 +276,7 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
   // Report labels and distances against the centres actually returned.
   const AssignStats final_assign = assign_rows(xc.view(), run.state.centroids.view(),
                                                run.state.assignment, run.state.distance, false);
-  run.inertia = final_assign.inertia;
-  reducer.sum(std::span<double>(&run.inertia, 1));
+  run.inertia = global_stats(final_assign, reducer).inertia;
   return run;
 }
 
@@ -261,13 +284,15 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
 
 KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& reducer) {
   validate_options(options);
-  validate_data(x, options.k);
+  std::int64_t total_rows = static_cast<std::int64_t>(x.rows);
+  reducer.sum(std::span<std::int64_t>(&total_rows, 1));
+  validate_data(x, options.k, static_cast<std::size_t>(total_rows));
   if (options.init == KMeansInit::file) {
     const Matrix& c = options.initial_centroids;
     if (c.rows() != static_cast<std::size_t>(options.k) || c.cols() != x.cols) {
-      throw Error(fmt::format(
-          "k-means: init = file needs k x d = {} x {} initial centroids, got {} x {}", options.k,
-          x.cols, c.rows(), c.cols()));
+      throw Error(
+          fmt::format("k-means: init = file needs k x d = {} x {} initial centroids, got {} x {}",
+                      options.k, x.cols, c.rows(), c.cols()));
     }
     check_finite(c.view(), "the initial centroids");
   }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "kmeans_internal.hpp"
@@ -139,17 +140,28 @@ AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int3
   }
   errors.rethrow();
 
-  return combine_chunk_stats(chunk_inertia, chunk_changed);
+  return combine_chunk_stats(std::move(chunk_inertia), chunk_changed);
 }
 
-AssignStats combine_chunk_stats(std::span<const double> chunk_inertia,
-                                std::span<const std::int64_t> chunk_changed) noexcept {
+AssignStats combine_chunk_stats(std::vector<double> chunk_inertia,
+                                std::span<const std::int64_t> chunk_changed) {
   AssignStats stats;
   for (std::size_t ci = 0; ci < chunk_inertia.size(); ++ci) {
     stats.inertia += chunk_inertia[ci];
     stats.changed += chunk_changed[ci];
   }
+  stats.chunk_inertia = std::move(chunk_inertia);
   return stats;
+}
+
+AssignStats global_stats(const AssignStats& local, Reducer& reducer) {
+  if (reducer.size() == 1) return local;
+  AssignStats out;
+  const std::vector<double> all = reducer.gather_chunks(local.chunk_inertia, 1);
+  for (const double v : all) out.inertia += v;
+  out.changed = local.changed;
+  reducer.sum(std::span<std::int64_t>(&out.changed, 1));
+  return out;
 }
 
 }  // namespace icp::kmeans_detail

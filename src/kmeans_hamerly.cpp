@@ -1,12 +1,14 @@
 // Hamerly's algorithm: one lower bound (distance to every other centre) per row; the upper bound
-// is the exact distance to the assigned centre, computed every step anyway for `distance`. A row is rescored only when its bounds cannot prove
-// that the assigned centre still has the strictly smallest score; rescoring uses the same
-// kernel as Lloyd, so the assignments (and every bit after them) equal Lloyd's.
+// is the exact distance to the assigned centre, computed every step anyway for `distance`. A row is
+// rescored only when its bounds cannot prove that the assigned centre still has the strictly
+// smallest score; rescoring uses the same kernel as Lloyd, so the assignments (and every bit after
+// them) equal Lloyd's.
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "kmeans_internal.hpp"
@@ -129,7 +131,7 @@ class HamerlyPolicy final : public StepPolicy {
     }
     errors.rethrow();
 
-    const AssignStats assigned = combine_chunk_stats(chunk_inertia, chunk_changed);
+    const AssignStats assigned = combine_chunk_stats(std::move(chunk_inertia), chunk_changed);
     bound_centres_ = state.centroids;
     const StepStats stats = finish_step(xc, state, assigned, reducer);
     // Relocated rows changed label without their bounds following: start over next step.
@@ -146,6 +148,8 @@ class HamerlyPolicy final : public StepPolicy {
 
 }  // namespace
 
-std::unique_ptr<StepPolicy> make_hamerly_policy() { return std::make_unique<HamerlyPolicy>(); }
+std::unique_ptr<StepPolicy> make_hamerly_policy() {
+  return std::make_unique<HamerlyPolicy>();
+}
 
 }  // namespace icp::kmeans_detail

@@ -33,8 +33,9 @@ static_assert(kReduceChunkRows % kAssignBlockRows == 0);
 /// order, so the wave size does not change any bit of the result.
 inline constexpr std::size_t kUpdateWaveChunks = 64;
 
-/// Throws icp::Error for k out of range, zero columns or a non-finite value (1-based position).
-void validate_data(MatrixView x, int k);
+/// Throws icp::Error for k out of range (of all processes' `total_rows`), zero columns or a
+/// non-finite value (1-based position).
+void validate_data(MatrixView x, int k, std::size_t total_rows);
 void validate_options(const KMeansOptions& options);
 
 /// Column means in float64 (fixed chunks, chunk-order combine, then reducer.sum).
@@ -88,12 +89,17 @@ double squared_distance(const float* a, const float* b, std::size_t d) noexcept;
 struct AssignStats {
   double inertia = 0.0;      ///< sum of the float `distance` values, in float64, chunk order
   std::int64_t changed = 0;  ///< rows whose label differs from the one held on entry
+  std::vector<double> chunk_inertia;  ///< per chunk of this process, for global_stats
 };
 
 /// Per-chunk inertia and change counts combined in chunk order (the order that makes the sum
 /// the same at any thread count). Every assignment step ends with this.
-AssignStats combine_chunk_stats(std::span<const double> chunk_inertia,
-                                std::span<const std::int64_t> chunk_changed) noexcept;
+AssignStats combine_chunk_stats(std::vector<double> chunk_inertia,
+                                std::span<const std::int64_t> chunk_changed);
+
+/// The stats over every process: chunk inertias gathered and folded in global chunk order (the
+/// bits one process gets), change counts summed. The identity on one process.
+AssignStats global_stats(const AssignStats& local, Reducer& reducer);
 
 /// Nearest centre of every row of xc (same coordinates as `centroids`): score kernel per
 /// block of kAssignBlockRows, argmin of ||c||^2 - 2 x.c (ties to the lowest index), then the
@@ -110,7 +116,8 @@ struct ClusterSums {
   std::vector<std::int64_t> counts;
 };
 
-/// Sums over fixed chunks of kReduceChunkRows rows, folded in chunk order, then reducer.sum.
+/// Sums over fixed chunks of kReduceChunkRows rows, folded in global chunk order (through
+/// reducer.gather_chunks when there are several processes).
 ClusterSums accumulate_clusters(MatrixView xc, std::span<const std::int32_t> assignment,
                                 std::size_t k, Reducer& reducer);
 
@@ -119,6 +126,11 @@ ClusterSums accumulate_clusters(MatrixView xc, std::span<const std::int32_t> ass
 /// the moved rows' labels. Returns how many clusters were filled.
 std::int64_t relocate_empty(MatrixView xc, std::span<std::int32_t> assignment,
                             std::span<const float> distance, ClusterSums& sums);
+/// relocate_empty over the rows of every process (gathered only when a cluster is empty, which
+/// is rare), so the choice is the one a single process makes; updates this process's labels.
+std::int64_t relocate_empty(MatrixView xc, std::span<std::int32_t> assignment,
+                            std::span<const float> distance, ClusterSums& sums,
+                            Reducer& reducer);
 
 /// Means of the clusters; a cluster that is still empty keeps its previous centre.
 Matrix centroids_from_sums(const ClusterSums& sums, const Matrix& previous);

@@ -28,22 +28,42 @@ namespace {
 
 #if defined(__AVX512F__)
 using V = __m512;
-inline V vzero() noexcept { return _mm512_setzero_ps(); }
-inline V vload(const float* p) noexcept { return _mm512_loadu_ps(p); }
-inline V vbroadcast(const float* p) noexcept { return _mm512_set1_ps(*p); }
-inline V vfma(V a, V b, V c) noexcept { return _mm512_fmadd_ps(a, b, c); }
-inline V vscore(V norm, V dot) noexcept { return _mm512_sub_ps(norm, _mm512_add_ps(dot, dot)); }
-inline void vstore(float* p, V v) noexcept { _mm512_storeu_ps(p, v); }
+inline V vzero() noexcept {
+  return _mm512_setzero_ps();
+}
+inline V vload(const float* p) noexcept {
+  return _mm512_loadu_ps(p);
+}
+inline V vbroadcast(const float* p) noexcept {
+  return _mm512_set1_ps(*p);
+}
+inline V vfma(V a, V b, V c) noexcept {
+  return _mm512_fmadd_ps(a, b, c);
+}
+inline V vscore(V norm, V dot) noexcept {
+  return _mm512_sub_ps(norm, _mm512_add_ps(dot, dot));
+}
+inline void vstore(float* p, V v) noexcept {
+  _mm512_storeu_ps(p, v);
+}
 using VI = __m512i;
 using M = __mmask16;
 inline VI iota_lanes(std::int32_t base) noexcept {
   return _mm512_add_epi32(_mm512_set1_epi32(base),
                           _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
 }
-inline M vless(V a, V b) noexcept { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
-inline V vselect(M m, V yes, V no) noexcept { return _mm512_mask_blend_ps(m, no, yes); }
-inline VI iselect(M m, VI yes, VI no) noexcept { return _mm512_mask_blend_epi32(m, no, yes); }
-inline void istore(std::int32_t* p, VI v) noexcept { _mm512_storeu_si512(p, v); }
+inline M vless(V a, V b) noexcept {
+  return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ);
+}
+inline V vselect(M m, V yes, V no) noexcept {
+  return _mm512_mask_blend_ps(m, no, yes);
+}
+inline VI iselect(M m, VI yes, VI no) noexcept {
+  return _mm512_mask_blend_epi32(m, no, yes);
+}
+inline void istore(std::int32_t* p, VI v) noexcept {
+  _mm512_storeu_si512(p, v);
+}
 /// Index of the lexicographically smallest (score, index) over both vectors, without branches.
 // GCC 12's _mm512_reduce_* helpers start from an undefined vector and trip -Wuninitialized
 // (the same family of false positives as GCC PR 105593).
@@ -63,19 +83,35 @@ inline std::int32_t lex_argmin(V v0, VI i0, V v1, VI i1) noexcept {
 constexpr int kTileRows = 8;
 #elif defined(__AVX2__) && defined(__FMA__)
 using V = __m256;
-inline V vzero() noexcept { return _mm256_setzero_ps(); }
-inline V vload(const float* p) noexcept { return _mm256_loadu_ps(p); }
-inline V vbroadcast(const float* p) noexcept { return _mm256_broadcast_ss(p); }
-inline V vfma(V a, V b, V c) noexcept { return _mm256_fmadd_ps(a, b, c); }
-inline V vscore(V norm, V dot) noexcept { return _mm256_sub_ps(norm, _mm256_add_ps(dot, dot)); }
-inline void vstore(float* p, V v) noexcept { _mm256_storeu_ps(p, v); }
+inline V vzero() noexcept {
+  return _mm256_setzero_ps();
+}
+inline V vload(const float* p) noexcept {
+  return _mm256_loadu_ps(p);
+}
+inline V vbroadcast(const float* p) noexcept {
+  return _mm256_broadcast_ss(p);
+}
+inline V vfma(V a, V b, V c) noexcept {
+  return _mm256_fmadd_ps(a, b, c);
+}
+inline V vscore(V norm, V dot) noexcept {
+  return _mm256_sub_ps(norm, _mm256_add_ps(dot, dot));
+}
+inline void vstore(float* p, V v) noexcept {
+  _mm256_storeu_ps(p, v);
+}
 using VI = __m256i;
 using M = __m256;
 inline VI iota_lanes(std::int32_t base) noexcept {
   return _mm256_add_epi32(_mm256_set1_epi32(base), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
-inline M vless(V a, V b) noexcept { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
-inline V vselect(M m, V yes, V no) noexcept { return _mm256_blendv_ps(no, yes, m); }
+inline M vless(V a, V b) noexcept {
+  return _mm256_cmp_ps(a, b, _CMP_LT_OQ);
+}
+inline V vselect(M m, V yes, V no) noexcept {
+  return _mm256_blendv_ps(no, yes, m);
+}
 inline VI iselect(M m, VI yes, VI no) noexcept {
   return _mm256_blendv_epi8(no, yes, _mm256_castps_si256(m));
 }
@@ -88,7 +124,9 @@ constexpr int kTileRows = 6;
 struct V {
   float v[kScoreLanes];
 };
-inline V vzero() noexcept { return V{}; }
+inline V vzero() noexcept {
+  return V{};
+}
 inline V vload(const float* p) noexcept {
   V r;
   std::memcpy(r.v, p, sizeof r.v);
@@ -107,7 +145,9 @@ inline V vscore(V norm, V dot) noexcept {
   for (std::size_t l = 0; l < kScoreLanes; ++l) norm.v[l] -= dot.v[l] + dot.v[l];
   return norm;
 }
-inline void vstore(float* p, V v) noexcept { std::memcpy(p, v.v, sizeof v.v); }
+inline void vstore(float* p, V v) noexcept {
+  std::memcpy(p, v.v, sizeof v.v);
+}
 struct VI {
   std::int32_t v[kScoreLanes];
 };
@@ -132,7 +172,9 @@ inline VI iselect(M m, VI yes, VI no) noexcept {
   for (std::size_t l = 0; l < kScoreLanes; ++l) no.v[l] = m.v[l] ? yes.v[l] : no.v[l];
   return no;
 }
-inline void istore(std::int32_t* p, VI v) noexcept { std::memcpy(p, v.v, sizeof v.v); }
+inline void istore(std::int32_t* p, VI v) noexcept {
+  std::memcpy(p, v.v, sizeof v.v);
+}
 constexpr int kTileRows = 4;
 #endif
 
@@ -221,8 +263,8 @@ inline void argmin_tile(const float* x, std::size_t ldx, const PackedCentres& c,
     best.idx[r][1] = iota_lanes(static_cast<std::int32_t>(kScoreLanes));
   }
   for (std::size_t p = 0; p < c.panels; ++p) {
-    tile_min<R>(x, ldx, c.data.data() + p * c.d * kPanelWidth, c.norm.data() + p * kPanelWidth,
-                c.d, static_cast<std::int32_t>(p * kPanelWidth), best);
+    tile_min<R>(x, ldx, c.data.data() + p * c.d * kPanelWidth, c.norm.data() + p * kPanelWidth, c.d,
+                static_cast<std::int32_t>(p * kPanelWidth), best);
   }
 #ifdef ICP_HAVE_LEX_ARGMIN
   for (int r = 0; r < R; ++r) {

@@ -24,6 +24,8 @@ ClusterSums accumulate_clusters(MatrixView xc, std::span<const std::int32_t> ass
   const std::size_t wave = std::min(kUpdateWaveChunks, chunks);
   std::vector<double> part_sums(wave * k * d);
   std::vector<std::int64_t> part_counts(wave * k);
+  const bool distributed = reducer.size() > 1;
+  std::vector<double> mine;  // this process's chunk partials, when there are several processes
   for (std::size_t w0 = 0; w0 < chunks; w0 += kUpdateWaveChunks) {
     const std::size_t w1 = std::min(chunks, w0 + kUpdateWaveChunks);
 #pragma omp parallel for schedule(dynamic, 1) if (w1 - w0 > 1)
@@ -44,15 +46,32 @@ ClusterSums accumulate_clusters(MatrixView xc, std::span<const std::int32_t> ass
         ++counts[label];
       }
     }
+    for (std::size_t slot = 0; slot < w1 - w0; ++slot) {
+      const std::int64_t* counts = part_counts.data() + slot * k;
+      for (std::size_t t = 0; t < k; ++t) out.counts[t] += counts[t];
+    }
+    if (distributed) {
+      // Kept whole until every process's chunks are in hand: the fold below must see the
+      // chunks of all processes in global chunk order.
+      mine.insert(mine.end(), part_sums.begin(),
+                  part_sums.begin() + static_cast<std::ptrdiff_t>((w1 - w0) * k * d));
+      continue;
+    }
     for (std::size_t ci = w0; ci < w1; ++ci) {
       const std::size_t slot = ci - w0;
       const double* sums = part_sums.data() + slot * k * d;
-      const std::int64_t* counts = part_counts.data() + slot * k;
       for (std::size_t t = 0; t < k * d; ++t) out.sums[t] += sums[t];
-      for (std::size_t t = 0; t < k; ++t) out.counts[t] += counts[t];
     }
   }
-  reducer.sum(std::span<double>(out.sums));
+  if (distributed) {
+    const std::vector<double> all = reducer.gather_chunks(std::move(mine), k * d);
+    const std::size_t all_chunks = all.size() / std::max<std::size_t>(k * d, 1);
+    for (std::size_t ci = 0; ci < all_chunks; ++ci) {
+      const double* sums = all.data() + ci * k * d;
+      for (std::size_t t = 0; t < k * d; ++t) out.sums[t] += sums[t];
+    }
+  }
+  // Counts are integers: their sum is exact in any order.
   reducer.sum(std::span<std::int64_t>(out.counts));
   return out;
 }
@@ -98,6 +117,26 @@ std::int64_t relocate_empty(MatrixView xc, std::span<std::int32_t> assignment,
   return relocated;
 }
 
+std::int64_t relocate_empty(MatrixView xc, std::span<std::int32_t> assignment,
+                            std::span<const float> distance, ClusterSums& sums, Reducer& reducer) {
+  if (reducer.size() == 1) return relocate_empty(xc, assignment, distance, sums);
+  // Every process has the same counts (summed above), so all agree on whether to gather.
+  if (std::find(sums.counts.begin(), sums.counts.end(), 0) == sums.counts.end()) return 0;
+  const Matrix all_x = reducer.gather_rows(xc);
+  std::vector<std::int32_t> all_labels = reducer.gather(std::span<const std::int32_t>(assignment));
+  const std::vector<float> all_distance = reducer.gather(distance);
+  const std::int64_t moved = relocate_empty(all_x.view(), all_labels, all_distance, sums);
+  // This process's rows sit at the same offset in the gathered arrays on every process.
+  std::int64_t offset = static_cast<std::int64_t>(xc.rows);
+  std::vector<std::int64_t> before(static_cast<std::size_t>(reducer.size()), 0);
+  before[static_cast<std::size_t>(reducer.rank())] = offset;
+  reducer.sum(std::span<std::int64_t>(before));
+  offset = 0;
+  for (int r = 0; r < reducer.rank(); ++r) offset += before[static_cast<std::size_t>(r)];
+  std::copy_n(all_labels.begin() + offset, assignment.size(), assignment.begin());
+  return moved;
+}
+
 Matrix centroids_from_sums(const ClusterSums& sums, const Matrix& previous) {
   Matrix next(sums.k, sums.d);
   for (std::size_t j = 0; j < sums.k; ++j) {
@@ -132,12 +171,11 @@ double relative_shift(const Matrix& previous, const Matrix& next) noexcept {
 StepStats finish_step(MatrixView xc, LloydState& state, const AssignStats& assigned,
                       Reducer& reducer) {
   StepStats stats;
-  double inertia = assigned.inertia;
-  std::int64_t changed = assigned.changed;
-  reducer.sum(std::span<double>(&inertia, 1));
-  reducer.sum(std::span<std::int64_t>(&changed, 1));
+  const AssignStats all = global_stats(assigned, reducer);
+  const double inertia = all.inertia;
+  const std::int64_t changed = all.changed;
   ClusterSums sums = accumulate_clusters(xc, state.assignment, state.centroids.rows(), reducer);
-  stats.relocated = relocate_empty(xc, state.assignment, state.distance, sums);
+  stats.relocated = relocate_empty(xc, state.assignment, state.distance, sums, reducer);
   Matrix next = centroids_from_sums(sums, state.centroids);
   stats.shift = relative_shift(state.centroids, next);
   state.centroids = std::move(next);
@@ -163,6 +201,8 @@ class LloydPolicy final : public StepPolicy {
 
 }  // namespace
 
-std::unique_ptr<StepPolicy> make_lloyd_policy() { return std::make_unique<LloydPolicy>(); }
+std::unique_ptr<StepPolicy> make_lloyd_policy() {
+  return std::make_unique<LloydPolicy>();
+}
 
 }  // namespace icp::kmeans_detail

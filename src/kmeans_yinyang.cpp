@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "kmeans_internal.hpp"
@@ -45,7 +46,8 @@ std::vector<std::size_t> group_centres(const Matrix& centroids, std::size_t grou
   s.centroids = init_kmeanspp(centroids.view(), static_cast<int>(groups), kGroupingSeed);
   s.assignment.assign(k, -1);
   s.distance.assign(k, 0.0f);
-  for (int it = 0; it < kGroupingIterations; ++it) (void)lloyd_step(centroids.view(), s, local_reducer());
+  for (int it = 0; it < kGroupingIterations; ++it)
+    (void)lloyd_step(centroids.view(), s, local_reducer());
   (void)assign_rows(centroids.view(), s.centroids.view(), s.assignment, s.distance, false);
   for (std::size_t j = 0; j < k; ++j) group[j] = static_cast<std::size_t>(s.assignment[j]);
   return group;
@@ -165,7 +167,7 @@ class YinyangPolicy final : public StepPolicy {
     }
     errors.rethrow();
 
-    const AssignStats assigned = combine_chunk_stats(chunk_inertia, chunk_changed);
+    const AssignStats assigned = combine_chunk_stats(std::move(chunk_inertia), chunk_changed);
     bound_centres_ = state.centroids;
     const StepStats stats = finish_step(xc, state, assigned, reducer);
     // Relocated rows changed label without their bounds following: start over next step.
@@ -184,8 +186,12 @@ class YinyangPolicy final : public StepPolicy {
 
 }  // namespace
 
-std::size_t yinyang_groups(std::size_t k) noexcept { return std::max<std::size_t>(1, k / 10); }
+std::size_t yinyang_groups(std::size_t k) noexcept {
+  return std::max<std::size_t>(1, k / 10);
+}
 
-std::unique_ptr<StepPolicy> make_yinyang_policy() { return std::make_unique<YinyangPolicy>(); }
+std::unique_ptr<StepPolicy> make_yinyang_policy() {
+  return std::make_unique<YinyangPolicy>();
+}
 
 }  // namespace icp::kmeans_detail

@@ -293,6 +293,7 @@ void write_results(const RunResult& r, h5::Writer& w) {
   w.attr("/", "config", r.config.config_text);
   w.attr("/", "seed", static_cast<std::int64_t>(r.config.seed));
   w.attr("/", "threads", static_cast<std::int64_t>(r.threads));
+  w.attr("/", "processes", static_cast<std::int64_t>(r.processes));
   w.write_strings("/accounts/id", r.ids);
   w.write("/accounts/source_line", sp(r.source_line));
   write_features(r, w);

@@ -45,8 +45,8 @@ void add_rule_columns(std::vector<ColumnRequest>& out, const std::string& text,
   const RowRule rule = RowRule::parse(text, origin);
   for (const auto& col : rule.columns()) {
     // A column already requested (e.g. a categorical feature) keeps its type; the rule adapts.
-    const bool known = std::any_of(out.begin(), out.end(),
-                                   [&](const ColumnRequest& r) { return r.name == col; });
+    const bool known =
+        std::any_of(out.begin(), out.end(), [&](const ColumnRequest& r) { return r.name == col; });
     if (!known) add_request(out, col, rule.column_type(col), origin);
   }
 }
@@ -65,8 +65,10 @@ std::vector<std::uint8_t> seeds_from_ids(const JobConfig& c, const std::vector<s
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     if (line.empty()) continue;
     auto it = row_of.find(line);
-    if (it == row_of.end()) ++unmatched;
-    else seed[it->second] = 1;
+    if (it == row_of.end())
+      ++unmatched;
+    else
+      seed[it->second] = 1;
   }
   return seed;
 }
@@ -76,7 +78,8 @@ std::vector<std::uint8_t> seeds_from_ids(const JobConfig& c, const std::vector<s
 std::vector<ColumnRequest> required_columns(const JobConfig& c) {
   std::vector<ColumnRequest> out;
   if (!c.id_column.empty()) add_request(out, c.id_column, ColumnType::text, "input.id_column");
-  for (const auto& f : c.numeric) add_request(out, f.column, ColumnType::numeric, "features.numeric");
+  for (const auto& f : c.numeric)
+    add_request(out, f.column, ColumnType::numeric, "features.numeric");
   for (const auto& f : c.categorical)
     add_request(out, f.column, ColumnType::categorical, "features.categorical");
   if (!c.value_column.empty())
@@ -108,10 +111,47 @@ LookalikeOptions lookalike_options(const JobConfig& config) {
   return o;
 }
 
-RunResult run_job(const JobConfig& config, const RunProgress& progress) {
+namespace {
+
+/// The k-means stage on every process. Rank 0 holds the whole normalized matrix; the others
+/// learn its shape (and the job's k and any initial centres) from it, each fits its own run of
+/// rows, and the labels and distances come back whole to every process.
+KMeansResult fit_segments(MatrixView x, KMeansOptions kopt, Reducer& reducer) {
+  if (reducer.size() == 1) return kmeans_fit(x, kopt);
+  std::int64_t shape[3] = {static_cast<std::int64_t>(x.rows), static_cast<std::int64_t>(x.cols),
+                           kopt.k};
+  reducer.broadcast(std::span<std::int64_t>(shape, 3));
+  const auto n = static_cast<std::size_t>(shape[0]);
+  const auto d = static_cast<std::size_t>(shape[1]);
+  kopt.k = static_cast<int>(shape[2]);
+  if (kopt.init == KMeansInit::file) {
+    if (reducer.rank() != 0) kopt.initial_centroids = Matrix(static_cast<std::size_t>(kopt.k), d);
+    reducer.broadcast(std::span<float>(kopt.initial_centroids.storage()));
+  }
+  const Matrix mine = reducer.scatter_rows(x, n, d);
+  KMeansResult km = kmeans_fit(mine.view(), kopt, reducer);
+  km.assignment = reducer.gather(std::span<const std::int32_t>(km.assignment));
+  km.distance = reducer.gather(std::span<const float>(km.distance));
+  return km;
+}
+
+}  // namespace
+
+RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer& reducer) {
+  if (reducer.rank() != 0) {
+    // Other processes take part in the distributed stages only; rank 0 reads, scores and writes.
+    KMeansOptions kopt = config.kmeans;
+    kopt.seed = config.seed;
+    RunResult r;
+    r.config = config;
+    r.threads = threads();
+    r.kmeans = fit_segments(MatrixView{}, kopt, reducer);
+    return r;
+  }
   RunResult r;
   r.config = config;
   r.threads = threads();
+  r.processes = reducer.size();
   auto stage = [&](const char* name, std::int64_t rows, Clock::time_point t0) {
     StageTiming s;
     s.name = name;
@@ -149,7 +189,8 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress) {
 
   // Seeds before the heavy stages: a rule that matches nothing fails in seconds, not minutes.
   t0 = Clock::now();
-  r.is_seed = seed_rule ? seed_rule->evaluate(table) : seeds_from_ids(config, r.ids, r.seed_ids_unmatched);
+  r.is_seed =
+      seed_rule ? seed_rule->evaluate(table) : seeds_from_ids(config, r.ids, r.seed_ids_unmatched);
   if (neg_rule) r.is_negative = neg_rule->evaluate(table);
   const auto seeds = static_cast<std::int64_t>(std::count(r.is_seed.begin(), r.is_seed.end(), 1));
   if (seeds < config.seeds.min_count) {
@@ -194,14 +235,14 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress) {
                         " has no dataset " + ds);
     const std::vector<std::uint64_t> dims = in.dims(ds);
     if (dims.size() != 2 || dims[0] != static_cast<std::uint64_t>(k) || dims[1] != x.cols())
-      throw ConfigError(config.config_path + ": kmeans.init_file " + config.kmeans_init_file +
-                        ":" + ds + " must be k x d = " + std::to_string(k) + " x " +
+      throw ConfigError(config.config_path + ": kmeans.init_file " + config.kmeans_init_file + ":" +
+                        ds + " must be k x d = " + std::to_string(k) + " x " +
                         std::to_string(x.cols()) + " (k of the job, d normalized features)");
     const std::vector<float> c = in.read<float>(ds);
     kopt.initial_centroids = Matrix(static_cast<std::size_t>(k), x.cols());
     std::copy(c.begin(), c.end(), kopt.initial_centroids.data());
   }
-  r.kmeans = kmeans_fit(x, kopt);
+  r.kmeans = fit_segments(x.view(), kopt, reducer);
   stage("kmeans", static_cast<std::int64_t>(n), t0);
 
   t0 = Clock::now();
@@ -214,8 +255,7 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress) {
   sopt.value_column = config.value_column;
   for (const auto& f : config.numeric) sopt.numeric_columns.push_back(f.column);
   for (const auto& f : config.categorical) sopt.categorical_columns.push_back(f.column);
-  r.summary = summarize_segments(table, r.kmeans.assignment, k, r.is_seed,
-                                 r.is_negative, sopt);
+  r.summary = summarize_segments(table, r.kmeans.assignment, k, r.is_seed, r.is_negative, sopt);
   stage("summary", static_cast<std::int64_t>(n), t0);
   return r;
 }

@@ -96,8 +96,11 @@ struct KMeansResult {
 /// offset does not cancel in float32. Each Lloyd iteration assigns with the current centres,
 /// then updates them; a last assignment against the final centres gives `assignment`,
 /// `distance`, `sizes` and `inertia`. Empty clusters take the points farthest from their centres.
-/// Multi-process note: means, sums, counts, inertia and `changed` go through `reducer`; the
-/// initialisation and empty-cluster relocation are still rank-local.
+/// Several processes: x is this process's run of rows (reducer.scatter_rows / chunk_rows_of);
+/// means, sums, counts, inertia and `changed` go through `reducer` chunk by chunk, so the
+/// centroids, inertia and history have the bits of a one-process fit, and `assignment` and
+/// `distance` hold this process's rows. Seeding, mini-batch and empty-cluster relocation gather
+/// the rows they need (a copy of the data per process while they run).
 KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options,
                         Reducer& reducer = local_reducer());
 

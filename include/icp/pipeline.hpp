@@ -11,6 +11,7 @@
 #include "icp/kmeans.hpp"
 #include "icp/lookalike.hpp"
 #include "icp/normalize.hpp"
+#include "icp/reduce.hpp"
 #include "icp/summary.hpp"
 #include "icp/table.hpp"
 
@@ -41,7 +42,8 @@ struct RunResult {
   LookalikeResult lookalike;
   IcpSummary summary;
   std::vector<StageTiming> stages;
-  int threads = 1;
+  int threads = 1;    ///< per process
+  int processes = 1;  ///< MPI processes that ran the job (1 without mpirun)
 };
 
 /// The CSV columns a job needs and the type each is read as. Throws ConfigError when one
@@ -52,7 +54,12 @@ std::vector<ColumnRequest> required_columns(const JobConfig& config);
 LookalikeOptions lookalike_options(const JobConfig& config);
 
 /// Runs the job in memory. Throws icp::Error (or a subclass) for anything the user can fix.
-RunResult run_job(const JobConfig& config, const RunProgress& progress = {});
+/// With several processes (`reducer.size() > 1`, e.g. under mpirun) every process calls it with
+/// the same job: rank 0 reads, normalizes, scores and returns the full result; the k-means
+/// iterations are split between all processes (docs/scaling.md), with the bits of a
+/// one-process run. Other ranks return a result holding only `kmeans`.
+RunResult run_job(const JobConfig& config, const RunProgress& progress = {},
+                  Reducer& reducer = local_reducer());
 
 /// Reads the input table exactly as run_job does (used by `icp score` on new accounts).
 Table read_accounts(const JobConfig& config, const std::string& path, IngestStats* stats);

@@ -1,4 +1,5 @@
 // `icp run`: the whole job from a job file, with command-line overrides.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -10,7 +11,11 @@
 #include "icp/output.hpp"
 #include "icp/parallel.hpp"
 #include "icp/pipeline.hpp"
+#include "icp/reduce.hpp"
 #include "icp/report.hpp"
+#ifdef ICP_WITH_MPI
+#include "../mpi/mpi_reducer.hpp"
+#endif
 
 namespace icp::cli {
 namespace {
@@ -50,9 +55,20 @@ void print_stage(const StageTiming& s) {
                with_commas(static_cast<long long>(rate)).c_str());
 }
 
-int run(const RunArgs& a) {
-  const JobConfig job = resolve(a);
+/// The job on one process of `reducer` (the only one unless launched by mpirun). Processes
+/// sharing a node share its cores: `--threads 0` gives each an equal part.
+int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
+  JobConfig job = resolve(a);
+  if (job.threads == 0 && node_processes > 1) {
+    set_threads(0);
+    job.threads = std::max(1, threads() / node_processes);
+  }
   set_threads(job.threads);
+  if (reducer.rank() != 0) {
+    // Rank 0 reads, scores and writes; the others lend their cores to the distributed stages.
+    (void)run_job(job, {}, reducer);
+    return 0;
+  }
 
   // Open the output first: an unwritable folder fails now, before minutes of work, and the
   // temporary file is removed if anything later throws.
@@ -60,11 +76,15 @@ int run(const RunArgs& a) {
 
   RunProgress progress;
   if (!a.quiet) {
-    std::fprintf(stderr, "icp %s: %s, %d threads\n", ICP_VERSION, job.config_path.c_str(),
-                 threads());
+    if (reducer.size() > 1)
+      std::fprintf(stderr, "icp %s: %s, %d processes x %d threads\n", ICP_VERSION,
+                   job.config_path.c_str(), reducer.size(), threads());
+    else
+      std::fprintf(stderr, "icp %s: %s, %d threads\n", ICP_VERSION, job.config_path.c_str(),
+                   threads());
     progress.on_stage = print_stage;
   }
-  const RunResult result = run_job(job, progress);
+  const RunResult result = run_job(job, progress, reducer);
   if (!a.quiet) {
     const auto& in = result.ingest;
     std::string where;
@@ -93,21 +113,44 @@ int run(const RunArgs& a) {
   return 0;
 }
 
-const Registrar registrar{10, [](CLI::App& app) -> std::function<int()> {
-  auto a = std::make_shared<RunArgs>();
-  auto* cmd = app.add_subcommand(
-      "run", "Run an ICP job (ingest, normalize, segment, score, summarize, write HDF5)");
-  cmd->add_option("-c,--config", a->config, "Job file (TOML)")->required();
-  cmd->add_option("--input", a->input, "Override input.path");
-  cmd->add_option("--output", a->output, "Override output.path (HDF5)");
-  cmd->add_option("--top-csv", a->top_csv, "Override output.top_csv");
-  cmd->add_option("--k", a->k, "Override kmeans.k");
-  cmd->add_option("--seed", a->seed, "Override run.seed");
-  cmd->add_option("--threads", a->threads,
-                  "Threads for OpenMP and oneTBB together (0 = all cores)");
-  cmd->add_flag("-q,--quiet", a->quiet, "No progress or summary output");
-  return [a] { return run(*a); };
-}};
+int run(const RunArgs& a) {
+#ifdef ICP_WITH_MPI
+  if (mpi::launched()) {
+    mpi::Session session;
+    try {
+      return run_on(a, session.reducer(), session.local_size());
+    } catch (const Error& e) {
+      // The failing rank's own words, then the whole job ends: no rank waits in a collective
+      // for it, and rank 0's temporary output has already been removed by its destructor.
+      std::fprintf(stderr, "icp: error (rank %d of %d): %s\n", session.reducer().rank(),
+                   session.reducer().size(), e.what());
+      session.abort(kExitBadInput);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "icp: internal error (rank %d of %d): %s\n", session.reducer().rank(),
+                   session.reducer().size(), e.what());
+      session.abort(1);
+    }
+  }
+#endif
+  return run_on(a, local_reducer(), 1);
+}
+
+const Registrar registrar{
+    10, [](CLI::App& app) -> std::function<int()> {
+      auto a = std::make_shared<RunArgs>();
+      auto* cmd = app.add_subcommand(
+          "run", "Run an ICP job (ingest, normalize, segment, score, summarize, write HDF5)");
+      cmd->add_option("-c,--config", a->config, "Job file (TOML)")->required();
+      cmd->add_option("--input", a->input, "Override input.path");
+      cmd->add_option("--output", a->output, "Override output.path (HDF5)");
+      cmd->add_option("--top-csv", a->top_csv, "Override output.top_csv");
+      cmd->add_option("--k", a->k, "Override kmeans.k");
+      cmd->add_option("--seed", a->seed, "Override run.seed");
+      cmd->add_option("--threads", a->threads,
+                      "Threads for OpenMP and oneTBB together (0 = all cores)");
+      cmd->add_flag("-q,--quiet", a->quiet, "No progress or summary output");
+      return [a] { return run(*a); };
+    }};
 
 }  // namespace
 }  // namespace icp::cli
