@@ -197,7 +197,61 @@ struct RunResult {
   int iterations = 0;
   bool converged = false;
   std::vector<KMeansIteration> history;
+  int restart = 0;
 };
+
+/// The state a checkpoint holds: the restart in progress after `iteration` steps, and the best
+/// finished restart (if any).
+KMeansCheckpoint snapshot(const RunResult& run, int restart, int iteration, const RunResult* best) {
+  KMeansCheckpoint c;
+  c.restart = restart;
+  c.iteration = iteration;
+  c.centroids = run.state.centroids;
+  c.assignment = run.state.assignment;
+  c.history = run.history;
+  if (best != nullptr) {
+    c.best_restart = best->restart;
+    c.best_centroids = best->state.centroids;
+    c.best_assignment = best->state.assignment;
+    c.best_distance = best->state.distance;
+    c.best_inertia = best->inertia;
+    c.best_iterations = best->iterations;
+    c.best_converged = best->converged;
+    c.best_history = best->history;
+  }
+  return c;
+}
+
+RunResult best_from(const KMeansCheckpoint& c) {
+  RunResult best;
+  best.restart = c.best_restart;
+  best.state.centroids = c.best_centroids;
+  best.state.assignment = c.best_assignment;
+  best.state.distance = c.best_distance;
+  best.inertia = c.best_inertia;
+  best.iterations = c.best_iterations;
+  best.converged = c.best_converged;
+  best.history = c.best_history;
+  return best;
+}
+
+/// Whether a checkpoint `from` fits this fit: same k, d and row count.
+void check_resume(const KMeansCheckpoint& from, const Matrix& xc, const KMeansOptions& options) {
+  const auto k = static_cast<std::size_t>(options.k);
+  const bool ok = from.centroids.rows() == k && from.centroids.cols() == xc.cols() &&
+                  from.assignment.size() == xc.rows() && from.restart >= 0 &&
+                  from.restart < options.n_init && from.iteration >= 0 &&
+                  (from.best_restart < 0 ||
+                   (from.best_centroids.rows() == k && from.best_assignment.size() == xc.rows() &&
+                    from.best_distance.size() == xc.rows()));
+  if (!ok) {
+    throw Error(fmt::format(
+        "k-means: the checkpoint does not fit this fit (it holds {} x {} centres and {} labels "
+        "at restart {}; the fit has k = {}, d = {}, {} rows, n_init = {})",
+        from.centroids.rows(), from.centroids.cols(), from.assignment.size(), from.restart,
+        options.k, xc.cols(), xc.rows(), options.n_init));
+  }
+}
 
 /// The starting centres of one restart, in the centred coordinates of xc.
 Matrix initial_centres(const Matrix& xc, const KMeansOptions& options, std::span<const double> mean,
@@ -216,11 +270,21 @@ Matrix initial_centres(const Matrix& xc, const KMeansOptions& options, std::span
 }
 
 RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<const double> mean,
-                      int restart, Reducer& reducer) {
+                      int restart, Reducer& reducer, const RunResult* best,
+                      const KMeansCheckpoint* resume) {
   const std::uint64_t seed = derive_seed(options.seed, static_cast<std::uint64_t>(restart));
   const bool minibatch = options.algorithm == KMeansAlgorithm::minibatch;
   RunResult run;
-  if (reducer.size() > 1 && (minibatch || options.init != KMeansInit::file)) {
+  run.restart = restart;
+  int first = 1;
+  if (resume != nullptr) {
+    run.state.centroids = resume->centroids;
+    run.state.assignment = resume->assignment;
+    run.state.distance.assign(xc.rows(), 0.0f);
+    run.history = resume->history;
+    run.iterations = resume->iteration;
+    first = resume->iteration + 1;
+  } else if (reducer.size() > 1 && (minibatch || options.init != KMeansInit::file)) {
     // Seeding (and mini-batch, which samples rows of the whole data) is not split between
     // processes yet: every process runs it on all the rows, so all pick the same centres as
     // one process would. Costs a copy of the data per process for the duration.
@@ -245,8 +309,10 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
   } else {
     run.state.centroids = initial_centres(xc, options, mean, seed);
   }
-  run.state.assignment.assign(xc.rows(), -1);
-  run.state.distance.assign(xc.rows(), 0.0f);
+  if (resume == nullptr) {
+    run.state.assignment.assign(xc.rows(), -1);
+    run.state.distance.assign(xc.rows(), 0.0f);
+  }
   if (minibatch) {
     run.converged =
         minibatch_run(xc.view(), run.state, options, restart, seed, reducer, run.history);
@@ -254,7 +320,7 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
   }
   const std::unique_ptr<StepPolicy> policy = make_policy(
       resolve_algorithm(options.algorithm, xc.cols(), static_cast<std::size_t>(options.k)));
-  for (int it = 1; !minibatch && it <= options.max_iter; ++it) {
+  for (int it = first; !minibatch && it <= options.max_iter; ++it) {
     const auto start = std::chrono::steady_clock::now();
     const StepStats step = policy->step(xc.view(), run.state, reducer);
     KMeansIteration info;
@@ -271,6 +337,14 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
     if (step.shift <= options.tol) {
       run.converged = true;
       break;
+    }
+    const bool stop = options.stop_requested && options.stop_requested();
+    const bool scheduled = options.checkpoint_every > 0 && it % options.checkpoint_every == 0;
+    if (options.on_checkpoint && (stop || scheduled))
+      options.on_checkpoint(snapshot(run, restart, it, best));
+    if (stop) {
+      throw Interrupted(fmt::format("k-means stopped on request after iteration {} of restart {}",
+                                    it, restart + 1));
     }
   }
   // Report labels and distances against the centres actually returned.
@@ -299,10 +373,28 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
   const std::vector<double> mean = column_means(x, reducer);
   const Matrix xc = centre_rows(x, mean);
 
+  const KMeansCheckpoint* resume = options.resume;
+  if ((resume != nullptr || options.on_checkpoint) &&
+      (reducer.size() > 1 || options.algorithm == KMeansAlgorithm::minibatch)) {
+    throw Error(
+        "k-means: checkpoints cover the exact algorithms on one process (not minibatch, not "
+        "several processes)");
+  }
+  if (resume != nullptr) check_resume(*resume, xc, options);
   RunResult best;
-  for (int restart = 0; restart < options.n_init; ++restart) {
-    RunResult run = run_restart(xc, options, mean, restart, reducer);
-    if (restart == 0 || run.inertia < best.inertia) best = std::move(run);
+  bool have_best = false;
+  if (resume != nullptr && resume->best_restart >= 0) {
+    best = best_from(*resume);
+    have_best = true;
+  }
+  for (int restart = resume ? resume->restart : 0; restart < options.n_init; ++restart) {
+    const bool resuming = resume != nullptr && restart == resume->restart;
+    RunResult run = run_restart(xc, options, mean, restart, reducer, have_best ? &best : nullptr,
+                                resuming ? resume : nullptr);
+    if (!have_best || run.inertia < best.inertia) {
+      best = std::move(run);
+      have_best = true;
+    }
   }
 
   const std::size_t k = static_cast<std::size_t>(options.k);

@@ -137,7 +137,12 @@ KMeansResult fit_segments(MatrixView x, KMeansOptions kopt, Reducer& reducer) {
 
 }  // namespace
 
-RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer& reducer) {
+RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer& reducer,
+                  const RunControl& control) {
+  if (reducer.size() > 1 && (control.resume != nullptr || control.save))
+    throw ConfigError(
+        "checkpoints cover one process only: run without mpirun to use "
+        "--checkpoint or --resume");
   if (reducer.rank() != 0) {
     // Other processes take part in the distributed stages only; rank 0 reads, scores and writes.
     KMeansOptions kopt = config.kmeans;
@@ -159,7 +164,16 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
     s.seconds = since(t0);
     r.stages.push_back(s);
     if (progress.on_stage) progress.on_stage(s);
+    // Between stages is the other place a stop request is honoured (k-means polls per iteration).
+    if (control.stop_requested && control.stop_requested())
+      throw Interrupted(std::string("stopped on request after the ") + name + " stage");
   };
+  const JobCheckpoint* resume = control.resume;
+  const std::string job_print = control.save || resume ? job_fingerprint(config) : std::string();
+  if (resume != nullptr && resume->job != job_print)
+    throw ConfigError(config.config_path +
+                      ": the job differs from the one that wrote the checkpoint (only [output] "
+                      "and the thread count may change on resume)");
 
   // Rules are parsed before any data is read, so a typo costs nothing.
   const std::string rule_origin = config.config_path + ": seeds.rule";
@@ -209,11 +223,20 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
   nopt.missing = config.missing;
   r.normalizer = fit_normalizer(table, nopt);
   Matrix x = apply_normalizer(r.normalizer, table);
+  const std::string norm_print =
+      control.save || resume ? normalizer_fingerprint(r.normalizer) : std::string();
+  if (resume != nullptr && resume->normalizer != norm_print)
+    throw Error(config.input_path +
+                ": the input is not the one the checkpoint was taken on (its normalizer "
+                "differs); resume needs the same file");
   stage("normalize", static_cast<std::int64_t>(n), t0);
 
   // kmeans.k = "auto": the rule of icp::choose_k over a sweep of k_min..k_max (README).
   int k = config.kmeans.k;
-  if (config.k_auto) {
+  if (resume != nullptr) {
+    k = resume->k;  // already chosen when k = "auto"
+    r.config.kmeans.k = k;
+  } else if (config.k_auto) {
     t0 = Clock::now();
     k = choose_k(run_sweep(x, k_auto_options(config, n)));
     r.config.kmeans.k = k;
@@ -242,7 +265,35 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
     kopt.initial_centroids = Matrix(static_cast<std::size_t>(k), x.cols());
     std::copy(c.begin(), c.end(), kopt.initial_centroids.data());
   }
-  r.kmeans = fit_segments(x.view(), kopt, reducer);
+  auto checkpoint = [&](CheckpointStage at) {
+    JobCheckpoint c;
+    c.stage = at;
+    c.job = job_print;
+    c.normalizer = norm_print;
+    c.k = k;
+    return c;
+  };
+  if (control.save) {
+    kopt.checkpoint_every = control.checkpoint_every;
+    kopt.on_checkpoint = [&](const KMeansCheckpoint& state) {
+      JobCheckpoint c = checkpoint(CheckpointStage::kmeans);
+      c.kmeans = state;
+      control.save(c);
+    };
+  }
+  kopt.stop_requested = control.stop_requested;
+  if (resume != nullptr && resume->stage == CheckpointStage::segments) {
+    r.kmeans = resume->segments;
+  } else {
+    if (resume != nullptr) kopt.resume = &resume->kmeans;
+    r.kmeans = fit_segments(x.view(), kopt, reducer);
+    if (control.save) {
+      // Lookalike scoring is the longest stage: a stop during it must not cost the k-means.
+      JobCheckpoint c = checkpoint(CheckpointStage::segments);
+      c.segments = r.kmeans;
+      control.save(c);
+    }
+  }
   stage("kmeans", static_cast<std::int64_t>(n), t0);
 
   t0 = Clock::now();

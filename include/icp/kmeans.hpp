@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "icp/error.hpp"
 #include "icp/matrix.hpp"
 #include "icp/reduce.hpp"
 
@@ -19,7 +20,7 @@ enum class KMeansInit {
   /// weighted by the rows closest to them, then weighted greedy k-means++ on the candidates.
   /// Far fewer passes over the data than greedy k-means++ at large k.
   kmeans_parallel,
-  file,      ///< KMeansOptions::initial_centroids (every restart starts from them)
+  file,  ///< KMeansOptions::initial_centroids (every restart starts from them)
 };
 
 /// Name used in job files and output ("kmeans++", "random", "kmeans||", "file").
@@ -53,39 +54,76 @@ inline constexpr std::int64_t kMiniBatchMaxDefault = std::int64_t{1} << 18;
 
 /// Statistics of one Lloyd iteration, reported through KMeansOptions::on_iteration.
 struct KMeansIteration {
-  int iteration = 0;          ///< 1-based
-  double inertia = 0.0;       ///< sum of exact squared distances (minibatch: over the batch)
-  double shift = 0.0;         ///< relative centre shift: sum ||c_new - c_old||^2 / sum ||c_old||^2 (of centred data)
-  std::int64_t changed = 0;   ///< points whose assignment changed
+  int iteration = 0;     ///< 1-based
+  double inertia = 0.0;  ///< sum of exact squared distances (minibatch: over the batch)
+  double shift =
+      0.0;  ///< relative centre shift: sum ||c_new - c_old||^2 / sum ||c_old||^2 (of centred data)
+  std::int64_t changed = 0;  ///< points whose assignment changed
   double seconds = 0.0;
-  int restart = 0;            ///< 0-based restart (n_init) this iteration belongs to
-  std::int64_t relocated = 0; ///< empty clusters re-seeded with far points after this update
+  int restart = 0;             ///< 0-based restart (n_init) this iteration belongs to
+  std::int64_t relocated = 0;  ///< empty clusters re-seeded with far points after this update
+};
+
+/// Where a fit stands after an iteration: everything needed to continue it and end with the
+/// bits of a fit that was never stopped. Draws are keyed by (seed, restart, step), so the RNG
+/// "state" is the (restart, iteration) pair. Held in the fit's centred coordinates (the column
+/// means are recomputed, with the same bits, from the same data on resume).
+struct KMeansCheckpoint {
+  int restart = 0;                       ///< restart in progress (0-based)
+  int iteration = 0;                     ///< iterations that restart has done
+  Matrix centroids;                      ///< k x d centres after `iteration` iterations (centred)
+  std::vector<std::int32_t> assignment;  ///< labels of the last assignment (for `changed`)
+  std::vector<KMeansIteration> history;  ///< of the restart in progress
+  /// The best finished restart so far (n_init > 1); `best_restart` < 0 when there is none.
+  int best_restart = -1;
+  Matrix best_centroids;
+  std::vector<std::int32_t> best_assignment;
+  std::vector<float> best_distance;
+  double best_inertia = 0.0;
+  int best_iterations = 0;
+  bool best_converged = false;
+  std::vector<KMeansIteration> best_history;
+};
+
+/// Thrown by kmeans_fit (and run_job) when KMeansOptions::stop_requested said so: the state was
+/// handed to on_checkpoint first.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
 };
 
 struct KMeansOptions {
-  int k = 8;                            ///< number of segments, 1 <= k <= n
-  int max_iter = 100;                   ///< Lloyd iterations at most
-  double tol = 1e-4;                    ///< stop when the relative centre shift is <= tol
-  std::uint64_t seed = 42;              ///< all randomness derives from this
+  int k = 8;                ///< number of segments, 1 <= k <= n
+  int max_iter = 100;       ///< Lloyd iterations at most
+  double tol = 1e-4;        ///< stop when the relative centre shift is <= tol
+  std::uint64_t seed = 42;  ///< all randomness derives from this
   KMeansInit init = KMeansInit::kmeanspp;
   KMeansAlgorithm algorithm = KMeansAlgorithm::automatic;
-  int n_init = 1;                       ///< restarts; the lowest inertia wins (ties: first)
+  int n_init = 1;  ///< restarts; the lowest inertia wins (ties: first)
   /// With init = file: k x d starting centres in the input's coordinates.
   Matrix initial_centroids;
   /// minibatch: rows per step; 0 = min(rows, 1024 * k, kMiniBatchMaxDefault).
   std::int64_t batch_size = 0;
   std::function<void(const KMeansIteration&)> on_iteration;  ///< optional progress callback
+  /// Exact algorithms (not minibatch) on one process: on_checkpoint gets the state every
+  /// `checkpoint_every` iterations (0 = never on a schedule) and whenever stop_requested()
+  /// returns true after an iteration, after which the fit throws icp::Interrupted.
+  int checkpoint_every = 0;
+  std::function<void(const KMeansCheckpoint&)> on_checkpoint;
+  std::function<bool()> stop_requested;
+  /// Continue from this state instead of starting afresh (same data, options and seed).
+  const KMeansCheckpoint* resume = nullptr;
 };
 
 struct KMeansResult {
-  Matrix centroids;                     ///< k x d, in the input's coordinates
-  std::vector<std::int32_t> assignment; ///< n, segment of each row (ties to the lowest index)
-  std::vector<float> distance;          ///< n, exact squared distance to the assigned centroid
-  std::vector<std::int64_t> sizes;      ///< k
-  double inertia = 0.0;                 ///< sum of `distance`, accumulated in float64
+  Matrix centroids;                      ///< k x d, in the input's coordinates
+  std::vector<std::int32_t> assignment;  ///< n, segment of each row (ties to the lowest index)
+  std::vector<float> distance;           ///< n, exact squared distance to the assigned centroid
+  std::vector<std::int64_t> sizes;       ///< k
+  double inertia = 0.0;                  ///< sum of `distance`, accumulated in float64
   int iterations = 0;
   bool converged = false;
-  std::vector<KMeansIteration> history; ///< of the winning restart
+  std::vector<KMeansIteration> history;  ///< of the winning restart
 };
 
 /// Fits k-means to the rows of x. Throws icp::Error for k < 1, k > rows, cols == 0, a non-finite

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "icp/checkpoint.hpp"
 #include "icp/config.hpp"
 #include "icp/kmeans.hpp"
 #include "icp/lookalike.hpp"
@@ -32,7 +33,7 @@ struct RunProgress {
 struct RunResult {
   JobConfig config;
   IngestStats ingest;
-  std::vector<std::string> ids;        ///< account id per accepted row (line number if no id column)
+  std::vector<std::string> ids;  ///< account id per accepted row (line number if no id column)
   std::vector<std::int64_t> source_line;
   Normalizer normalizer;
   KMeansResult kmeans;
@@ -53,13 +54,26 @@ std::vector<ColumnRequest> required_columns(const JobConfig& config);
 /// The lookalike options a job implies (run_job and `icp score` use exactly these).
 LookalikeOptions lookalike_options(const JobConfig& config);
 
+/// Checkpointing of one run (`icp run --checkpoint`, `--resume`); everything optional. The CLI
+/// owns the files and signals; the job only says when there is something to save.
+struct RunControl {
+  const JobCheckpoint* resume = nullptr;  ///< continue from this state (same job, same input)
+  int checkpoint_every = 0;               ///< k-means iterations between saves (0 = none)
+  /// Called with the state every checkpoint_every iterations, once k-means is done, and when a
+  /// stop is requested; null = no checkpoints.
+  std::function<void(const JobCheckpoint&)> save;
+  /// Polled after every k-means iteration and every stage: true saves (if `save`) and throws
+  /// icp::Interrupted.
+  std::function<bool()> stop_requested;
+};
+
 /// Runs the job in memory. Throws icp::Error (or a subclass) for anything the user can fix.
 /// With several processes (`reducer.size() > 1`, e.g. under mpirun) every process calls it with
 /// the same job: rank 0 reads, normalizes, scores and returns the full result; the k-means
 /// iterations are split between all processes (docs/scaling.md), with the bits of a
 /// one-process run. Other ranks return a result holding only `kmeans`.
 RunResult run_job(const JobConfig& config, const RunProgress& progress = {},
-                  Reducer& reducer = local_reducer());
+                  Reducer& reducer = local_reducer(), const RunControl& control = {});
 
 /// Reads the input table exactly as run_job does (used by `icp score` on new accounts).
 Table read_accounts(const JobConfig& config, const std::string& path, IngestStats* stats);

@@ -1,10 +1,12 @@
 // `icp run`: the whole job from a job file, with command-line overrides.
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <optional>
 
 #include "command.hpp"
+#include "icp/checkpoint.hpp"
 #include "icp/config.hpp"
 #include "icp/error.hpp"
 #include "icp/hdf5.hpp"
@@ -23,6 +25,8 @@ namespace {
 struct RunArgs {
   std::string config;
   std::string input, output, top_csv;
+  std::string checkpoint, resume;
+  int checkpoint_every = 10;
   std::optional<int> k, threads;
   std::optional<std::uint64_t> seed;
   bool quiet = false;
@@ -55,6 +59,29 @@ void print_stage(const StageTiming& s) {
                with_commas(static_cast<long long>(rate)).c_str());
 }
 
+/// Exit code of a run stopped by SIGTERM/SIGINT (after saving its checkpoint, if it keeps one).
+constexpr int kExitStopped = 3;
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal != 0) {
+    // A second signal: the user (or the scheduler) does not want to wait for the checkpoint.
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
+  g_stop_signal = sig;
+}
+
+/// With checkpoints, SIGTERM (what schedulers send before a time limit or pre-emption) and
+/// SIGINT finish the current k-means iteration or stage, save, and exit; without, they keep
+/// their default (immediate) effect.
+void catch_stop_signals() {
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGINT, on_stop_signal);
+}
+
 /// The job on one process of `reducer` (the only one unless launched by mpirun). Processes
 /// sharing a node share its cores: `--threads 0` gives each an equal part.
 int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
@@ -84,7 +111,38 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
                    threads());
     progress.on_stage = print_stage;
   }
-  const RunResult result = run_job(job, progress, reducer);
+  // --resume keeps saving to the file it resumed from unless --checkpoint names another.
+  const std::string checkpoint_path = !a.checkpoint.empty() ? a.checkpoint : a.resume;
+  JobCheckpoint resumed;
+  RunControl control;
+  if (!a.resume.empty()) {
+    resumed = load_checkpoint(a.resume);
+    control.resume = &resumed;
+    if (!a.quiet)
+      std::fprintf(stderr, "  resuming from %s (%s)\n", a.resume.c_str(),
+                   resumed.stage == CheckpointStage::kmeans
+                       ? ("k-means restart " + std::to_string(resumed.kmeans.restart + 1) +
+                          ", iteration " + std::to_string(resumed.kmeans.iteration))
+                             .c_str()
+                       : "k-means done");
+  }
+  if (!checkpoint_path.empty()) {
+    if (a.checkpoint_every < 0) throw ConfigError("--checkpoint-every: must be >= 0");
+    control.checkpoint_every = a.checkpoint_every;
+    control.save = [&](const JobCheckpoint& c) { save_checkpoint(checkpoint_path, c); };
+    control.stop_requested = [] { return g_stop_signal != 0; };
+    catch_stop_signals();
+  }
+  RunResult result;
+  try {
+    result = run_job(job, progress, reducer, control);
+  } catch (const Interrupted& e) {
+    std::fprintf(stderr, "icp: stopped by signal %d: %s; state saved to %s\n", g_stop_signal,
+                 e.what(), checkpoint_path.c_str());
+    std::fprintf(stderr, "  continue with: icp run -c %s --resume %s\n", a.config.c_str(),
+                 checkpoint_path.c_str());
+    return kExitStopped;
+  }
   if (!a.quiet) {
     const auto& in = result.ingest;
     std::string where;
@@ -100,6 +158,8 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
   write_results(result, out);
   if (!job.output.top_csv.empty()) write_top_csv(result, job.output.top_csv, job.lookalike.top_n);
   out.commit();
+  // The results are in place: a later run must not pick up this job's state by mistake.
+  if (!checkpoint_path.empty()) std::remove(checkpoint_path.c_str());
   // Drawn from the committed file, so the report shows exactly what was stored.
   if (!job.output.report.empty()) write_report(job.output.path, job.output.report);
   if (!a.quiet) {
@@ -148,6 +208,16 @@ const Registrar registrar{
       cmd->add_option("--seed", a->seed, "Override run.seed");
       cmd->add_option("--threads", a->threads,
                       "Threads for OpenMP and oneTBB together (0 = all cores)");
+      cmd->add_option("--checkpoint", a->checkpoint,
+                      "Save the job's state to this HDF5 file while it runs (one process); SIGTERM "
+                      "or SIGINT then save and stop with exit code 3");
+      cmd->add_option("--checkpoint-every", a->checkpoint_every,
+                      "k-means iterations between checkpoints (default 10; also saved when k-means "
+                      "ends)");
+      cmd->add_option(
+          "--resume", a->resume,
+          "Continue from a checkpoint (same job file and input); keeps checkpointing to "
+          "it");
       cmd->add_flag("-q,--quiet", a->quiet, "No progress or summary output");
       return [a] { return run(*a); };
     }};
