@@ -15,6 +15,7 @@
 
 namespace fs = std::filesystem;
 
+#ifdef ICP_TEST_MPI
 namespace {
 
 struct Result {
@@ -34,14 +35,12 @@ Result shell(const std::string& cmd) {
   return r;
 }
 
-#ifdef ICP_TEST_MPI
 /// mpirun as CI runs it: as root, on loopback, more processes than cores allowed. Shared-memory
 /// single-copy (CMA) needs ptrace rights containers often lack; plain copies work everywhere.
 std::string mpirun(int np) {
   return "OMPI_MCA_btl_vader_single_copy_mechanism=none " + std::string(ICP_MPIEXEC) +
          " --oversubscribe --allow-run-as-root -np " + std::to_string(np) + " ";
 }
-#endif
 
 /// The demo job with every path it writes moved into `dir`.
 fs::path demo_job(const fs::path& dir) {
@@ -72,6 +71,7 @@ fs::path fresh_dir(const std::string& name) {
 }
 
 }  // namespace
+#endif
 
 TEST(Mpi, TwoAndThreeProcessesWriteTheDatasetsOfOneProcess) {
 #ifndef ICP_TEST_MPI
