@@ -2,13 +2,14 @@
 // file, the line and the key, so a typo never silently falls back to a default.
 #include "icp/config.hpp"
 
+#include <toml++/toml.h>
+
 #include <cctype>
 #include <filesystem>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "icp/error.hpp"
 
@@ -126,13 +127,20 @@ class Section {
 
   static std::string type_name(const toml::node& n) {
     switch (n.type()) {
-      case toml::node_type::string: return "a string";
-      case toml::node_type::integer: return "an integer";
-      case toml::node_type::floating_point: return "a number";
-      case toml::node_type::boolean: return "a boolean";
-      case toml::node_type::array: return "an array";
-      case toml::node_type::table: return "a table";
-      default: return "a date/time";
+      case toml::node_type::string:
+        return "a string";
+      case toml::node_type::integer:
+        return "an integer";
+      case toml::node_type::floating_point:
+        return "a number";
+      case toml::node_type::boolean:
+        return "a boolean";
+      case toml::node_type::array:
+        return "an array";
+      case toml::node_type::table:
+        return "a table";
+      default:
+        return "a date/time";
     }
   }
 
@@ -173,8 +181,8 @@ void read_input(Section& root, const toml::table& empty, const std::string& orig
     s.fail("format", "unknown value '" + c.input_format + "' (expected csv | hdf5)");
   s.get("group", c.input_group);
   if (c.input_group.empty() || c.input_group[0] != '/')
-    s.fail("group", "expected an absolute HDF5 group such as \"/accounts\", found '" +
-                        c.input_group + "'");
+    s.fail("group",
+           "expected an absolute HDF5 group such as \"/accounts\", found '" + c.input_group + "'");
   std::string delim = std::string(1, c.csv.delimiter);
   s.get("delimiter", delim);
   c.csv.delimiter = parse_delimiter(s, delim);
@@ -299,8 +307,7 @@ void read_rest(Section& root, const toml::table& empty, const std::string& origi
       if (c.kmeans_init_file.empty()) s.fail("init", "init = \"file\" needs kmeans.init_file");
       if (c.k_auto) s.fail("init", "init = \"file\" needs a fixed k, not k = \"auto\"");
     } else if (s.node("init_file") || s.node("init_dataset")) {
-      s.fail(s.node("init_file") ? "init_file" : "init_dataset",
-             "only used with init = \"file\"");
+      s.fail(s.node("init_file") ? "init_file" : "init_dataset", "only used with init = \"file\"");
     }
     s.choice("algorithm", c.kmeans.algorithm,
              {{"auto", KMeansAlgorithm::automatic},
@@ -315,6 +322,7 @@ void read_rest(Section& root, const toml::table& empty, const std::string& origi
   {
     Section s(sub_table(root, empty, "lookalike"), "lookalike", origin);
     s.get("neighbors", c.lookalike.neighbors, 1, 1000);
+    s.get("knn_max_seeds", c.lookalike.knn_max_seeds, 0, std::int64_t{1} << 40);
     s.choice("method", c.lookalike.method,
              {{"ensemble", LookalikeMethod::ensemble},
               {"knn", LookalikeMethod::knn},
@@ -381,7 +389,8 @@ JobConfig parse_config(const std::string& text, const std::string& origin) {
 
   if (c.input_path.empty()) throw ConfigError(origin + ": input.path: required");
   if (c.numeric.empty() && c.categorical.empty())
-    throw ConfigError(origin + ": features: at least one numeric or categorical feature is required");
+    throw ConfigError(origin +
+                      ": features: at least one numeric or categorical feature is required");
   if (c.seeds.rule.empty() && c.seeds.ids_file.empty())
     throw ConfigError(origin + ": seeds: give seeds.rule or seeds.ids_file");
   if (!c.seeds.ids_file.empty() && c.id_column.empty())
@@ -420,13 +429,19 @@ std::string number(double v) {
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
   return s;
 }
-const char* name_of(Transform t) { return t == Transform::log1p ? "log1p" : "none"; }
+const char* name_of(Transform t) {
+  return t == Transform::log1p ? "log1p" : "none";
+}
 const char* name_of(Scaling s) {
   switch (s) {
-    case Scaling::zscore: return "zscore";
-    case Scaling::robust: return "robust";
-    case Scaling::minmax: return "minmax";
-    case Scaling::none: return "none";
+    case Scaling::zscore:
+      return "zscore";
+    case Scaling::robust:
+      return "robust";
+    case Scaling::minmax:
+      return "minmax";
+    case Scaling::none:
+      return "none";
   }
   return "none";
 }
@@ -472,19 +487,21 @@ std::string to_toml(const JobConfig& c) {
   o << "\n[summary]\nvalue_column = " << quoted(c.value_column) << "\n";
   o << "\n[kmeans]\nk = " << (c.k_auto ? std::string("\"auto\"") : std::to_string(c.kmeans.k))
     << "\nk_min = " << c.k_min << "\nk_max = " << c.k_max << "\nmax_iter = " << c.kmeans.max_iter
-    << "\ntol = " << number(c.kmeans.tol) << "\ninit = \""
-    << to_string(c.kmeans.init) << "\"\nalgorithm = \"" << to_string(c.kmeans.algorithm)
-    << "\"\nn_init = " << c.kmeans.n_init << "\n";
+    << "\ntol = " << number(c.kmeans.tol) << "\ninit = \"" << to_string(c.kmeans.init)
+    << "\"\nalgorithm = \"" << to_string(c.kmeans.algorithm) << "\"\nn_init = " << c.kmeans.n_init
+    << "\n";
   if (c.kmeans.init == KMeansInit::file)
     o << "init_file = " << quoted(c.kmeans_init_file)
       << "\ninit_dataset = " << quoted(c.kmeans_init_dataset) << "\n";
   if (c.kmeans.batch_size > 0) o << "batch_size = " << c.kmeans.batch_size << "\n";
   o << "\n[lookalike]\nneighbors = " << c.lookalike.neighbors
-    << "\nmethod = \"" << to_string(c.lookalike.method) << "\"\ntiers = [";
+    << "\nknn_max_seeds = " << c.lookalike.knn_max_seeds << "\nmethod = \""
+    << to_string(c.lookalike.method)
+    << "\"\nprior_strength = " << number(c.lookalike.prior_strength)
+    << "\nl2 = " << number(c.lookalike.l2) << "\nbags = " << c.lookalike.bags << "\ntiers = [";
   for (std::size_t i = 0; i < c.lookalike.tiers.size(); ++i)
     o << (i ? ", " : "") << number(c.lookalike.tiers[i]);
-  o << "]\nholdout = " << number(c.lookalike.holdout) << "\ntop_n = " << c.lookalike.top_n
-    << "\n";
+  o << "]\nholdout = " << number(c.lookalike.holdout) << "\ntop_n = " << c.lookalike.top_n << "\n";
   o << "\n[output]\npath = " << quoted(c.output.path) << "\ntop_csv = " << quoted(c.output.top_csv)
     << "\nreport = " << quoted(c.output.report) << "\n";
   o << "\n[run]\nthreads = " << c.threads << "\nseed = " << c.seed << "\n";

@@ -21,6 +21,7 @@ constexpr std::array<double, 4> kRecallFractions = {0.01, 0.05, 0.10, 0.25};
 struct MethodScores {
   std::array<std::vector<float>, kMethods> raw;  // knn similarity, segment rate, model logit
   KnnResult knn;
+  std::vector<std::size_t> knn_rows;  // the reference seeds knn compared with (rows of x)
   std::vector<double> segment_rate;
   LogisticModel model;
 };
@@ -54,15 +55,35 @@ std::vector<float> similarities(const KnnResult& knn) {
   return out;
 }
 
+/// The seeds knn compares with: all of them, or a seeded uniform sample of `cap` (partial
+/// Fisher-Yates on splitmix64 draws, then back in row order, so the choice depends only on the
+/// seed rows and the seed).
+std::vector<std::size_t> reference_seeds(std::vector<std::size_t> seed_rows, std::int64_t cap,
+                                         std::uint64_t seed) {
+  const auto m = static_cast<std::size_t>(cap);
+  if (cap <= 0 || seed_rows.size() <= m) return seed_rows;
+  std::uint64_t state = seed ^ 0x6B6E6E5F73656564ULL;  // "knn_seed": a stream apart from holdout
+  for (std::size_t t = 0; t < m; ++t) {
+    state = splitmix64(state);
+    const std::size_t pick = t + static_cast<std::size_t>(state % (seed_rows.size() - t));
+    std::swap(seed_rows[t], seed_rows[pick]);
+  }
+  seed_rows.resize(m);
+  std::sort(seed_rows.begin(), seed_rows.end());
+  return seed_rows;
+}
+
 MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, int k,
                          std::span<const std::uint8_t> is_seed,
                          std::span<const std::uint8_t> is_negative,
                          const LookalikeOptions& options) {
   const std::size_t n = x.rows;
-  std::vector<std::size_t> seed_rows;
+  std::vector<std::size_t> all_seeds;
   for (std::size_t i = 0; i < n; ++i) {
-    if (is_seed[i] != 0) seed_rows.push_back(i);
+    if (is_seed[i] != 0) all_seeds.push_back(i);
   }
+  const std::vector<std::size_t> seed_rows =
+      reference_seeds(std::move(all_seeds), options.knn_max_seeds, options.seed);
   Matrix seeds(seed_rows.size(), x.cols);
   std::vector<std::int64_t> self_seed(n, -1);
   for (std::size_t s = 0; s < seed_rows.size(); ++s) {
@@ -76,6 +97,7 @@ MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, in
     if (idx >= 0) idx = static_cast<std::int64_t>(seed_rows[static_cast<std::size_t>(idx)]);
   }
   out.raw[0] = similarities(out.knn);
+  out.knn_rows = seed_rows;
   out.segment_rate = segment_seed_rates(segment, k, is_seed, is_negative, options.prior_strength);
   out.raw[1].resize(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -189,6 +211,7 @@ void check_finite(MatrixView x) {
 
 void validate_options(const LookalikeOptions& o) {
   if (o.neighbors < 1) throw Error("lookalike: neighbors must be >= 1");
+  if (o.knn_max_seeds < 0) throw Error("lookalike: knn_max_seeds must be >= 0 (0 = all seeds)");
   if (!(o.prior_strength >= 0.0) || !std::isfinite(o.prior_strength)) {
     throw Error("lookalike: prior_strength must be finite and >= 0");
   }
@@ -365,10 +388,11 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
   result.reasons.resize(n);
   for (std::size_t i = 0; i < n; ++i) result.reasons[i] = top_reasons(x.row(i), result.model_coef);
   result.segment_rate = std::move(fit.segment_rate);
-  result.seed_rows.assign(seed_rows.begin(), seed_rows.end());
-  result.seeds = Matrix(seed_rows.size(), x.cols);
-  for (std::size_t s = 0; s < seed_rows.size(); ++s) {
-    std::copy_n(x.row(seed_rows[s]), x.cols, result.seeds.row(s));
+  // What icp score needs to repeat knn: the reference seeds, not every seed.
+  result.seed_rows.assign(fit.knn_rows.begin(), fit.knn_rows.end());
+  result.seeds = Matrix(fit.knn_rows.size(), x.cols);
+  for (std::size_t s = 0; s < fit.knn_rows.size(); ++s) {
+    std::copy_n(x.row(fit.knn_rows[s]), x.cols, result.seeds.row(s));
   }
   return result;
 }

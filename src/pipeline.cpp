@@ -101,6 +101,7 @@ Table read_accounts(const JobConfig& config, const std::string& path, IngestStat
 LookalikeOptions lookalike_options(const JobConfig& config) {
   LookalikeOptions o;
   o.neighbors = config.lookalike.neighbors;
+  o.knn_max_seeds = config.lookalike.knn_max_seeds;
   o.tiers = config.lookalike.tiers;
   o.holdout = config.lookalike.holdout;
   o.seed = config.seed;

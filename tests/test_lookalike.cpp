@@ -354,10 +354,11 @@ TEST(LookalikeScore, ReasonsAreTheLargestPositiveContributions) {
 
 // The fitted rows re-scored as "new" rows (each seed told which seed it is) must come back with
 // the same bits: that is what makes `icp score` reproduce a run.
-void expect_rescoring_reproduces(icp::LookalikeMethod method) {
+void expect_rescoring_reproduces(icp::LookalikeMethod method, std::int64_t knn_max_seeds = 1024) {
   const Planted p = planted(400, 6);
   icp::LookalikeOptions o;
   o.method = method;
+  o.knn_max_seeds = knn_max_seeds;
   const icp::LookalikeResult r =
       icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
   std::vector<std::int64_t> self(p.seed.size(), -1);
@@ -394,6 +395,58 @@ TEST(LookalikeScore, RescoringTheFittedRowsGivesTheSameBitsEnsemble) {
 
 TEST(LookalikeScore, RescoringTheFittedRowsGivesTheSameBitsKnn) {
   expect_rescoring_reproduces(icp::LookalikeMethod::knn);
+}
+
+TEST(LookalikeScore, RescoringReproducesWithASampleOfReferenceSeeds) {
+  expect_rescoring_reproduces(icp::LookalikeMethod::ensemble, 7);
+}
+
+TEST(LookalikeKnnCap, ComparesWithASeededSampleOfTheSeeds) {
+  const Planted p = planted();  // 100 seeds
+  icp::LookalikeOptions o;
+  o.knn_max_seeds = 30;
+  const icp::LookalikeResult r =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  ASSERT_EQ(r.seed_rows.size(), 30u);
+  EXPECT_TRUE(std::is_sorted(r.seed_rows.begin(), r.seed_rows.end()));
+  for (const std::int64_t row : r.seed_rows) EXPECT_EQ(p.seed[static_cast<std::size_t>(row)], 1);
+  // knn against the sample, by brute force: the mean exact squared distance to the 10 nearest
+  // reference seeds other than the row itself.
+  for (std::size_t i = 0; i < p.seed.size(); i += 37) {
+    std::vector<std::pair<double, std::int64_t>> d;
+    for (const std::int64_t row : r.seed_rows) {
+      if (static_cast<std::size_t>(row) == i) continue;
+      double sum = 0.0;
+      for (std::size_t j = 0; j < p.x.cols(); ++j) {
+        const double t = static_cast<double>(p.x(i, j)) -
+                         static_cast<double>(p.x(static_cast<std::size_t>(row), j));
+        sum += t * t;
+      }
+      d.emplace_back(sum, row);
+    }
+    std::sort(d.begin(), d.end());
+    double mean = 0.0;
+    for (std::size_t t = 0; t < 10; ++t) mean += d[t].first;
+    mean /= 10.0;
+    EXPECT_EQ(r.nearest_seed[i], d[0].second) << "row " << i;
+    EXPECT_NEAR(r.knn_similarity[i], 1.0 / (1.0 + mean), 1e-5) << "row " << i;
+  }
+  // The same seed picks the same sample; another seed another one; a cap above the seed count
+  // keeps every seed.
+  const icp::LookalikeResult again =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  EXPECT_EQ(again.seed_rows, r.seed_rows);
+  icp::LookalikeOptions other = o;
+  other.seed = 43;
+  EXPECT_NE(icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, other).seed_rows,
+            r.seed_rows);
+  icp::LookalikeOptions all = o;
+  all.knn_max_seeds = 100;
+  EXPECT_EQ(
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, all).seed_rows.size(),
+      100u);
+  // The sample still finds held-out seeds.
+  EXPECT_GT(r.backtest[0].auc, 0.9);
 }
 
 TEST(LookalikeScore, NewRowsArePlacedByMidrankAmongTheFittedPopulation) {

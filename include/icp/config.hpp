@@ -20,7 +20,7 @@ struct NumericFeature {
   std::string column;
   Transform transform = Transform::none;  ///< log1p is sign(x)*log(1+|x|)
   Scaling scaling = Scaling::zscore;
-  double weight = 1.0;                    ///< multiplies the scaled value
+  double weight = 1.0;  ///< multiplies the scaled value
 };
 
 struct CategoricalFeature {
@@ -32,8 +32,8 @@ struct CategoricalFeature {
 struct MissingOptions {
   NumericImpute numeric = NumericImpute::median;
   CategoricalImpute categorical = CategoricalImpute::mode;
-  bool flag = true;           ///< add a 0/1 `<column>__missing` feature per column with gaps
-  double flag_weight = 0.5;   ///< weight of those flags
+  bool flag = true;          ///< add a 0/1 `<column>__missing` feature per column with gaps
+  double flag_weight = 0.5;  ///< weight of those flags
 };
 
 struct SeedOptions {
@@ -44,25 +44,26 @@ struct SeedOptions {
 };
 
 struct LookalikeOptionsConfig {
-  int neighbors = 10;              ///< nearest seeds averaged by the knn method
+  int neighbors = 10;                 ///< nearest seeds averaged by the knn method
+  std::int64_t knn_max_seeds = 1024;  ///< knn reference seeds at most (seeded sample); 0 = all
   LookalikeMethod method = LookalikeMethod::ensemble;  ///< knn | segment | model | ensemble
-  double prior_strength = 20.0;    ///< pseudo-counts smoothing a segment's seed rate to the base
-  double l2 = 1.0;                 ///< L2 penalty of the positive-unlabeled logistic model
-  int bags = 1;                    ///< model bagging over unlabeled half-samples (1 = none)
+  double prior_strength = 20.0;  ///< pseudo-counts smoothing a segment's seed rate to the base
+  double l2 = 1.0;               ///< L2 penalty of the positive-unlabeled logistic model
+  int bags = 1;                  ///< model bagging over unlabeled half-samples (1 = none)
   std::vector<double> tiers = {0.01, 0.05, 0.10, 0.25};  ///< A/B/C/D cut-offs (top fractions)
-  double holdout = 0.2;            ///< share of seeds held out by the backtest
-  std::int64_t top_n = 1000;       ///< rows of the top-N CSV
+  double holdout = 0.2;       ///< share of seeds held out by the backtest
+  std::int64_t top_n = 1000;  ///< rows of the top-N CSV
 };
 
 struct OutputOptions {
   std::string path = "results.h5";
-  std::string top_csv;             ///< optional top-N CSV for CRM import
-  std::string report;              ///< optional self-contained HTML report (icp/report.hpp)
+  std::string top_csv;  ///< optional top-N CSV for CRM import
+  std::string report;   ///< optional self-contained HTML report (icp/report.hpp)
 };
 
 struct JobConfig {
-  std::string config_path;         ///< the job file itself (relative paths resolve from its folder)
-  std::string config_text;         ///< resolved job, as TOML, stored in the output
+  std::string config_path;  ///< the job file itself (relative paths resolve from its folder)
+  std::string config_text;  ///< resolved job, as TOML, stored in the output
   // [input]
   std::string input_path;
   std::string id_column;
@@ -71,26 +72,26 @@ struct JobConfig {
   std::string input_format;
   /// [input] group: the HDF5 group holding one 1-D dataset per column (h5py/pandas layout).
   std::string input_group = "/accounts";
-  CsvOptions csv;                  ///< delimiter, missing tokens, error policy, quarantine path
+  CsvOptions csv;  ///< delimiter, missing tokens, error policy, quarantine path
   // [features]
   std::vector<NumericFeature> numeric;
   std::vector<CategoricalFeature> categorical;
   MissingOptions missing;
   SeedOptions seeds;
-  std::string value_column;        ///< [summary] value_column, e.g. "acv"
+  std::string value_column;  ///< [summary] value_column, e.g. "acv"
   KMeansOptions kmeans;
   /// [kmeans] k = "auto": run_job sweeps k = k_min..k_max and keeps the k that icp::choose_k
   /// picks (highest sampled silhouette, smallest k within one standard error; README).
   bool k_auto = false;
-  int k_min = 2;                   ///< [kmeans] k_min (>= 2: a silhouette needs two clusters)
-  int k_max = 20;                  ///< [kmeans] k_max
+  int k_min = 2;   ///< [kmeans] k_min (>= 2: a silhouette needs two clusters)
+  int k_max = 20;  ///< [kmeans] k_max
   /// [kmeans] init_file (init = "file"): HDF5 file holding k x d float32 starting centres in
   /// this job's normalized feature space (e.g. the results file of an earlier run).
   std::string kmeans_init_file;
   std::string kmeans_init_dataset = "/segments/centroids";  ///< [kmeans] init_dataset
   LookalikeOptionsConfig lookalike;
   OutputOptions output;
-  int threads = 0;                 ///< 0 = all hardware threads
+  int threads = 0;  ///< 0 = all hardware threads
   std::uint64_t seed = 42;
 };
 
