@@ -31,6 +31,12 @@ constexpr std::size_t kKnnRefineExtra = 8;
 // (two AVX2 ones), and a group rarely holds a candidate once the heap is full.
 constexpr std::size_t kKnnScanLanes = 16;
 
+// Up to this many kept candidates they are held sorted and a newcomer is inserted by shifting:
+// about keep / 2 predictable moves, where a heap's sift-down takes log2(keep) unpredictable
+// branches per level (the heap was a third of a 1M-row lookalike stage at keep = 18). Above it
+// (neighbors in the hundreds) the heap's log factor wins.
+constexpr std::size_t kKnnSortedMax = 64;
+
 struct Candidate {
   float value;
   std::int64_t seed;
@@ -65,6 +71,7 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
   const std::size_t m = seeds.rows;
   const std::size_t k = std::min(static_cast<std::size_t>(neighbors), m);
   const std::size_t keep = std::min(k + kKnnRefineExtra, m);
+  const bool sorted = keep <= kKnnSortedMax;
 
   KnnResult result;
   result.k = k;
@@ -121,7 +128,8 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
             // Once the heap is full almost no seed beats its worst candidate, so each group of
             // lanes is first tested branch-free (vectorized) and only a group with a hit is
             // walked one seed at a time. Same comparisons as a plain loop: same candidates.
-            float bound = size < keep ? std::numeric_limits<float>::infinity() : heap[0].value;
+            float bound = size < keep ? std::numeric_limits<float>::infinity()
+                                      : heap[sorted ? keep - 1 : 0].value;
             for (std::size_t j0 = 0; j0 < sb; j0 += kKnnScanLanes) {
               const std::size_t len = std::min(kKnnScanLanes, sb - j0);
               std::array<float, kKnnScanLanes> value;
@@ -135,6 +143,18 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
                 if (!(value[t] < bound)) continue;
                 const auto seed = static_cast<std::int64_t>(s0 + j0 + t);
                 if (seed == self) continue;
+                if (sorted) {
+                  // Ascending by (value, seed); the newcomer has the largest seed index so far,
+                  // so it goes after equal values, and a full array drops its last (worst).
+                  std::size_t pos = size < keep ? size++ : keep - 1;
+                  while (pos > 0 && heap[pos - 1].value > value[t]) {
+                    heap[pos] = heap[pos - 1];
+                    --pos;
+                  }
+                  heap[pos] = Candidate{value[t], seed};
+                  if (size == keep) bound = heap[keep - 1].value;
+                  continue;
+                }
                 if (size < keep) {
                   heap[size++] = Candidate{value[t], seed};
                   std::push_heap(heap, heap + size, heap_less);

@@ -69,6 +69,17 @@ TEST(LookalikeKnn, MatchesBruteForceOnRandomData) {
   expect_matches_brute_force(x, seeds, {}, 5);
 }
 
+TEST(LookalikeKnn, MatchesBruteForceWithManyNeighbours) {
+  // neighbors + the refinement margin above kKnnSortedMax: candidates live in a heap, not in
+  // the sorted array the usual k uses; both must keep the same seeds.
+  const icp::Matrix x = random_matrix(150, 5, 5);
+  const icp::Matrix seeds = random_matrix(1300, 5, 6);
+  std::vector<std::int64_t> self(150, -1);
+  for (std::size_t i = 0; i < 150; i += 3) self[i] = static_cast<std::int64_t>(i * 7);
+  expect_matches_brute_force(x, seeds, self, 70);
+  expect_matches_brute_force(x, seeds, self, 12);
+}
+
 TEST(LookalikeKnn, MatchesBruteForceAcrossSeveralSeedBlocks) {
   // More seeds than one GEMM tile holds, so the heap carries across tiles.
   const icp::Matrix x = random_matrix(120, 4, 3);
