@@ -9,6 +9,7 @@
 
 #include "icp/error.hpp"
 #include "icp/parallel.hpp"
+#include "value_order.hpp"
 
 namespace icp {
 
@@ -112,11 +113,7 @@ MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, in
 // with few distinct values (segment) neither gains nor loses from arbitrary tie order.
 std::vector<double> normalized_midrank(std::span<const float> value) {
   const std::size_t n = value.size();
-  std::vector<std::size_t> order(n);
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return value[a] < value[b] || (value[a] == value[b] && a < b);
-  });
+  const std::vector<std::size_t> order = order_by_value(value, false);
   std::vector<double> out(n, 1.0);
   if (n < 2) return out;
   std::size_t i = 0;

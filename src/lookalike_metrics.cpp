@@ -5,6 +5,7 @@
 
 #include "icp/error.hpp"
 #include "icp/lookalike.hpp"
+#include "value_order.hpp"
 
 namespace icp {
 
@@ -12,14 +13,8 @@ namespace {
 
 // Rows ordered best first: higher value, then lower row index, so ties never depend on the sort.
 std::vector<std::int64_t> order_descending(std::span<const float> value) {
-  std::vector<std::int64_t> order(value.size());
-  std::iota(order.begin(), order.end(), std::int64_t{0});
-  std::sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
-    const float va = value[static_cast<std::size_t>(a)];
-    const float vb = value[static_cast<std::size_t>(b)];
-    return va > vb || (va == vb && a < b);
-  });
-  return order;
+  const std::vector<std::size_t> by_value = order_by_value(value, true);
+  return {by_value.begin(), by_value.end()};
 }
 
 // Top ceil(fraction * n) rows. The epsilon keeps 0.1 * 1000 from becoming 101 through rounding.
@@ -42,14 +37,10 @@ std::vector<std::int64_t> rank_descending(std::span<const float> value) {
 
 double roc_auc(std::span<const float> score, std::span<const std::uint8_t> label) {
   if (score.size() != label.size()) throw Error("roc_auc: score and label sizes differ");
-  std::vector<std::size_t> order(score.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
   for (const float s : score) {
     if (!std::isfinite(s)) throw Error("roc_auc: non-finite score");
   }
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return score[a] < score[b] || (score[a] == score[b] && a < b);
-  });
+  const std::vector<std::size_t> order = order_by_value(score, false);
   // Mann-Whitney: sum of the positives' ascending midranks (a tie group shares its mean rank,
   // which is what counts each tied positive/negative pair as one half).
   double positive_rank_sum = 0.0;

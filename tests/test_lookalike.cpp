@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <vector>
 
+#include "../src/value_order.hpp"
 #include "icp/error.hpp"
 #include "icp/lookalike.hpp"
 #include "icp/matrix.hpp"
@@ -543,3 +545,28 @@ TEST(LookalikeErrors, RejectsBadInput) {
 }
 
 }  // namespace
+
+TEST(LookalikeOrder, PackedKeySortMatchesTheComparatorSort) {
+  // Ties, both zeros, negatives, a denormal and the extremes of float.
+  std::vector<float> v = {0.5f,  -0.0f,  0.0f, -3.0f, 0.5f, 1e-42f, -1e-42f,
+                          3e38f, -3e38f, 7.0f, -3.0f, 0.0f, 2.5f,   0.5f};
+  std::uint32_t s = 99;
+  for (int i = 0; i < 5000; ++i) {
+    s = s * 1664525u + 1013904223u;
+    v.push_back(static_cast<float>(static_cast<int>(s >> 20) % 97 - 48) * 0.25f);
+  }
+  for (const bool descending : {false, true}) {
+    std::vector<std::size_t> ref(v.size());
+    std::iota(ref.begin(), ref.end(), std::size_t{0});
+    std::sort(ref.begin(), ref.end(), [&](std::size_t a, std::size_t b) {
+      if (v[a] != v[b]) return descending ? v[a] > v[b] : v[a] < v[b];
+      return a < b;
+    });
+    for (const int threads : {1, 2}) {
+      icp::set_threads(threads);
+      EXPECT_EQ(icp::order_by_value(v, descending), ref)
+          << (descending ? "descending" : "ascending") << " at " << threads << " threads";
+    }
+  }
+  icp::set_threads(0);
+}
