@@ -8,13 +8,17 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <stdexcept>
+#include <utility>
 
 #include "icp/error.hpp"
 #include "icp/parallel.hpp"
 
 namespace icp {
 
-double signed_log1p(double x) noexcept { return std::copysign(std::log1p(std::fabs(x)), x); }
+double signed_log1p(double x) noexcept {
+  return std::copysign(std::log1p(std::fabs(x)), x);
+}
 
 std::vector<std::string> Normalizer::names() const {
   std::vector<std::string> out;
@@ -53,11 +57,45 @@ double chunked_sum(std::size_t n, F&& f) {
   return total;
 }
 
-/// Type-7 quantile (linear interpolation, numpy's default) of sorted values.
-double quantile_sorted(const std::vector<double>& v, double q) {
-  const double pos = q * static_cast<double>(v.size() - 1);
+/// The values a full sort would put at the given positions, by successive selections: each
+/// nth_element works on what lies right of the previous position, so the cost is a few linear
+/// passes instead of n log n (a 10M-row column: 1.1 s sorted). Reorders `v`.
+class SortedAt {
+ public:
+  SortedAt(std::vector<double>& v, std::vector<std::size_t> positions) : v_(v) {
+    std::sort(positions.begin(), positions.end());
+    positions.erase(std::unique(positions.begin(), positions.end()), positions.end());
+    std::size_t from = 0;
+    for (const std::size_t p : positions) {
+      std::nth_element(v.begin() + static_cast<std::ptrdiff_t>(from),
+                       v.begin() + static_cast<std::ptrdiff_t>(p), v.end());
+      from = p + 1;
+      known_.push_back(p);
+    }
+  }
+  double operator[](std::size_t p) const {
+    // Only positions given to the constructor hold their sorted value.
+    if (!std::binary_search(known_.begin(), known_.end(), p))
+      throw std::logic_error("SortedAt: position not selected");
+    return v_[p];
+  }
+
+ private:
+  const std::vector<double>& v_;
+  std::vector<std::size_t> known_;
+};
+
+/// Positions type-7 interpolation reads for quantile q of n values.
+std::pair<std::size_t, std::size_t> quantile_positions(std::size_t n, double q) {
+  const double pos = q * static_cast<double>(n - 1);
   const auto lo = static_cast<std::size_t>(std::floor(pos));
-  const std::size_t hi = std::min(lo + 1, v.size() - 1);
+  return {lo, std::min(lo + 1, n - 1)};
+}
+
+/// Type-7 quantile (linear interpolation, numpy's default) from selected order statistics.
+double quantile_sorted(const SortedAt& v, std::size_t n, double q) {
+  const double pos = q * static_cast<double>(n - 1);
+  const auto [lo, hi] = quantile_positions(n, q);
   return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
 }
 
@@ -76,7 +114,8 @@ void fit_numeric(const Table& table, const NumericFeature& nf, const MissingOpti
   std::vector<double> values;
   values.reserve(n);
   for (std::size_t i = 0; i < n; ++i)
-    if (!std::isnan(col.numeric[i])) values.push_back(apply_transform(nf.transform, col.numeric[i]));
+    if (!std::isnan(col.numeric[i]))
+      values.push_back(apply_transform(nf.transform, col.numeric[i]));
   std::int64_t counts[2] = {static_cast<std::int64_t>(values.size()), static_cast<std::int64_t>(n)};
   reducer.sum(std::span<std::int64_t>(counts, 2));
   if (counts[0] == 0)
@@ -96,10 +135,18 @@ void fit_numeric(const Table& table, const NumericFeature& nf, const MissingOpti
 
   // Exact order statistics on this process's rows; a distributed run replaces this with a
   // merged sketch (the one statistic that cannot go through a plain sum).
-  std::sort(values.begin(), values.end());
-  const double median = quantile_sorted(values, 0.5);
-  const double iqr = quantile_sorted(values, 0.75) - quantile_sorted(values, 0.25);
-  const double range = values.back() - values.front();
+  const std::size_t m = values.size();
+  std::vector<std::size_t> wanted = {0, m - 1};
+  for (const double q : {0.25, 0.5, 0.75}) {
+    const auto [lo, hi] = quantile_positions(m, q);
+    wanted.push_back(lo);
+    wanted.push_back(hi);
+  }
+  const SortedAt sorted(values, wanted);
+  const double median = quantile_sorted(sorted, m, 0.5);
+  const double iqr = quantile_sorted(sorted, m, 0.75) - quantile_sorted(sorted, m, 0.25);
+  const double lowest = sorted[0];
+  const double range = sorted[m - 1] - lowest;
 
   FeatureSpec f;
   f.name = nf.column;
@@ -108,17 +155,31 @@ void fit_numeric(const Table& table, const NumericFeature& nf, const MissingOpti
   f.transform = nf.transform;
   f.weight = nf.weight;
   switch (miss.numeric) {
-    case NumericImpute::median: f.impute = median; break;
-    case NumericImpute::mean: f.impute = mean; break;
-    case NumericImpute::zero: f.impute = 0.0; break;
+    case NumericImpute::median:
+      f.impute = median;
+      break;
+    case NumericImpute::mean:
+      f.impute = mean;
+      break;
+    case NumericImpute::zero:
+      f.impute = 0.0;
+      break;
   }
   // A zero spread would divide by zero; fall back so a constant column maps to a constant.
   const double fallback = stddev > 0.0 ? stddev : 1.0;
   switch (nf.scaling) {
-    case Scaling::zscore: f.center = mean, f.scale = fallback; break;
-    case Scaling::robust: f.center = median, f.scale = iqr > 0.0 ? iqr : fallback; break;
-    case Scaling::minmax: f.center = values.front(), f.scale = range > 0.0 ? range : 1.0; break;
-    case Scaling::none: f.center = 0.0, f.scale = 1.0; break;
+    case Scaling::zscore:
+      f.center = mean, f.scale = fallback;
+      break;
+    case Scaling::robust:
+      f.center = median, f.scale = iqr > 0.0 ? iqr : fallback;
+      break;
+    case Scaling::minmax:
+      f.center = lowest, f.scale = range > 0.0 ? range : 1.0;
+      break;
+    case Scaling::none:
+      f.center = 0.0, f.scale = 1.0;
+      break;
   }
   const double total = sums[0] + static_cast<double>(missing) * f.impute;
   f.offset = f.weight * (total / static_cast<double>(counts[1]) - f.center) / f.scale;
@@ -142,8 +203,10 @@ void fit_categorical(const Table& table, const CategoricalFeature& cf, const Mis
   std::vector<std::int64_t> counts(col.levels.size(), 0);
   std::int64_t missing = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    if (col.codes[i] < 0) ++missing;
-    else ++counts[static_cast<std::size_t>(col.codes[i])];
+    if (col.codes[i] < 0)
+      ++missing;
+    else
+      ++counts[static_cast<std::size_t>(col.codes[i])];
   }
   std::vector<std::size_t> order(col.levels.size());
   std::iota(order.begin(), order.end(), 0);
@@ -224,7 +287,7 @@ std::vector<ColumnPlan> make_plans(const Normalizer& norm, const Table& table) {
       ColumnPlan p;
       p.column = table.find(f.column);
       if (!p.column) throw Error(table.source + ": column '" + f.column + "' is not in the header");
-      const ColumnType want = f.kind == FeatureKind::onehot ? ColumnType::categorical
+      const ColumnType want = f.kind == FeatureKind::onehot    ? ColumnType::categorical
                               : f.kind == FeatureKind::numeric ? ColumnType::numeric
                                                                : p.column->type;
       if (p.column->type != want)
@@ -284,8 +347,8 @@ Matrix apply_normalizer(const Normalizer& norm, const Table& table) {
       const Column& c = *p.column;
       const bool missing = c.is_missing(i);
       if (p.flag_feature != SIZE_MAX && missing)
-        row[p.flag_feature] =
-            static_cast<float>(norm.features[p.flag_feature].weight - norm.features[p.flag_feature].offset);
+        row[p.flag_feature] = static_cast<float>(norm.features[p.flag_feature].weight -
+                                                 norm.features[p.flag_feature].offset);
       if (p.numeric_feature != SIZE_MAX) {
         const FeatureSpec& f = norm.features[p.numeric_feature];
         const double t = missing ? f.impute : apply_transform(f.transform, c.numeric[i]);
