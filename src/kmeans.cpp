@@ -202,18 +202,21 @@ struct RunResult {
 
 /// The state a checkpoint holds: the restart in progress after `iteration` steps, and the best
 /// finished restart (if any).
-KMeansCheckpoint snapshot(const RunResult& run, int restart, int iteration, const RunResult* best) {
+/// Per-row arrays are gathered whole (several processes hold a run of rows each), so every
+/// process hands the same complete state to on_checkpoint.
+KMeansCheckpoint snapshot(const RunResult& run, int restart, int iteration, const RunResult* best,
+                          Reducer& reducer) {
   KMeansCheckpoint c;
   c.restart = restart;
   c.iteration = iteration;
   c.centroids = run.state.centroids;
-  c.assignment = run.state.assignment;
+  c.assignment = reducer.gather(std::span<const std::int32_t>(run.state.assignment));
   c.history = run.history;
   if (best != nullptr) {
     c.best_restart = best->restart;
     c.best_centroids = best->state.centroids;
-    c.best_assignment = best->state.assignment;
-    c.best_distance = best->state.distance;
+    c.best_assignment = reducer.gather(std::span<const std::int32_t>(best->state.assignment));
+    c.best_distance = reducer.gather(std::span<const float>(best->state.distance));
     c.best_inertia = best->inertia;
     c.best_iterations = best->iterations;
     c.best_converged = best->converged;
@@ -338,10 +341,17 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
       run.converged = true;
       break;
     }
-    const bool stop = options.stop_requested && options.stop_requested();
+    bool stop = options.stop_requested && options.stop_requested();
+    if (options.stop_requested && reducer.size() > 1) {
+      // A signal may reach one process only, or reach them between iterations at different
+      // moments: they agree (any of them asked) so that all stop after the same iteration.
+      std::int64_t asked = stop ? 1 : 0;
+      reducer.sum(std::span<std::int64_t>(&asked, 1));
+      stop = asked > 0;
+    }
     const bool scheduled = options.checkpoint_every > 0 && it % options.checkpoint_every == 0;
     if (options.on_checkpoint && (stop || scheduled))
-      options.on_checkpoint(snapshot(run, restart, it, best));
+      options.on_checkpoint(snapshot(run, restart, it, best, reducer));
     if (stop) {
       throw Interrupted(fmt::format("k-means stopped on request after iteration {} of restart {}",
                                     it, restart + 1));
@@ -375,10 +385,25 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
 
   const KMeansCheckpoint* resume = options.resume;
   if ((resume != nullptr || options.on_checkpoint) &&
-      (reducer.size() > 1 || options.algorithm == KMeansAlgorithm::minibatch)) {
-    throw Error(
-        "k-means: checkpoints cover the exact algorithms on one process (not minibatch, not "
-        "several processes)");
+      options.algorithm == KMeansAlgorithm::minibatch) {
+    throw Error("k-means: checkpoints cover the exact algorithms (not minibatch)");
+  }
+  KMeansCheckpoint mine;  // with several processes: the resumed state cut to this one's rows
+  if (resume != nullptr && reducer.size() > 1) {
+    mine = *resume;
+    const RowRange rows =
+        chunk_rows_of(static_cast<std::size_t>(total_rows), reducer.rank(), reducer.size());
+    auto cut = [&](auto& v) {
+      if (v.size() != static_cast<std::size_t>(total_rows)) return;  // check_resume reports it
+      const auto b = static_cast<std::ptrdiff_t>(rows.begin);
+      v = {v.begin() + b, v.begin() + b + static_cast<std::ptrdiff_t>(rows.rows)};
+    };
+    cut(mine.assignment);
+    if (mine.best_restart >= 0) {
+      cut(mine.best_assignment);
+      cut(mine.best_distance);
+    }
+    resume = &mine;
   }
   if (resume != nullptr) check_resume(*resume, xc, options);
   RunResult best;

@@ -140,17 +140,23 @@ KMeansResult fit_segments(MatrixView x, KMeansOptions kopt, Reducer& reducer) {
 
 RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer& reducer,
                   const RunControl& control) {
-  if (reducer.size() > 1 && (control.resume != nullptr || control.save))
-    throw ConfigError(
-        "checkpoints cover one process only: run without mpirun to use "
-        "--checkpoint or --resume");
   if (reducer.rank() != 0) {
-    // Other processes take part in the distributed stages only; rank 0 reads, scores and writes.
-    KMeansOptions kopt = config.kmeans;
-    kopt.seed = config.seed;
+    // Other processes take part in the distributed stages only; rank 0 reads, scores and writes
+    // (checkpoints too: here the hooks only make this process agree on stops and gathers).
     RunResult r;
     r.config = config;
     r.threads = threads();
+    r.processes = reducer.size();
+    const JobCheckpoint* resume = control.resume;
+    if (resume != nullptr && resume->stage == CheckpointStage::segments) return r;
+    KMeansOptions kopt = config.kmeans;
+    kopt.seed = config.seed;
+    if (resume != nullptr) kopt.resume = &resume->kmeans;
+    if (control.save) {
+      kopt.checkpoint_every = control.checkpoint_every;
+      kopt.on_checkpoint = [](const KMeansCheckpoint&) {};
+    }
+    kopt.stop_requested = control.stop_requested;
     r.kmeans = fit_segments(MatrixView{}, kopt, reducer);
     return r;
   }

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "demo_job.hpp"
 #include "icp/checkpoint.hpp"
 #include "icp/kmeans.hpp"
 
@@ -149,38 +150,13 @@ int shell(const std::string& cmd, std::string* out = nullptr) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/// The demo job, writing into `dir`, with k-means made long enough to be caught mid-way.
-fs::path long_kmeans_job(const fs::path& dir) {
-  const fs::path demo = fs::path(ICP_SOURCE_DIR) / "datasets" / "demo";
-  std::ifstream in(demo / "job.toml");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  auto replace = [&](const std::string& from, const std::string& to) {
-    const auto at = text.find(from);
-    if (at == std::string::npos) throw std::runtime_error("demo job lacks " + from);
-    text.replace(at, from.size(), to);
-  };
-  replace("path = \"accounts.csv\"", "path = \"" + (demo / "accounts.csv").string() + "\"");
-  replace("quarantine_path = \"../../out/demo/quarantine.csv\"",
-          "quarantine_path = \"" + (dir / "quarantine.csv").string() + "\"");
-  replace("report = \"../../out/demo/report.html\"", "report = \"\"");
-  replace("top_csv = \"../../out/demo/top_accounts.csv\"", "top_csv = \"\"");
-  replace("k = 10", "k = 80");
-  replace("max_iter = 100", "max_iter = 30");
-  replace("tol = 1e-4", "tol = 0.0");
-  const fs::path job = dir / "job.toml";
-  std::ofstream(job) << text;
-  return job;
-}
-
 }  // namespace
 
 TEST(Checkpoint, SigtermMidKMeansThenResumeWritesTheUninterruptedFile) {
   const fs::path dir = fs::temp_directory_path() / "icp_checkpoint_cli";
   fs::remove_all(dir);
   fs::create_directories(dir);
-  const fs::path job = long_kmeans_job(dir);
+  const fs::path job = icp_test::write_long_kmeans_job(dir);
   const std::string icp = ICP_BINARY;
   const std::string base = icp + " run -q --threads 1 -c " + job.string();
   std::string text;

@@ -6,12 +6,16 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+
+#include "demo_job.hpp"
 
 namespace fs = std::filesystem;
 
@@ -42,27 +46,6 @@ std::string mpirun(int np) {
          " --oversubscribe --allow-run-as-root -np " + std::to_string(np) + " ";
 }
 
-/// The demo job with every path it writes moved into `dir`.
-fs::path demo_job(const fs::path& dir) {
-  const fs::path demo = fs::path(ICP_SOURCE_DIR) / "datasets" / "demo";
-  std::ifstream in(demo / "job.toml");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  auto replace = [&](const std::string& from, const std::string& to) {
-    const auto at = text.find(from);
-    ASSERT_NE(at, std::string::npos) << from;
-    text.replace(at, from.size(), to);
-  };
-  replace("path = \"accounts.csv\"", "path = \"" + (demo / "accounts.csv").string() + "\"");
-  replace("quarantine_path = \"../../out/demo/quarantine.csv\"",
-          "quarantine_path = \"" + (dir / "quarantine.csv").string() + "\"");
-  replace("report = \"../../out/demo/report.html\"", "report = \"\"");
-  const fs::path job = dir / "job.toml";
-  std::ofstream(job) << text;
-  return job;
-}
-
 fs::path fresh_dir(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / ("icp_mpi_" + name);
   fs::remove_all(dir);
@@ -78,7 +61,7 @@ TEST(Mpi, TwoAndThreeProcessesWriteTheDatasetsOfOneProcess) {
   GTEST_SKIP() << "built without -DICP_MPI=ON (scripts/test's release build has it)";
 #else
   const fs::path dir = fresh_dir("same");
-  const fs::path job = demo_job(dir);
+  const fs::path job = icp_test::write_demo_job(dir);
   const std::string icp = ICP_BINARY;
   const std::string common = " run -q -c " + job.string();
   const Result one = shell(icp + common + " --output " + (dir / "one.h5").string() + " --top-csv " +
@@ -110,7 +93,7 @@ TEST(Mpi, AFailingRankEndsTheJobWithItsMessageAndNoOutput) {
   GTEST_SKIP() << "built without -DICP_MPI=ON (scripts/test's release build has it)";
 #else
   const fs::path dir = fresh_dir("fail");
-  const fs::path job = demo_job(dir);
+  const fs::path job = icp_test::write_demo_job(dir);
   const fs::path out = dir / "never.h5";
   const Result r = shell(mpirun(2) + ICP_BINARY + " run -q -c " + job.string() + " --input " +
                          (dir / "missing.csv").string() + " --output " + out.string());
@@ -120,6 +103,56 @@ TEST(Mpi, AFailingRankEndsTheJobWithItsMessageAndNoOutput) {
   EXPECT_FALSE(fs::exists(out));
   for (const auto& e : fs::directory_iterator(dir))
     EXPECT_EQ(e.path().extension(), ".toml") << "left behind: " << e.path();
+  fs::remove_all(dir);
+#endif
+}
+
+TEST(Mpi, StoppedOnTwoProcessesResumedOnThreeWritesTheOneProcessFile) {
+#ifndef ICP_TEST_MPI
+  GTEST_SKIP() << "built without -DICP_MPI=ON (scripts/test's release build has it)";
+#else
+  const fs::path dir = fresh_dir("resume");
+  const fs::path job = icp_test::write_long_kmeans_job(dir);
+  const std::string icp = ICP_BINARY;
+  const std::string base = " run -q --threads 1 -c " + job.string();
+  Result r = shell(icp + base + " --output " + (dir / "one.h5").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+
+  const fs::path ckpt = dir / "state.h5";
+  const fs::path out = dir / "many.h5";
+  // mpirun in the background; the signal goes to the icp ranks (as `scancel --signal=TERM`
+  // does under SLURM), not to mpirun, which would tear the job down.
+  const std::string launch = mpirun(2) + icp + base + " --output " + out.string() +
+                             " --checkpoint " + ckpt.string() + " --checkpoint-every 1";
+  FILE* job_pipe = popen((launch + " 2>&1").c_str(), "r");
+  ASSERT_NE(job_pipe, nullptr);
+  bool appeared = false;
+  for (int i = 0; i < 12000 && !appeared; ++i) {
+    appeared = fs::exists(ckpt);
+    if (!appeared) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const Result kill = shell("pkill -TERM -f '^" + icp + " run'");
+  std::string text;
+  std::array<char, 4096> buf{};
+  std::size_t got = 0;
+  while ((got = fread(buf.data(), 1, buf.size(), job_pipe)) > 0) text.append(buf.data(), got);
+  const int status = pclose(job_pipe);
+  ASSERT_TRUE(appeared) << "no checkpoint within 60 s:\n" << text;
+  EXPECT_EQ(kill.code, 0) << "no icp rank to signal: " << kill.out;
+  ASSERT_TRUE(WIFEXITED(status)) << text;
+  EXPECT_EQ(WEXITSTATUS(status), 3) << text;
+  EXPECT_NE(text.find("state saved to"), std::string::npos) << text;
+  EXPECT_FALSE(fs::exists(out));
+  const Result stage = shell("h5dump -a /stage " + ckpt.string());
+  EXPECT_NE(stage.out.find("\"kmeans\""), std::string::npos) << stage.out;
+
+  r = shell(mpirun(3) + icp + base + " --output " + out.string() + " --resume " + ckpt.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_FALSE(fs::exists(ckpt)) << "the checkpoint outlived a finished run";
+  const Result same = shell("/usr/bin/python3 " + std::string(ICP_SOURCE_DIR) +
+                            "/scripts/h5-same " + (dir / "one.h5").string() + " " + out.string());
+  EXPECT_EQ(same.code, 0) << "stopped on 2 and resumed on 3 differs from one process:\n"
+                          << same.out;
   fs::remove_all(dir);
 #endif
 }

@@ -247,3 +247,67 @@ TEST(Reduce, EmptyClusterRelocationSplitBetweenProcessesMatchesOneProcess) {
     expect_same_fit(one, fit_split(x, p, o), std::to_string(p) + " processes");
   icp::set_threads(0);
 }
+
+TEST(Reduce, CheckpointStopAndResumeAcrossProcessCounts) {
+  icp::set_threads(1);
+  const icp::Matrix x = blobs(4 * icp::kReduceChunkRows + 500, 5, 7, 19);
+  icp::KMeansOptions o;
+  o.k = 9;
+  o.n_init = 2;
+  o.tol = 0.0;
+  o.max_iter = 25;
+  o.algorithm = icp::KMeansAlgorithm::hamerly;
+  const icp::KMeansResult plain = icp::kmeans_fit(x.view(), o);
+  ASSERT_GT(plain.iterations, 4);
+
+  // Two processes; only rank 1 is "signalled", on its 4th poll (restart 1 is still running or
+  // restart 2 has begun): both must stop after the same iteration, with the whole state.
+  World w(2);
+  std::vector<std::vector<icp::KMeansCheckpoint>> saved(2);
+  std::vector<int> stopped(2, 0);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.emplace_back([&, r] {
+      SimReducer red(w, r);
+      const icp::Matrix mine = red.scatter_rows(x.view(), x.rows(), x.cols());
+      int polls = 0;
+      icp::KMeansOptions with = o;
+      with.stop_requested = [&, r] { return r == 1 && ++polls == 4; };
+      with.on_checkpoint = [&, r](const icp::KMeansCheckpoint& c) {
+        saved[static_cast<std::size_t>(r)].push_back(c);
+      };
+      try {
+        (void)icp::kmeans_fit(mine.view(), with, red);
+      } catch (const icp::Interrupted&) {
+        stopped[static_cast<std::size_t>(r)] = 1;
+      }
+    });
+  }
+  for (auto& t : ranks) t.join();
+  ASSERT_EQ(stopped, (std::vector<int>{1, 1}));
+  ASSERT_EQ(saved[0].size(), 1u);
+  ASSERT_EQ(saved[1].size(), 1u);
+  const icp::KMeansCheckpoint& state = saved[0][0];
+  EXPECT_EQ(state.iteration, saved[1][0].iteration);
+  EXPECT_EQ(state.assignment, saved[1][0].assignment);
+  ASSERT_EQ(state.assignment.size(), x.rows()) << "labels of every process, gathered";
+
+  // The same stop on one process saves the same state.
+  int polls = 0;
+  std::vector<icp::KMeansCheckpoint> single;
+  icp::KMeansOptions one = o;
+  one.stop_requested = [&] { return ++polls == 4; };
+  one.on_checkpoint = [&](const icp::KMeansCheckpoint& c) { single.push_back(c); };
+  EXPECT_THROW((void)icp::kmeans_fit(x.view(), one), icp::Interrupted);
+  ASSERT_EQ(single.size(), 1u);
+  EXPECT_EQ(single[0].restart, state.restart);
+  EXPECT_EQ(single[0].iteration, state.iteration);
+  EXPECT_EQ(single[0].centroids.storage(), state.centroids.storage());
+  EXPECT_EQ(single[0].assignment, state.assignment);
+
+  // Resumed on three processes, the fit ends with the bits of the uninterrupted one.
+  icp::KMeansOptions again = o;
+  again.resume = &state;
+  expect_same_fit(plain, fit_split(x, 3, again), "resumed on 3 processes");
+  icp::set_threads(0);
+}

@@ -105,13 +105,16 @@ struct KMeansOptions {
   /// minibatch: rows per step; 0 = min(rows, 1024 * k, kMiniBatchMaxDefault).
   std::int64_t batch_size = 0;
   std::function<void(const KMeansIteration&)> on_iteration;  ///< optional progress callback
-  /// Exact algorithms (not minibatch) on one process: on_checkpoint gets the state every
-  /// `checkpoint_every` iterations (0 = never on a schedule) and whenever stop_requested()
-  /// returns true after an iteration, after which the fit throws icp::Interrupted.
+  /// Exact algorithms (not minibatch): on_checkpoint gets the state every `checkpoint_every`
+  /// iterations (0 = never on a schedule) and whenever stop_requested() returns true after an
+  /// iteration, after which the fit throws icp::Interrupted. With several processes every one
+  /// must set the same hooks: they agree on stopping (any process asking is enough) and each
+  /// gets the whole state (labels gathered), so one of them can write it.
   int checkpoint_every = 0;
   std::function<void(const KMeansCheckpoint&)> on_checkpoint;
   std::function<bool()> stop_requested;
-  /// Continue from this state instead of starting afresh (same data, options and seed).
+  /// Continue from this state instead of starting afresh (same data, options and seed). With
+  /// several processes every one passes the whole state; each keeps its own rows of it.
   const KMeansCheckpoint* resume = nullptr;
 };
 

@@ -91,9 +91,34 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
     job.threads = std::max(1, threads() / node_processes);
   }
   set_threads(job.threads);
-  if (reducer.rank() != 0) {
+  const bool root = reducer.rank() == 0;
+
+  // --resume keeps saving to the file it resumed from unless --checkpoint names another. Every
+  // process reads the checkpoint (a shared file system, as batch clusters have) and takes part
+  // in stops; only rank 0 writes it.
+  const std::string checkpoint_path = !a.checkpoint.empty() ? a.checkpoint : a.resume;
+  JobCheckpoint resumed;
+  RunControl control;
+  if (!a.resume.empty()) {
+    resumed = load_checkpoint(a.resume);
+    control.resume = &resumed;
+  }
+  if (!checkpoint_path.empty()) {
+    if (a.checkpoint_every < 0) throw ConfigError("--checkpoint-every: must be >= 0");
+    control.checkpoint_every = a.checkpoint_every;
+    control.save = [&, root](const JobCheckpoint& c) {
+      if (root) save_checkpoint(checkpoint_path, c);
+    };
+    control.stop_requested = [] { return g_stop_signal != 0; };
+    catch_stop_signals();
+  }
+  if (!root) {
     // Rank 0 reads, scores and writes; the others lend their cores to the distributed stages.
-    (void)run_job(job, {}, reducer);
+    try {
+      (void)run_job(job, {}, reducer, control);
+    } catch (const Interrupted&) {
+      return kExitStopped;  // rank 0 says why and where the state is
+    }
     return 0;
   }
 
@@ -110,28 +135,13 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
       std::fprintf(stderr, "icp %s: %s, %d threads\n", ICP_VERSION, job.config_path.c_str(),
                    threads());
     progress.on_stage = print_stage;
-  }
-  // --resume keeps saving to the file it resumed from unless --checkpoint names another.
-  const std::string checkpoint_path = !a.checkpoint.empty() ? a.checkpoint : a.resume;
-  JobCheckpoint resumed;
-  RunControl control;
-  if (!a.resume.empty()) {
-    resumed = load_checkpoint(a.resume);
-    control.resume = &resumed;
-    if (!a.quiet)
+    if (control.resume != nullptr)
       std::fprintf(stderr, "  resuming from %s (%s)\n", a.resume.c_str(),
                    resumed.stage == CheckpointStage::kmeans
                        ? ("k-means restart " + std::to_string(resumed.kmeans.restart + 1) +
                           ", iteration " + std::to_string(resumed.kmeans.iteration))
                              .c_str()
                        : "k-means done");
-  }
-  if (!checkpoint_path.empty()) {
-    if (a.checkpoint_every < 0) throw ConfigError("--checkpoint-every: must be >= 0");
-    control.checkpoint_every = a.checkpoint_every;
-    control.save = [&](const JobCheckpoint& c) { save_checkpoint(checkpoint_path, c); };
-    control.stop_requested = [] { return g_stop_signal != 0; };
-    catch_stop_signals();
   }
   RunResult result;
   try {
@@ -208,9 +218,10 @@ const Registrar registrar{
       cmd->add_option("--seed", a->seed, "Override run.seed");
       cmd->add_option("--threads", a->threads,
                       "Threads for OpenMP and oneTBB together (0 = all cores)");
-      cmd->add_option("--checkpoint", a->checkpoint,
-                      "Save the job's state to this HDF5 file while it runs (one process); SIGTERM "
-                      "or SIGINT then save and stop with exit code 3");
+      cmd->add_option(
+          "--checkpoint", a->checkpoint,
+          "Save the job's state to this HDF5 file while it runs (rank 0 writes it); SIGTERM "
+          "or SIGINT then save and stop with exit code 3");
       cmd->add_option("--checkpoint-every", a->checkpoint_every,
                       "k-means iterations between checkpoints (default 10; also saved when k-means "
                       "ends)");
