@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,27 +16,16 @@
 
 #include "icp/hdf5.hpp"
 #include "icp/lookalike.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
+using Result = icp_test::ShellResult;
 
 Result run(const std::string& args) {
-  const std::string cmd = std::string(ICP_BINARY) + " " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  std::size_t got = 0;
-  while ((got = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return icp_test::shell(std::string(ICP_BINARY) + " " + args);
 }
 
 void write_file(const fs::path& p, const std::string& text) {
@@ -72,9 +61,10 @@ std::string job_text(const std::string& input, const std::string& output, int k 
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("icp_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-            "_" + std::to_string(::getpid()));
+    dir_ =
+        fs::temp_directory_path() /
+        ("icp_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+         "_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -84,8 +74,9 @@ class Cli : public ::testing::Test {
   fs::path accounts(std::int64_t rows = 3000) {
     const fs::path p = dir_ / "accounts.csv";
     if (!fs::exists(p)) {
-      const Result r = run("generate --quiet --rows " + std::to_string(rows) + " --seed 11 --output " +
-                           p.string() + " --truth " + (dir_ / "truth.csv").string());
+      const Result r =
+          run("generate --quiet --rows " + std::to_string(rows) + " --seed 11 --output " +
+              p.string() + " --truth " + (dir_ / "truth.csv").string());
       EXPECT_EQ(r.code, 0) << r.out;
     }
     return p;
@@ -152,7 +143,8 @@ TEST_F(Cli, RunWritesTheDocumentedLayout) {
   EXPECT_EQ(h.dims("/segments/centroids"), (std::vector<std::uint64_t>{6, d}));
   EXPECT_EQ(h.attr_int("/segments", "k"), 6);
   const auto size = h.read<std::int64_t>("/segments/size");
-  EXPECT_EQ(std::accumulate(size.begin(), size.end(), std::int64_t{0}), static_cast<std::int64_t>(n));
+  EXPECT_EQ(std::accumulate(size.begin(), size.end(), std::int64_t{0}),
+            static_cast<std::int64_t>(n));
   const auto dist = h.read<float>("/segments/distance");
   double inertia = 0;
   for (float x : dist) inertia += x;
@@ -223,7 +215,8 @@ TEST_F(Cli, SameBitsAtOneAndTwoThreads) {
   ASSERT_EQ(run("run -q --config " + j.string() + " --threads 1 --output " + a.string()).code, 0);
   ASSERT_EQ(run("run -q --config " + j.string() + " --threads 2 --output " + b.string()).code, 0);
   icp::h5::Reader ha(a.string()), hb(b.string());
-  EXPECT_EQ(ha.read<std::int32_t>("/segments/assignment"), hb.read<std::int32_t>("/segments/assignment"));
+  EXPECT_EQ(ha.read<std::int32_t>("/segments/assignment"),
+            hb.read<std::int32_t>("/segments/assignment"));
   EXPECT_EQ(ha.read<float>("/segments/centroids"), hb.read<float>("/segments/centroids"));
   EXPECT_EQ(ha.read<float>("/segments/distance"), hb.read<float>("/segments/distance"));
   EXPECT_EQ(ha.attr_double("/segments", "inertia"), hb.attr_double("/segments", "inertia"));
@@ -307,7 +300,8 @@ TEST_F(Cli, KOutOfRange) {
   const auto in = accounts(50);
   const auto j = job(job_text(in.string(), (dir_ / "out.h5").string()));
   expect_failure("run -q --config " + j.string() + " --k 0", {"--k", "at least 1"});
-  expect_failure("run -q --config " + j.string() + " --k 51", {"kmeans.k = 51", "50 accepted rows"});
+  expect_failure("run -q --config " + j.string() + " --k 51",
+                 {"kmeans.k = 51", "50 accepted rows"});
 }
 
 TEST_F(Cli, SeedRuleMatchingNothing) {

@@ -3,7 +3,6 @@
 // job with its message and no output. Built with -DICP_MPI=ON (scripts/test's release build);
 // elsewhere the tests say why they skip.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <array>
 #include <chrono>
@@ -15,29 +14,15 @@
 #include <string>
 #include <thread>
 
-#include "demo_job.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 
 #ifdef ICP_TEST_MPI
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result shell(const std::string& cmd) {
-  Result r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  std::size_t got = 0;
-  while ((got = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using icp_test::shell;
+using Result = icp_test::ShellResult;
 
 /// mpirun as CI runs it: as root, on loopback, more processes than cores allowed. Shared-memory
 /// single-copy (CMA) needs ptrace rights containers often lack; plain copies work everywhere.
@@ -46,12 +31,7 @@ std::string mpirun(int np) {
          " --oversubscribe --allow-run-as-root -np " + std::to_string(np) + " ";
 }
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("icp_mpi_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+using icp_test::fresh_dir;
 
 }  // namespace
 #endif
@@ -60,7 +40,7 @@ TEST(Mpi, TwoAndThreeProcessesWriteTheDatasetsOfOneProcess) {
 #ifndef ICP_TEST_MPI
   GTEST_SKIP() << "built without -DICP_MPI=ON (scripts/test's release build has it)";
 #else
-  const fs::path dir = fresh_dir("same");
+  const fs::path dir = fresh_dir("mpi_same");
   const fs::path job = icp_test::write_demo_job(dir);
   const std::string icp = ICP_BINARY;
   const std::string common = " run -q -c " + job.string();
@@ -92,7 +72,7 @@ TEST(Mpi, AFailingRankEndsTheJobWithItsMessageAndNoOutput) {
 #ifndef ICP_TEST_MPI
   GTEST_SKIP() << "built without -DICP_MPI=ON (scripts/test's release build has it)";
 #else
-  const fs::path dir = fresh_dir("fail");
+  const fs::path dir = fresh_dir("mpi_fail");
   const fs::path job = icp_test::write_demo_job(dir);
   const fs::path out = dir / "never.h5";
   const Result r = shell(mpirun(2) + ICP_BINARY + " run -q -c " + job.string() + " --input " +
@@ -111,7 +91,7 @@ TEST(Mpi, StoppedOnTwoProcessesResumedOnThreeWritesTheOneProcessFile) {
 #ifndef ICP_TEST_MPI
   GTEST_SKIP() << "built without -DICP_MPI=ON (scripts/test's release build has it)";
 #else
-  const fs::path dir = fresh_dir("resume");
+  const fs::path dir = fresh_dir("mpi_resume");
   const fs::path job = icp_test::write_long_kmeans_job(dir);
   const std::string icp = ICP_BINARY;
   const std::string base = " run -q --threads 1 -c " + job.string();
@@ -132,16 +112,11 @@ TEST(Mpi, StoppedOnTwoProcessesResumedOnThreeWritesTheOneProcessFile) {
     if (!appeared) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   const Result kill = shell("pkill -TERM -f '^" + icp + " run'");
-  std::string text;
-  std::array<char, 4096> buf{};
-  std::size_t got = 0;
-  while ((got = fread(buf.data(), 1, buf.size(), job_pipe)) > 0) text.append(buf.data(), got);
-  const int status = pclose(job_pipe);
-  ASSERT_TRUE(appeared) << "no checkpoint within 60 s:\n" << text;
+  const Result stopped = icp_test::drain(job_pipe);
+  ASSERT_TRUE(appeared) << "no checkpoint within 60 s:\n" << stopped.out;
   EXPECT_EQ(kill.code, 0) << "no icp rank to signal: " << kill.out;
-  ASSERT_TRUE(WIFEXITED(status)) << text;
-  EXPECT_EQ(WEXITSTATUS(status), 3) << text;
-  EXPECT_NE(text.find("state saved to"), std::string::npos) << text;
+  EXPECT_EQ(stopped.code, 3) << stopped.out;
+  EXPECT_NE(stopped.out.find("state saved to"), std::string::npos) << stopped.out;
   EXPECT_FALSE(fs::exists(out));
   const Result stage = shell("h5dump -a /stage " + ckpt.string());
   EXPECT_NE(stage.out.find("\"kmeans\""), std::string::npos) << stage.out;

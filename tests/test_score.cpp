@@ -21,22 +21,16 @@
 #include "icp/model_io.hpp"
 #include "icp/output.hpp"
 #include "icp/pipeline.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
 int run_icp(const std::string& args, std::string* output = nullptr) {
-  const std::string cmd = std::string(ICP_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return -1;
-  std::array<char, 4096> buf{};
-  std::size_t got = 0;
-  std::string out;
-  while ((got = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), got);
-  const int status = pclose(p);
-  if (output) *output = out;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const icp_test::ShellResult r = icp_test::shell(std::string(ICP_BINARY) + " " + args);
+  if (output) *output = r.out;
+  return r.code;
 }
 
 std::string job_text(const fs::path& input, const fs::path& output, const std::string& method) {

@@ -20,6 +20,7 @@
 #include "icp/parallel.hpp"
 #include "icp/pipeline.hpp"
 #include "icp/sweep.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 
@@ -333,22 +334,10 @@ TEST_F(SweepTest, RunJobWithKAutoUsesTheChosenK) {
   fs::remove_all(dir);
 }
 
-struct Cli {
-  int code = -1;
-  std::string out;
-};
+using Cli = icp_test::ShellResult;
 
 Cli run_cli(const std::string& args) {
-  const std::string cmd = std::string(ICP_BINARY) + " " + args + " 2>&1";
-  Cli r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  std::size_t got = 0;
-  while ((got = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return icp_test::shell(std::string(ICP_BINARY) + " " + args);
 }
 
 TEST_F(SweepTest, CommandWritesTableCsvAndHdf5) {
