@@ -111,7 +111,9 @@ TEST(Mpi, StoppedOnTwoProcessesResumedOnThreeWritesTheOneProcessFile) {
     appeared = fs::exists(ckpt);
     if (!appeared) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  const Result kill = shell("pkill -TERM -f '^" + icp + " run'");
+  // Only this test's ranks: their command line names this test's own output file (ctest runs
+  // other tests, with other icp processes, at the same time).
+  const Result kill = shell("pkill -TERM -f '^" + icp + " run .*--output " + out.string() + "'");
   const Result stopped = icp_test::drain(job_pipe);
   ASSERT_TRUE(appeared) << "no checkpoint within 60 s:\n" << stopped.out;
   EXPECT_EQ(kill.code, 0) << "no icp rank to signal: " << kill.out;
