@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "icp/error.hpp"
+#include "icp/sweep.hpp"
 
 #ifndef ICP_VERSION
 #define ICP_VERSION "0.0.0"
@@ -33,9 +34,12 @@ std::string utc_now() {
 
 const char* kind_name(FeatureKind k) {
   switch (k) {
-    case FeatureKind::numeric: return "numeric";
-    case FeatureKind::flag: return "flag";
-    case FeatureKind::onehot: return "onehot";
+    case FeatureKind::numeric:
+      return "numeric";
+    case FeatureKind::flag:
+      return "flag";
+    case FeatureKind::onehot:
+      return "onehot";
   }
   return "numeric";
 }
@@ -68,9 +72,15 @@ void write_features(const RunResult& r, h5::Writer& w) {
       level_feature.push_back(static_cast<std::int64_t>(j));
     }
   }
-  t.fields = {{"name", r.normalizer.names()}, {"column", col},     {"kind", kind},
-              {"transform", transform},       {"center", center},  {"scale", scale},
-              {"impute", impute},             {"weight", weight},  {"offset", offset}};
+  t.fields = {{"name", r.normalizer.names()},
+              {"column", col},
+              {"kind", kind},
+              {"transform", transform},
+              {"center", center},
+              {"scale", scale},
+              {"impute", impute},
+              {"weight", weight},
+              {"offset", offset}};
   w.write_table("/features/normalizer", t);
   w.write_strings("/features/levels", levels);
   w.write("/features/level_feature", sp(level_feature));
@@ -97,8 +107,11 @@ void write_segments(const RunResult& r, h5::Writer& w) {
     changed.push_back(s.changed);
     secs.push_back(s.seconds);
   }
-  h.fields = {{"iteration", it}, {"inertia", inertia}, {"shift", shift},
-              {"changed", changed}, {"seconds", secs}};
+  h.fields = {{"iteration", it},
+              {"inertia", inertia},
+              {"shift", shift},
+              {"changed", changed},
+              {"seconds", secs}};
   w.write_table("/segments/history", h);
 }
 
@@ -114,7 +127,8 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
   w.write("/lookalike/nearest_seed", sp(la.nearest_seed));
   std::vector<std::string> nearest_id(la.nearest_seed.size());
   for (std::size_t i = 0; i < nearest_id.size(); ++i)
-    if (la.nearest_seed[i] >= 0) nearest_id[i] = r.ids[static_cast<std::size_t>(la.nearest_seed[i])];
+    if (la.nearest_seed[i] >= 0)
+      nearest_id[i] = r.ids[static_cast<std::size_t>(la.nearest_seed[i])];
   w.write_strings("/lookalike/nearest_seed_id", nearest_id);
   w.write("/lookalike/nearest_seed_distance", sp(la.nearest_seed_distance));
   w.write("/lookalike/knn_similarity", sp(la.knn_similarity));
@@ -141,9 +155,9 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
     lift.push_back(b.lift_at_10);
     weight.push_back(b.weight);
   }
-  bt.fields = {{"method", method},         {"auc", auc},           {"recall_at_1", r1},
-               {"recall_at_5", r5},        {"recall_at_10", r10},  {"recall_at_25", r25},
-               {"lift_at_10", lift},       {"weight", weight}};
+  bt.fields = {{"method", method},   {"auc", auc},          {"recall_at_1", r1},
+               {"recall_at_5", r5},  {"recall_at_10", r10}, {"recall_at_25", r25},
+               {"lift_at_10", lift}, {"weight", weight}};
   w.write_table("/lookalike/backtest", bt);
   w.attr("/lookalike/backtest", "holdout", r.config.lookalike.holdout);
   w.write("/lookalike/model/coef", sp(la.model_coef));
@@ -183,13 +197,13 @@ void write_icp(const RunResult& r, h5::Writer& w) {
     desc.push_back(s.description);
   }
   h5::Table t;
-  t.fields = {{"segment", seg},          {"size", size},
-              {"share", share},          {"seed_count", seeds},
-              {"seed_rate", rate},       {"lift", lift},
-              {"negative_count", neg},   {"negative_rate", neg_rate},
-              {"value_mean", vmean},     {"value_median", vmed},
-              {"value_total", vtot},     {"icp_rank", rank},
-              {"label", label},          {"description", desc}};
+  t.fields = {{"segment", seg},        {"size", size},
+              {"share", share},        {"seed_count", seeds},
+              {"seed_rate", rate},     {"lift", lift},
+              {"negative_count", neg}, {"negative_rate", neg_rate},
+              {"value_mean", vmean},   {"value_median", vmed},
+              {"value_total", vtot},   {"icp_rank", rank},
+              {"label", label},        {"description", desc}};
   w.write_table("/icp/summary", t);
   w.attr("/icp", "base_seed_rate", r.summary.base_seed_rate);
   w.attr("/icp", "value_column", r.config.value_column);
@@ -218,10 +232,10 @@ void write_icp(const RunResult& r, h5::Writer& w) {
         clift.push_back(l.lift);
       }
   }
-  num.fields = {{"segment", nseg}, {"column", ncol}, {"median", med}, {"q1", q1},
+  num.fields = {{"segment", nseg}, {"column", ncol}, {"median", med},        {"q1", q1},
                 {"q3", q3},        {"mean", mean},   {"missing_share", miss}};
-  cat.fields = {{"segment", cseg}, {"column", ccol}, {"level", clevel},
-                {"share", cshare}, {"lift", clift}};
+  cat.fields = {
+      {"segment", cseg}, {"column", ccol}, {"level", clevel}, {"share", cshare}, {"lift", clift}};
   w.write_table("/icp/profiles/numeric", num);
   w.write_table("/icp/profiles/categorical", cat);
 }
@@ -298,6 +312,10 @@ void write_results(const RunResult& r, h5::Writer& w) {
   w.write("/accounts/source_line", sp(r.source_line));
   write_features(r, w);
   write_segments(r, w);
+  if (!r.k_auto.empty()) {
+    // The evidence behind kmeans.k = "auto": every run of its sweep (chosen_k among its attrs).
+    write_sweep(r.k_auto, r.k_auto_options, w);
+  }
   write_lookalike(r, w);
   write_icp(r, w);
   write_run(r, w);
@@ -310,7 +328,8 @@ void write_top_csv(const RunResult& r, const std::string& path, std::int64_t top
     if (!out) throw Error(path + ": cannot write the top-N CSV (folder missing or not writable)");
     out << "rank,id,score,tier,segment,reason_1,reason_2,reason_3\n";  // prospects: seeds skipped
     const auto names = r.normalizer.names();
-    for (std::size_t i : top_prospects(r.lookalike.rank, r.is_seed, static_cast<std::size_t>(top_n))) {
+    for (std::size_t i :
+         top_prospects(r.lookalike.rank, r.is_seed, static_cast<std::size_t>(top_n))) {
       out << r.lookalike.rank[i] << ',' << csv_field(r.ids[i]) << ','
           << fmt::format("{:.2f}", r.lookalike.score[i]) << ',' << char(r.lookalike.tier[i]) << ','
           << r.kmeans.assignment[i];
@@ -385,10 +404,11 @@ std::vector<std::size_t> summary_order(const h5::Table& t) {
 std::string inspect_text(const std::string& path, int top) {
   const Stored s = load(path);
   std::string o;
-  o += fmt::format("{}\n  rows read {}  accepted {}  quarantined {}  seeds {}  segments {}  "
-                   "k-means iterations {}  inertia {:.6g}\n\n",
-                   path, s.rows_read, s.rows_accepted, s.rows_quarantined, s.seeds, s.k,
-                   s.iterations, s.inertia);
+  o += fmt::format(
+      "{}\n  rows read {}  accepted {}  quarantined {}  seeds {}  segments {}  "
+      "k-means iterations {}  inertia {:.6g}\n\n",
+      path, s.rows_read, s.rows_accepted, s.rows_quarantined, s.seeds, s.k, s.iterations,
+      s.inertia);
   o += "ICP segments (best first)\n";
   o += fmt::format("  {:>4} {:>4} {:>8} {:>6} {:>6} {:>9} {:>6} {:>10}  {:<12} {}\n", "rank", "seg",
                    "size", "share", "seeds", "seed_rate", "lift", "value_med", "label",

@@ -245,7 +245,9 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
     r.config.kmeans.k = k;
   } else if (config.k_auto) {
     t0 = Clock::now();
-    k = choose_k(run_sweep(x, k_auto_options(config, n)));
+    r.k_auto_options = k_auto_options(config, n);
+    r.k_auto = run_sweep(x, r.k_auto_options);
+    k = choose_k(r.k_auto);
     r.config.kmeans.k = k;
     stage("k-auto", static_cast<std::int64_t>(n), t0);
   }

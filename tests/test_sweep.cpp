@@ -17,6 +17,7 @@
 #include "icp/error.hpp"
 #include "icp/hdf5.hpp"
 #include "icp/metrics.hpp"
+#include "icp/output.hpp"
 #include "icp/parallel.hpp"
 #include "icp/pipeline.hpp"
 #include "icp/sweep.hpp"
@@ -331,6 +332,22 @@ TEST_F(SweepTest, RunJobWithKAutoUsesTheChosenK) {
   bool staged = false;
   for (const auto& s : r.stages) staged = staged || s.name == "k-auto";
   EXPECT_TRUE(staged);
+  // The results file keeps the sweep the choice came from: one run per k of k_min..k_max.
+  const fs::path out = dir / "auto.h5";
+  {
+    icp::h5::Writer w(out.string());
+    icp::write_results(r, w);
+    w.commit();
+  }
+  const icp::h5::Reader rd(out.string());
+  ASSERT_TRUE(rd.is_dataset("/sweep"));
+  EXPECT_EQ(rd.attr_int("/sweep", "chosen_k"), 4);
+  const icp::h5::Table t = rd.read_table("/sweep");
+  std::vector<std::int64_t> ks;
+  for (const auto& f : t.fields)
+    if (f.name == "k") ks = std::get<std::vector<std::int64_t>>(f.values);
+  EXPECT_EQ(ks, (std::vector<std::int64_t>{2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(choose_k(r.k_auto), 4);
   fs::remove_all(dir);
 }
 

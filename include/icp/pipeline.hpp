@@ -14,6 +14,7 @@
 #include "icp/normalize.hpp"
 #include "icp/reduce.hpp"
 #include "icp/summary.hpp"
+#include "icp/sweep.hpp"
 #include "icp/table.hpp"
 
 namespace icp {
@@ -41,6 +42,10 @@ struct RunResult {
   std::vector<std::uint8_t> is_negative;  ///< empty when no negative rule
   std::int64_t seed_ids_unmatched = 0;    ///< ids in seeds.ids_file not found in the input
   LookalikeResult lookalike;
+  /// With kmeans.k = "auto": every run of the sweep the rule chose from, and its settings
+  /// (written to /sweep in the results file); empty otherwise.
+  std::vector<SweepRow> k_auto;
+  SweepOptions k_auto_options;
   IcpSummary summary;
   std::vector<StageTiming> stages;
   int threads = 1;    ///< per process
