@@ -92,7 +92,8 @@ MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, in
     self_seed[seed_rows[s]] = static_cast<std::int64_t>(s);
   }
   MethodScores out;
-  out.knn = knn_to_seeds(x, seeds.view(), self_seed, options.neighbors);
+  out.knn = options.knn ? options.knn(x, seeds.view(), self_seed, options.neighbors)
+                        : knn_to_seeds(x, seeds.view(), self_seed, options.neighbors);
   // knn reports seed indices; callers want rows of x.
   for (std::int64_t& idx : out.knn.index) {
     if (idx >= 0) idx = static_cast<std::int64_t>(seed_rows[static_cast<std::size_t>(idx)]);

@@ -136,6 +136,71 @@ KMeansResult fit_segments(MatrixView x, KMeansOptions kopt, Reducer& reducer) {
   return km;
 }
 
+/// The lookalike stage on several processes: rank 0 runs it and hands each nearest-seed search
+/// (the stage's largest part) to all processes, which score their own run of rows. Rows are
+/// scored independently in the same 256-row blocks, so the result has one process's bits.
+constexpr std::int64_t kLookalikeStop = 0;
+constexpr std::int64_t kLookalikeGo = 1;
+constexpr std::int64_t kKnnDone = 0;
+constexpr std::int64_t kKnnRequest = 1;
+
+/// One nearest-seed search over every process's rows; `request` = {command, seeds, d,
+/// neighbours} as rank 0 broadcast it, `seeds` and `self_seed` significant on rank 0 only.
+KnnResult knn_request(Reducer& reducer, MatrixView mine, std::size_t total_rows,
+                      const std::int64_t* request, const float* seeds_root,
+                      std::span<const std::int64_t> self_seed_root) {
+  const bool root = reducer.rank() == 0;
+  Matrix seeds(static_cast<std::size_t>(request[1]), static_cast<std::size_t>(request[2]));
+  if (root) std::copy_n(seeds_root, seeds.storage().size(), seeds.data());
+  reducer.broadcast(std::span<float>(seeds.storage()));
+  // Which rows are seeds themselves (never their own neighbour), as (row, seed) pairs.
+  std::vector<std::int64_t> pairs;
+  if (root) {
+    for (std::size_t i = 0; i < self_seed_root.size(); ++i) {
+      if (self_seed_root[i] < 0) continue;
+      pairs.push_back(static_cast<std::int64_t>(i));
+      pairs.push_back(self_seed_root[i]);
+    }
+  }
+  std::int64_t count = static_cast<std::int64_t>(pairs.size());
+  reducer.broadcast(std::span<std::int64_t>(&count, 1));
+  pairs.resize(static_cast<std::size_t>(count));
+  reducer.broadcast(std::span<std::int64_t>(pairs));
+  const RowRange range = chunk_rows_of(total_rows, reducer.rank(), reducer.size());
+  std::vector<std::int64_t> self(range.rows, -1);
+  for (std::size_t t = 0; t + 1 < pairs.size(); t += 2) {
+    const auto row = static_cast<std::size_t>(pairs[t]);
+    if (row >= range.begin && row < range.begin + range.rows)
+      self[row - range.begin] = pairs[t + 1];
+  }
+  const KnnResult part = knn_to_seeds(mine, seeds.view(), self, static_cast<int>(request[3]));
+  // Seed indices fit int32 (a seed matrix of 2^31 rows would not fit in memory anyway).
+  const std::vector<std::int32_t> index32(part.index.begin(), part.index.end());
+  KnnResult all;
+  all.k = part.k;
+  const std::vector<std::int32_t> index = reducer.gather(std::span<const std::int32_t>(index32));
+  all.index.assign(index.begin(), index.end());
+  all.distance = reducer.gather(std::span<const float>(part.distance));
+  all.mean = reducer.gather(std::span<const double>(part.mean));
+  return all;
+}
+
+/// The other processes' side of the lookalike stage: their rows, then each search rank 0 asks
+/// for, until it says the stage is over (or that the job stops before it).
+void serve_lookalike(Reducer& reducer) {
+  std::int64_t head[3] = {0, 0, 0};
+  reducer.broadcast(std::span<std::int64_t>(head, 3));
+  if (head[0] == kLookalikeStop) throw Interrupted("stopped on request after the kmeans stage");
+  const auto n = static_cast<std::size_t>(head[1]);
+  const Matrix mine = reducer.scatter_rows(MatrixView{}, n, static_cast<std::size_t>(head[2]));
+  for (;;) {
+    std::int64_t request[4] = {0, 0, 0, 0};
+    reducer.broadcast(std::span<std::int64_t>(request, 4));
+    if (request[0] == kKnnDone) return;
+    (void)knn_request(reducer, mine.view(), n, request, nullptr, {});
+  }
+}
+
 }  // namespace
 
 RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer& reducer,
@@ -148,7 +213,6 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
     r.threads = threads();
     r.processes = reducer.size();
     const JobCheckpoint* resume = control.resume;
-    if (resume != nullptr && resume->stage == CheckpointStage::segments) return r;
     KMeansOptions kopt = config.kmeans;
     kopt.seed = config.seed;
     if (resume != nullptr) kopt.resume = &resume->kmeans;
@@ -157,14 +221,21 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
       kopt.on_checkpoint = [](const KMeansCheckpoint&) {};
     }
     kopt.stop_requested = control.stop_requested;
-    r.kmeans = fit_segments(MatrixView{}, kopt, reducer);
+    if (resume == nullptr || resume->stage != CheckpointStage::segments)
+      r.kmeans = fit_segments(MatrixView{}, kopt, reducer);
+    serve_lookalike(reducer);
     return r;
   }
   RunResult r;
   r.config = config;
   r.threads = threads();
   r.processes = reducer.size();
-  auto stage = [&](const char* name, std::int64_t rows, Clock::time_point t0) {
+  auto stop_after = [&](const char* name) {
+    if (control.stop_requested && control.stop_requested())
+      throw Interrupted(std::string("stopped on request after the ") + name + " stage");
+  };
+  auto stage = [&](const char* name, std::int64_t rows, Clock::time_point t0,
+                   bool may_stop = true) {
     StageTiming s;
     s.name = name;
     s.rows = rows;
@@ -172,8 +243,7 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
     r.stages.push_back(s);
     if (progress.on_stage) progress.on_stage(s);
     // Between stages is the other place a stop request is honoured (k-means polls per iteration).
-    if (control.stop_requested && control.stop_requested())
-      throw Interrupted(std::string("stopped on request after the ") + name + " stage");
+    if (may_stop) stop_after(name);
   };
   const JobCheckpoint* resume = control.resume;
   const std::string job_print = control.save || resume ? job_fingerprint(config) : std::string();
@@ -303,11 +373,34 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
       control.save(c);
     }
   }
-  stage("kmeans", static_cast<std::int64_t>(n), t0);
-
-  t0 = Clock::now();
-  r.lookalike = score_lookalike(x, r.kmeans.assignment, k, r.is_seed, r.is_negative,
-                                lookalike_options(config));
+  if (reducer.size() == 1) {
+    stage("kmeans", static_cast<std::int64_t>(n), t0);
+    t0 = Clock::now();
+    r.lookalike = score_lookalike(x, r.kmeans.assignment, k, r.is_seed, r.is_negative,
+                                  lookalike_options(config));
+  } else {
+    // The other processes wait to learn whether lookalike follows: the stop check is made once,
+    // here, so they are never left waiting for a stage that will not come.
+    stage("kmeans", static_cast<std::int64_t>(n), t0, false);
+    const bool stopping = control.stop_requested && control.stop_requested();
+    std::int64_t head[3] = {stopping ? kLookalikeStop : kLookalikeGo, static_cast<std::int64_t>(n),
+                            static_cast<std::int64_t>(x.cols())};
+    reducer.broadcast(std::span<std::int64_t>(head, 3));
+    if (stopping) throw Interrupted("stopped on request after the kmeans stage");
+    t0 = Clock::now();
+    const Matrix mine = reducer.scatter_rows(x.view(), n, x.cols());
+    LookalikeOptions lopt = lookalike_options(config);
+    lopt.knn = [&](MatrixView, MatrixView reference, std::span<const std::int64_t> self_seed,
+                   int neighbors) {
+      std::int64_t request[4] = {kKnnRequest, static_cast<std::int64_t>(reference.rows),
+                                 static_cast<std::int64_t>(reference.cols), neighbors};
+      reducer.broadcast(std::span<std::int64_t>(request, 4));
+      return knn_request(reducer, mine.view(), n, request, reference.data, self_seed);
+    };
+    r.lookalike = score_lookalike(x, r.kmeans.assignment, k, r.is_seed, r.is_negative, lopt);
+    std::int64_t done[4] = {kKnnDone, 0, 0, 0};
+    reducer.broadcast(std::span<std::int64_t>(done, 4));
+  }
   stage("lookalike", static_cast<std::int64_t>(n), t0);
 
   t0 = Clock::now();

@@ -24,6 +24,9 @@ class LocalReducer final : public Reducer {
   std::vector<float> gather(std::span<const float> local) override {
     return {local.begin(), local.end()};
   }
+  std::vector<double> gather(std::span<const double> local) override {
+    return {local.begin(), local.end()};
+  }
   std::vector<std::int32_t> gather(std::span<const std::int32_t> local) override {
     return {local.begin(), local.end()};
   }

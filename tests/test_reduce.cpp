@@ -50,6 +50,7 @@ class SimReducer final : public icp::Reducer {
     return m;
   }
   std::vector<float> gather(std::span<const float> local) override { return concat(local); }
+  std::vector<double> gather(std::span<const double> local) override { return concat(local); }
   std::vector<std::int32_t> gather(std::span<const std::int32_t> local) override {
     return concat(local);
   }

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -22,6 +23,13 @@ enum class LookalikeMethod {
 /// "knn", "segment", "model" or "ensemble".
 const char* to_string(LookalikeMethod method) noexcept;
 
+struct KnnResult {
+  std::size_t k = 0;                ///< columns: min(neighbors, seeds)
+  std::vector<std::int64_t> index;  ///< n * k, seed indices
+  std::vector<float> distance;      ///< n * k, exact squared distances (rounded from float64)
+  std::vector<double> mean;         ///< n, mean of the row's valid distances (float64)
+};
+
 struct LookalikeOptions {
   int neighbors = 10;  ///< seeds averaged by knn
   /// knn compares every account with at most this many seeds (0 = all): a seeded uniform sample
@@ -38,6 +46,12 @@ struct LookalikeOptions {
   double holdout = 0.2;  ///< backtest: share of seeds held out (0 = no backtest)
   std::uint64_t seed = 42;
   LookalikeMethod method = LookalikeMethod::ensemble;
+  /// Computes knn_to_seeds(x, seeds, self_seed, neighbors) for every row of x; null = here. The
+  /// MPI run plugs in one that splits the rows between processes (same bits: rows are scored
+  /// independently, in the same 256-row blocks).
+  std::function<KnnResult(MatrixView x, MatrixView seeds, std::span<const std::int64_t> self_seed,
+                          int neighbors)>
+      knn;
 };
 
 /// Quality of one method on seeds it did not see. Population: held-out seeds (positives) and
@@ -126,12 +140,6 @@ LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t
 /// not count (a seed is never its own neighbour), or -1; may be empty (no exclusion).
 /// Per row, neighbours are sorted by exact float64 squared distance, ties to the lower seed
 /// index; slots beyond the available seeds hold index -1 and distance +inf.
-struct KnnResult {
-  std::size_t k = 0;                ///< columns: min(neighbors, seeds)
-  std::vector<std::int64_t> index;  ///< n * k, seed indices
-  std::vector<float> distance;      ///< n * k, exact squared distances (rounded from float64)
-  std::vector<double> mean;         ///< n, mean of the row's valid distances (float64)
-};
 KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int64_t> self_seed,
                        int neighbors);
 

@@ -75,8 +75,9 @@ struct RunControl {
 /// Runs the job in memory. Throws icp::Error (or a subclass) for anything the user can fix.
 /// With several processes (`reducer.size() > 1`, e.g. under mpirun) every process calls it with
 /// the same job: rank 0 reads, normalizes, scores and returns the full result; the k-means
-/// iterations are split between all processes (docs/scaling.md), with the bits of a
-/// one-process run. Other ranks return a result holding only `kmeans`.
+/// iterations and the lookalike nearest-seed search are split between all processes
+/// (docs/scaling.md), with the bits of a one-process run. Other ranks return a result holding
+/// only `kmeans`.
 RunResult run_job(const JobConfig& config, const RunProgress& progress = {},
                   Reducer& reducer = local_reducer(), const RunControl& control = {});
 

@@ -35,6 +35,7 @@ class Reducer {
   /// Every process's rows concatenated in rank order, on every process.
   virtual Matrix gather_rows(MatrixView local) = 0;
   virtual std::vector<float> gather(std::span<const float> local) = 0;
+  virtual std::vector<double> gather(std::span<const double> local) = 0;
   virtual std::vector<std::int32_t> gather(std::span<const std::int32_t> local) = 0;
   /// Rows of `all` (significant on rank 0 only; `total_rows` x `cols` everywhere) split into
   /// the chunk-aligned runs of chunk_rows_of; each process gets its own run.

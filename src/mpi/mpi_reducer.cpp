@@ -65,6 +65,11 @@ class MpiReducer final : public Reducer {
     allgatherv(local.data(), local.size(), out, MPI_FLOAT, "gather");
     return out;
   }
+  std::vector<double> gather(std::span<const double> local) override {
+    std::vector<double> out;
+    allgatherv(local.data(), local.size(), out, MPI_DOUBLE, "gather");
+    return out;
+  }
   std::vector<std::int32_t> gather(std::span<const std::int32_t> local) override {
     std::vector<std::int32_t> out;
     allgatherv(local.data(), local.size(), out, MPI_INT32_T, "gather");
