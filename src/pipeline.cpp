@@ -230,6 +230,7 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
   r.config = config;
   r.threads = threads();
   r.processes = reducer.size();
+  bool others_done = false;  // several processes: they have left run_job
   auto stop_after = [&](const char* name) {
     if (control.stop_requested && control.stop_requested())
       throw Interrupted(std::string("stopped on request after the ") + name + " stage");
@@ -243,7 +244,8 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
     r.stages.push_back(s);
     if (progress.on_stage) progress.on_stage(s);
     // Between stages is the other place a stop request is honoured (k-means polls per iteration).
-    if (may_stop) stop_after(name);
+    // With several processes only once the others are done: they would wait for rank 0 forever.
+    if (may_stop && (reducer.size() == 1 || others_done)) stop_after(name);
   };
   const JobCheckpoint* resume = control.resume;
   const std::string job_print = control.save || resume ? job_fingerprint(config) : std::string();
@@ -400,6 +402,7 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
     r.lookalike = score_lookalike(x, r.kmeans.assignment, k, r.is_seed, r.is_negative, lopt);
     std::int64_t done[4] = {kKnnDone, 0, 0, 0};
     reducer.broadcast(std::span<std::int64_t>(done, 4));
+    others_done = true;
   }
   stage("lookalike", static_cast<std::int64_t>(n), t0);
 

@@ -99,6 +99,7 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
   const std::string checkpoint_path = !a.checkpoint.empty() ? a.checkpoint : a.resume;
   JobCheckpoint resumed;
   RunControl control;
+  bool saved = !a.resume.empty();  // whether checkpoint_path holds a state to continue from
   if (!a.resume.empty()) {
     resumed = load_checkpoint(a.resume);
     control.resume = &resumed;
@@ -108,6 +109,7 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
     control.checkpoint_every = a.checkpoint_every;
     control.save = [&, root](const JobCheckpoint& c) {
       if (root) save_checkpoint(checkpoint_path, c);
+      saved = true;
     };
     control.stop_requested = [] { return g_stop_signal != 0; };
     catch_stop_signals();
@@ -147,6 +149,12 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
   try {
     result = run_job(job, progress, reducer, control);
   } catch (const Interrupted& e) {
+    if (!saved) {
+      // Stopped before k-means wrote anything: there is nothing to continue from.
+      std::fprintf(stderr, "icp: stopped by signal %d: %s; no state saved yet, run it again\n",
+                   g_stop_signal, e.what());
+      return kExitStopped;
+    }
     std::fprintf(stderr, "icp: stopped by signal %d: %s; state saved to %s\n", g_stop_signal,
                  e.what(), checkpoint_path.c_str());
     std::fprintf(stderr, "  continue with: icp run -c %s --resume %s\n", a.config.c_str(),
