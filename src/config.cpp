@@ -303,6 +303,7 @@ void read_rest(Section& root, const toml::table& empty, const std::string& origi
     s.get("init_file", c.kmeans_init_file);
     c.kmeans_init_file = resolve_path(base, c.kmeans_init_file);
     s.get("init_dataset", c.kmeans_init_dataset);
+    s.get("weight_column", c.kmeans_weight_column);
     if (c.kmeans.init == KMeansInit::file) {
       if (c.kmeans_init_file.empty()) s.fail("init", "init = \"file\" needs kmeans.init_file");
       if (c.k_auto) s.fail("init", "init = \"file\" needs a fixed k, not k = \"auto\"");
@@ -494,6 +495,8 @@ std::string to_toml(const JobConfig& c) {
     o << "init_file = " << quoted(c.kmeans_init_file)
       << "\ninit_dataset = " << quoted(c.kmeans_init_dataset) << "\n";
   if (c.kmeans.batch_size > 0) o << "batch_size = " << c.kmeans.batch_size << "\n";
+  if (!c.kmeans_weight_column.empty())
+    o << "weight_column = " << quoted(c.kmeans_weight_column) << "\n";
   o << "\n[lookalike]\nneighbors = " << c.lookalike.neighbors
     << "\nknn_max_seeds = " << c.lookalike.knn_max_seeds << "\nmethod = \""
     << to_string(c.lookalike.method)

@@ -86,30 +86,45 @@ void validate_options(const KMeansOptions& options) {
   }
 }
 
-std::vector<double> column_means(MatrixView x, Reducer& reducer) {
+std::vector<double> column_means(MatrixView x, Reducer& reducer, std::span<const float> weight) {
   const std::size_t n = x.rows;
   const std::size_t d = x.cols;
+  const bool weighted_rows = !weight.empty();
+  const std::size_t width = d + (weighted_rows ? 1 : 0);  // with weights: the chunk's weight last
   const std::size_t chunks = chunk_count(n);
-  std::vector<double> partial(chunks * d, 0.0);
+  std::vector<double> partial(chunks * width, 0.0);
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
-    double* sums = partial.data() + static_cast<std::size_t>(ci) * d;
+    double* sums = partial.data() + static_cast<std::size_t>(ci) * width;
     const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
     const std::size_t end = std::min(n, begin + kReduceChunkRows);
     for (std::size_t i = begin; i < end; ++i) {
       const float* row = x.row(i);
-      for (std::size_t j = 0; j < d; ++j) sums[j] += static_cast<double>(row[j]);
+      if (weighted_rows) {
+        const double w = static_cast<double>(weight[i]);
+        for (std::size_t j = 0; j < d; ++j) sums[j] += w * static_cast<double>(row[j]);
+        sums[d] += w;
+      } else {
+        for (std::size_t j = 0; j < d; ++j) sums[j] += static_cast<double>(row[j]);
+      }
     }
   }
-  const std::vector<double> all = reducer.gather_chunks(std::move(partial), d);
-  std::vector<double> mean(d, 0.0);
-  for (std::size_t ci = 0; d > 0 && ci < all.size() / d; ++ci) {
-    for (std::size_t j = 0; j < d; ++j) mean[j] += all[ci * d + j];
+  const std::vector<double> all = reducer.gather_chunks(std::move(partial), width);
+  std::vector<double> total(width, 0.0);
+  for (std::size_t ci = 0; width > 0 && ci < all.size() / width; ++ci) {
+    for (std::size_t j = 0; j < width; ++j) total[j] += all[ci * width + j];
   }
-  std::int64_t count = static_cast<std::int64_t>(n);
-  reducer.sum(std::span<std::int64_t>(&count, 1));
-  if (count > 0) {
-    for (double& m : mean) m /= static_cast<double>(count);
+  std::vector<double> mean(total.begin(), total.begin() + static_cast<std::ptrdiff_t>(d));
+  double denominator = 0.0;
+  if (weighted_rows) {
+    denominator = total[d];
+  } else {
+    std::int64_t count = static_cast<std::int64_t>(n);
+    reducer.sum(std::span<std::int64_t>(&count, 1));
+    denominator = static_cast<double>(count);
+  }
+  if (denominator > 0.0) {
+    for (double& m : mean) m /= denominator;
   }
   return mean;
 }
@@ -127,6 +142,29 @@ Matrix centre_rows(MatrixView x, std::span<const double> offset) {
     }
   }
   return out;
+}
+
+void check_weights(const KMeansOptions& options, std::size_t rows, Reducer& reducer) {
+  const std::vector<float>& w = options.sample_weight;
+  if (w.empty()) return;
+  if (w.size() != rows) {
+    throw Error(fmt::format("k-means: sample_weight has {} values for {} rows", w.size(), rows));
+  }
+  if (options.algorithm == KMeansAlgorithm::minibatch) {
+    throw Error("k-means: sample weights are not supported by minibatch (use an exact algorithm)");
+  }
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if (!std::isfinite(w[i]) || w[i] < 0.0f) {
+      throw Error(
+          fmt::format("k-means: sample_weight of row {} is {} (weights must be finite "
+                      "and >= 0)",
+                      i + 1, w[i]));
+    }
+  }
+  // Whether any row carries weight, over every process (a sum of 0/1 flags is exact).
+  std::int64_t positive = std::any_of(w.begin(), w.end(), [](float v) { return v > 0.0f; });
+  reducer.sum(std::span<std::int64_t>(&positive, 1));
+  if (positive == 0) throw Error("k-means: every sample_weight is 0");
 }
 
 KMeansAlgorithm resolve_algorithm(KMeansAlgorithm requested, std::size_t d,
@@ -316,6 +354,7 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
     run.state.assignment.assign(xc.rows(), -1);
     run.state.distance.assign(xc.rows(), 0.0f);
   }
+  run.state.weight = options.sample_weight;
   if (minibatch) {
     run.converged =
         minibatch_run(xc.view(), run.state, options, restart, seed, reducer, run.history);
@@ -358,8 +397,9 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
     }
   }
   // Report labels and distances against the centres actually returned.
-  const AssignStats final_assign = assign_rows(xc.view(), run.state.centroids.view(),
-                                               run.state.assignment, run.state.distance, false);
+  const AssignStats final_assign =
+      assign_rows(xc.view(), run.state.centroids.view(), run.state.assignment, run.state.distance,
+                  false, options.sample_weight);
   run.inertia = global_stats(final_assign, reducer).inertia;
   return run;
 }
@@ -380,7 +420,8 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
     }
     check_finite(c.view(), "the initial centroids");
   }
-  const std::vector<double> mean = column_means(x, reducer);
+  check_weights(options, x.rows, reducer);
+  const std::vector<double> mean = column_means(x, reducer, options.sample_weight);
   const Matrix xc = centre_rows(x, mean);
 
   const KMeansCheckpoint* resume = options.resume;

@@ -94,7 +94,8 @@ double squared_distance(const float* a, const float* b, std::size_t d) noexcept 
 }
 
 AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int32_t> assignment,
-                        std::span<float> distance, bool track_changes) {
+                        std::span<float> distance, bool track_changes,
+                        std::span<const float> weight) {
   const std::size_t n = xc.rows;
   const std::size_t d = xc.cols;
   const PackedCentres packed = pack_centres(centroids);
@@ -131,7 +132,7 @@ AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int3
           if (track_changes && assignment[row] != label) ++changed;
           assignment[row] = label;
           distance[row] = dist;
-          inertia += static_cast<double>(dist);
+          inertia += weighted(weight, row, dist);
         }
       }
       chunk_inertia[static_cast<std::size_t>(ci)] = inertia;

@@ -124,7 +124,8 @@ class HamerlyPolicy final : public StepPolicy {
         }
         // Summed in row order, as assign_rows does, so the inertia has the same bits.
         double inertia = 0.0;
-        for (std::size_t i = begin; i < end; ++i) inertia += static_cast<double>(state.distance[i]);
+        for (std::size_t i = begin; i < end; ++i)
+          inertia += weighted(state.weight, i, state.distance[i]);
         chunk_inertia[static_cast<std::size_t>(ci)] = inertia;
         chunk_changed[static_cast<std::size_t>(ci)] = changed;
       }

@@ -37,9 +37,14 @@ inline constexpr std::size_t kUpdateWaveChunks = 64;
 /// non-finite value (1-based position).
 void validate_data(MatrixView x, int k, std::size_t total_rows);
 void validate_options(const KMeansOptions& options);
+/// Throws icp::Error unless sample_weight is empty or holds `rows` finite values >= 0, some
+/// positive on some process, with an exact algorithm (minibatch takes no weights).
+void check_weights(const KMeansOptions& options, std::size_t rows, Reducer& reducer);
 
-/// Column means in float64 (fixed chunks, chunk-order combine, then reducer.sum).
-std::vector<double> column_means(MatrixView x, Reducer& reducer);
+/// Column means in float64 (fixed chunks, global chunk-order combine), weighted when `weight`
+/// is not empty.
+std::vector<double> column_means(MatrixView x, Reducer& reducer,
+                                 std::span<const float> weight = {});
 
 /// float32 copy of x with `offset` (one value per column) subtracted in float64.
 Matrix centre_rows(MatrixView x, std::span<const double> offset);
@@ -106,31 +111,35 @@ AssignStats global_stats(const AssignStats& local, Reducer& reducer);
 /// exact float64 distance of the chosen pair. With track_changes the labels held in
 /// `assignment` on entry are compared against the new ones. Local to this process.
 AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int32_t> assignment,
-                        std::span<float> distance, bool track_changes);
+                        std::span<float> distance, bool track_changes,
+                        std::span<const float> weight = {});
 
 /// Per-cluster float64 coordinate sums (k x d, row-major) and counts.
 struct ClusterSums {
   std::size_t k = 0;
   std::size_t d = 0;
-  std::vector<double> sums;
-  std::vector<std::int64_t> counts;
+  std::vector<double> sums;          ///< weighted when there are weights
+  std::vector<std::int64_t> counts;  ///< rows (weights aside: a cluster is empty without rows)
+  std::vector<double> weight_sums;   ///< k, sum of the members' weights; empty without weights
 };
 
 /// Sums over fixed chunks of kReduceChunkRows rows, folded in global chunk order (through
 /// reducer.gather_chunks when there are several processes).
 ClusterSums accumulate_clusters(MatrixView xc, std::span<const std::int32_t> assignment,
-                                std::size_t k, Reducer& reducer);
+                                std::size_t k, Reducer& reducer,
+                                std::span<const float> weight = {});
 
 /// Gives every empty cluster the farthest remaining point (distance descending, ties to the
 /// lowest row, each row used once, never emptying its donor cluster); updates sums, counts and
 /// the moved rows' labels. Returns how many clusters were filled.
 std::int64_t relocate_empty(MatrixView xc, std::span<std::int32_t> assignment,
-                            std::span<const float> distance, ClusterSums& sums);
+                            std::span<const float> distance, ClusterSums& sums,
+                            std::span<const float> weight = {});
 /// relocate_empty over the rows of every process (gathered only when a cluster is empty, which
 /// is rare), so the choice is the one a single process makes; updates this process's labels.
 std::int64_t relocate_empty(MatrixView xc, std::span<std::int32_t> assignment,
-                            std::span<const float> distance, ClusterSums& sums,
-                            Reducer& reducer);
+                            std::span<const float> distance, ClusterSums& sums, Reducer& reducer,
+                            std::span<const float> weight);
 
 /// Means of the clusters; a cluster that is still empty keeps its previous centre.
 Matrix centroids_from_sums(const ClusterSums& sums, const Matrix& previous);
@@ -143,7 +152,15 @@ struct LloydState {
   Matrix centroids;                      ///< k x d, centred coordinates
   std::vector<std::int32_t> assignment;  ///< -1 before the first step
   std::vector<float> distance;
+  std::span<const float> weight;  ///< per row (KMeansOptions::sample_weight); empty = 1
 };
+
+/// Row i's contribution to the inertia: its distance, times its weight when there are weights.
+/// One expression for every policy, so they all sum the same bits.
+inline double weighted(std::span<const float> weight, std::size_t i, float dist) noexcept {
+  return weight.empty() ? static_cast<double>(dist)
+                        : static_cast<double>(weight[i]) * static_cast<double>(dist);
+}
 
 struct StepStats {
   double inertia = 0.0;  ///< of the assignment against the centres the step started from
@@ -192,16 +209,20 @@ inline double score_error(double xnorm, double cmax, std::size_t d) noexcept {
 /// distances in float64; each helper rounds in the safe direction.
 struct BoundFrame {
   PackedCentres packed;
-  double cmax = 0.0;          ///< max ||c_j||, rounded up
-  std::vector<double> half;   ///< 0.5 * min over other centres of ||c_j - c_j'||, rounded down
+  double cmax = 0.0;         ///< max ||c_j||, rounded up
+  std::vector<double> half;  ///< 0.5 * min over other centres of ||c_j - c_j'||, rounded down
 };
 BoundFrame make_bound_frame(MatrixView centroids);
 /// ||next_j - prev_j|| per centre, rounded up.
 std::vector<double> centre_moves(const Matrix& prev, const Matrix& next);
 /// ||x_i|| per row, rounded up to float.
 std::vector<float> row_norms(MatrixView xc);
-inline double round_up(double v) noexcept { return v * (1.0 + 0x1.0p-40); }
-inline double round_down(double v) noexcept { return v * (1.0 - 0x1.0p-40); }
+inline double round_up(double v) noexcept {
+  return v * (1.0 + 0x1.0p-40);
+}
+inline double round_down(double v) noexcept {
+  return v * (1.0 - 0x1.0p-40);
+}
 /// Lower bound on the distance to a centre of score s, for a row of squared norm xx.
 inline double lower_from_score(double s, double xx, double err) noexcept {
   const double v = s + xx - err;
@@ -210,8 +231,7 @@ inline double lower_from_score(double s, double xx, double err) noexcept {
 
 /// The rule behind KMeansAlgorithm::automatic (measured with bench_kmeans's BM_Fit and
 /// scripts/bench-peers; see bench/results/kmeans.md).
-KMeansAlgorithm resolve_algorithm(KMeansAlgorithm requested, std::size_t d,
-                                  std::size_t k) noexcept;
+KMeansAlgorithm resolve_algorithm(KMeansAlgorithm requested, std::size_t d, std::size_t k) noexcept;
 
 /// Seed for restart `stream`: independent streams from one user seed (SplitMix64 mixing).
 std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream) noexcept;

@@ -1,7 +1,10 @@
 #include "icp/pipeline.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <optional>
 #include <set>
@@ -84,6 +87,8 @@ std::vector<ColumnRequest> required_columns(const JobConfig& c) {
     add_request(out, f.column, ColumnType::categorical, "features.categorical");
   if (!c.value_column.empty())
     add_request(out, c.value_column, ColumnType::numeric, "summary.value_column");
+  if (!c.kmeans_weight_column.empty())
+    add_request(out, c.kmeans_weight_column, ColumnType::numeric, "kmeans.weight_column");
   add_rule_columns(out, c.seeds.rule, c.config_path + ": seeds.rule");
   add_rule_columns(out, c.seeds.negative_rule, c.config_path + ": seeds.negative_rule");
   return out;
@@ -119,9 +124,9 @@ namespace {
 /// rows, and the labels and distances come back whole to every process.
 KMeansResult fit_segments(MatrixView x, KMeansOptions kopt, Reducer& reducer) {
   if (reducer.size() == 1) return kmeans_fit(x, kopt);
-  std::int64_t shape[3] = {static_cast<std::int64_t>(x.rows), static_cast<std::int64_t>(x.cols),
-                           kopt.k};
-  reducer.broadcast(std::span<std::int64_t>(shape, 3));
+  std::int64_t shape[4] = {static_cast<std::int64_t>(x.rows), static_cast<std::int64_t>(x.cols),
+                           kopt.k, kopt.sample_weight.empty() ? 0 : 1};
+  reducer.broadcast(std::span<std::int64_t>(shape, 4));
   const auto n = static_cast<std::size_t>(shape[0]);
   const auto d = static_cast<std::size_t>(shape[1]);
   kopt.k = static_cast<int>(shape[2]);
@@ -130,6 +135,12 @@ KMeansResult fit_segments(MatrixView x, KMeansOptions kopt, Reducer& reducer) {
     reducer.broadcast(std::span<float>(kopt.initial_centroids.storage()));
   }
   const Matrix mine = reducer.scatter_rows(x, n, d);
+  if (shape[3] != 0) {
+    // Weights travel as a one-column matrix, so they split exactly as the rows do.
+    const Matrix w = reducer.scatter_rows(
+        MatrixView{kopt.sample_weight.data(), kopt.sample_weight.size(), 1}, n, 1);
+    kopt.sample_weight = w.storage();
+  }
   KMeansResult km = kmeans_fit(mine.view(), kopt, reducer);
   km.assignment = reducer.gather(std::span<const std::int32_t>(km.assignment));
   km.distance = reducer.gather(std::span<const float>(km.distance));
@@ -329,6 +340,21 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
   kopt.k = k;
   kopt.seed = config.seed;
   kopt.on_iteration = progress.on_iteration;
+  if (!config.kmeans_weight_column.empty()) {
+    // Checked here, where the source line of a bad weight is known.
+    const Column& col = table.at(config.kmeans_weight_column);
+    kopt.sample_weight.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double v = col.numeric[i];
+      if (std::isnan(v) || v < 0.0) {
+        throw InputError(config.input_path, table.source_line[i], config.kmeans_weight_column, 0,
+                         std::isnan(v) ? std::string() : fmt::format("{}", v),
+                         std::isnan(v) ? "kmeans.weight_column: missing weight"
+                                       : "kmeans.weight_column: negative weight");
+      }
+      kopt.sample_weight[i] = static_cast<float>(v);
+    }
+  }
   if (kopt.init == KMeansInit::file) {
     // Centres of an earlier results file are in that run's normalized space: the job must use
     // the same features, so a shape mismatch is a job error rather than something to adapt.

@@ -140,7 +140,13 @@ std::vector<icp::KMeansResult> fit_split(const icp::Matrix& x, int p, const icp:
     ranks.emplace_back([&, r] {
       SimReducer red(w, r);
       const icp::Matrix mine = red.scatter_rows(x.view(), x.rows(), x.cols());
-      out[static_cast<std::size_t>(r)] = icp::kmeans_fit(mine.view(), o, red);
+      icp::KMeansOptions local = o;
+      if (!o.sample_weight.empty()) {  // each process weighs its own rows
+        const icp::RowRange rows = icp::chunk_rows_of(x.rows(), r, p);
+        const auto b = o.sample_weight.begin() + static_cast<std::ptrdiff_t>(rows.begin);
+        local.sample_weight.assign(b, b + static_cast<std::ptrdiff_t>(rows.rows));
+      }
+      out[static_cast<std::size_t>(r)] = icp::kmeans_fit(mine.view(), local, red);
     });
   }
   for (auto& t : ranks) t.join();
@@ -224,6 +230,22 @@ TEST(Reduce, KMeansSplitBetweenProcessesHasTheBitsOfOneProcess) {
       expect_same_fit(one, fit_split(x, p, o), std::string(c.name) + " on " + std::to_string(p));
     }
   }
+  icp::set_threads(0);
+}
+
+TEST(Reduce, WeightedKMeansSplitBetweenProcessesHasTheBitsOfOneProcess) {
+  icp::set_threads(1);
+  const icp::Matrix x = blobs(4 * icp::kReduceChunkRows + 321, 5, 6, 23);
+  icp::KMeansOptions o;
+  o.k = 10;
+  o.max_iter = 20;
+  o.algorithm = icp::KMeansAlgorithm::yinyang;
+  o.sample_weight.resize(x.rows());
+  for (std::size_t i = 0; i < x.rows(); ++i)
+    o.sample_weight[i] = static_cast<float>((i * 7) % 5) * 0.5f;  // zeros included
+  const icp::KMeansResult one = icp::kmeans_fit(x.view(), o);
+  for (const int p : {2, 3})
+    expect_same_fit(one, fit_split(x, p, o), "weighted, " + std::to_string(p));
   icp::set_threads(0);
 }
 

@@ -89,6 +89,9 @@ struct JobConfig {
   /// this job's normalized feature space (e.g. the results file of an earlier run).
   std::string kmeans_init_file;
   std::string kmeans_init_dataset = "/segments/centroids";  ///< [kmeans] init_dataset
+  /// [kmeans] weight_column: numeric column of per-account weights (>= 0) for the segmentation
+  /// (KMeansOptions::sample_weight); "" = every account weighs 1.
+  std::string kmeans_weight_column;
   LookalikeOptionsConfig lookalike;
   OutputOptions output;
   int threads = 0;  ///< 0 = all hardware threads

@@ -104,6 +104,12 @@ struct KMeansOptions {
   Matrix initial_centroids;
   /// minibatch: rows per step; 0 = min(rows, 1024 * k, kMiniBatchMaxDefault).
   std::int64_t batch_size = 0;
+  /// One weight per row (finite, >= 0; empty = all 1), e.g. how many accounts a row stands for:
+  /// centres are weighted means, inertia a weighted sum, and the data is centred by its weighted
+  /// mean. A row of weight w gives the result w copies of it would (up to float rounding).
+  /// Seeding ignores weights (as scikit-learn 1.2 does); minibatch does not take them. With
+  /// several processes: this process's rows.
+  std::vector<float> sample_weight;
   std::function<void(const KMeansIteration&)> on_iteration;  ///< optional progress callback
   /// Exact algorithms (not minibatch): on_checkpoint gets the state every `checkpoint_every`
   /// iterations (0 = never on a schedule) and whenever stop_requested() returns true after an
