@@ -25,11 +25,8 @@ namespace {
 
 icp::Matrix blobs(std::size_t n, std::size_t d, unsigned seed) {
   icp::Matrix x(n, d);
-  std::uint64_t s = seed;
-  auto next = [&] {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<double>(s >> 11) * 0x1.0p-53;
-  };
+  icp_test::Lcg rng{seed};
+  auto next = [&] { return rng.next(); };
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t j = 0; j < d; ++j)
       x(i, j) = static_cast<float>(static_cast<double>((i % 7) * (j + 1) % 5) + 2.0 * next());

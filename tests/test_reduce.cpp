@@ -12,6 +12,7 @@
 #include "icp/kmeans.hpp"
 #include "icp/parallel.hpp"
 #include "icp/reduce.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -117,11 +118,8 @@ class SimReducer final : public icp::Reducer {
 /// before clustering, which the distributed column means must reproduce).
 icp::Matrix blobs(std::size_t n, std::size_t d, std::size_t k, unsigned seed) {
   icp::Matrix x(n, d);
-  std::uint64_t s = seed;
-  auto next = [&] {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<double>(s >> 11) * 0x1.0p-53;
-  };
+  icp_test::Lcg rng{seed};
+  auto next = [&] { return rng.next(); };
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t c = i % k;
     for (std::size_t j = 0; j < d; ++j)

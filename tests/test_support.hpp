@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,17 @@
 #include <vector>
 
 namespace icp_test {
+
+/// A 64-bit LCG (Knuth's MMIX constants) for test data: the same numbers on every platform,
+/// unlike the std distributions.
+struct Lcg {
+  std::uint64_t state;
+  /// Uniform in [0, 1) with 53 bits.
+  double next() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<double>(state >> 11) * 0x1.0p-53;
+  }
+};
 
 struct ShellResult {
   int code = -1;    ///< exit code; -1 when the command did not exit normally
