@@ -743,18 +743,6 @@ void check_delimiter(char d) {
     throw ConfigError(std::string("csv delimiter must be one of , ; \\t |, got '") + d + "'");
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180).
-std::string csv_field(std::string_view s) {
-  if (s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
-  std::string q = "\"";
-  for (const char c : s) {
-    q.push_back(c);
-    if (c == '"') q.push_back('"');
-  }
-  q.push_back('"');
-  return q;
-}
-
 std::string quarantine_reason(const BadRow& b) {
   if (b.column_number == 0) return b.reason;
   return "column '" + b.column + "' (" + std::to_string(b.column_number) + "): " + b.reason +
@@ -925,8 +913,9 @@ std::vector<KeyPos> find_repeats(const std::vector<ChunkOut>& outs,
   std::vector<KeyPos> pos;
   pos.reserve(all.size());
   for (const std::size_t i : all) {
-    const auto c = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), i) -
-                                            first.begin()) - 1;
+    const auto c =
+        static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), i) - first.begin()) -
+        1;
     pos.push_back(KeyPos{c, i - first[c]});
   }
   return pos;
@@ -1104,58 +1093,59 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
   ExceptionCollector stitch_errors;
   const int stitch_team = static_cast<int>(std::min<std::ptrdiff_t>(nthreads, ncols_out));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(stitch_team) if (stitch_team > 1)
-  for (std::ptrdiff_t sk = 0; sk < ncols_out; ++sk) stitch_errors.run([&] {
-    const auto k = static_cast<std::size_t>(sk);
-    Column& col = table.columns[k];
-    col.name = options.columns[k].name;
-    col.type = options.columns[k].type;
-    switch (col.type) {
-      case ColumnType::numeric:
-        col.numeric.reserve(kept);
-        for (std::size_t c = 0; c < outs.size(); ++c) {
-          const auto& v = outs[c].cols[k].numeric;
-          for (std::size_t j = 0; j < v.size(); ++j)
-            if (keep(c, j)) col.numeric.push_back(v[j]);
-        }
-        break;
-      case ColumnType::categorical: {
-        // Global codes are handed out on first appearance among kept rows, in file order, so
-        // a level seen only in rejected rows never enters the dictionary.
-        col.codes.reserve(kept);
-        std::unordered_map<std::string_view, std::int32_t, SvHash> global;
-        for (std::size_t c = 0; c < outs.size(); ++c) {
-          ColumnOut& co = outs[c].cols[k];
-          std::vector<std::int32_t> remap(co.dict.levels.size(), -1);
-          for (std::size_t j = 0; j < co.codes.size(); ++j) {
-            if (!keep(c, j)) continue;
-            const std::int32_t local = co.codes[j];
-            if (local < 0) {
-              col.codes.push_back(-1);
-              continue;
-            }
-            auto& g = remap[static_cast<std::size_t>(local)];
-            if (g < 0) {
-              const std::string& level = co.dict.levels[static_cast<std::size_t>(local)];
-              auto [it, inserted] =
-                  global.try_emplace(level, static_cast<std::int32_t>(col.levels.size()));
-              if (inserted) col.levels.push_back(level);
-              g = it->second;
-            }
-            col.codes.push_back(g);
+  for (std::ptrdiff_t sk = 0; sk < ncols_out; ++sk)
+    stitch_errors.run([&] {
+      const auto k = static_cast<std::size_t>(sk);
+      Column& col = table.columns[k];
+      col.name = options.columns[k].name;
+      col.type = options.columns[k].type;
+      switch (col.type) {
+        case ColumnType::numeric:
+          col.numeric.reserve(kept);
+          for (std::size_t c = 0; c < outs.size(); ++c) {
+            const auto& v = outs[c].cols[k].numeric;
+            for (std::size_t j = 0; j < v.size(); ++j)
+              if (keep(c, j)) col.numeric.push_back(v[j]);
           }
+          break;
+        case ColumnType::categorical: {
+          // Global codes are handed out on first appearance among kept rows, in file order, so
+          // a level seen only in rejected rows never enters the dictionary.
+          col.codes.reserve(kept);
+          std::unordered_map<std::string_view, std::int32_t, SvHash> global;
+          for (std::size_t c = 0; c < outs.size(); ++c) {
+            ColumnOut& co = outs[c].cols[k];
+            std::vector<std::int32_t> remap(co.dict.levels.size(), -1);
+            for (std::size_t j = 0; j < co.codes.size(); ++j) {
+              if (!keep(c, j)) continue;
+              const std::int32_t local = co.codes[j];
+              if (local < 0) {
+                col.codes.push_back(-1);
+                continue;
+              }
+              auto& g = remap[static_cast<std::size_t>(local)];
+              if (g < 0) {
+                const std::string& level = co.dict.levels[static_cast<std::size_t>(local)];
+                auto [it, inserted] =
+                    global.try_emplace(level, static_cast<std::int32_t>(col.levels.size()));
+                if (inserted) col.levels.push_back(level);
+                g = it->second;
+              }
+              col.codes.push_back(g);
+            }
+          }
+          break;
         }
-        break;
+        case ColumnType::text:
+          col.text.reserve(kept);
+          for (std::size_t c = 0; c < outs.size(); ++c) {
+            auto& v = outs[c].cols[k].text;
+            for (std::size_t j = 0; j < v.size(); ++j)
+              if (keep(c, j)) col.text.push_back(std::move(v[j]));
+          }
+          break;
       }
-      case ColumnType::text:
-        col.text.reserve(kept);
-        for (std::size_t c = 0; c < outs.size(); ++c) {
-          auto& v = outs[c].cols[k].text;
-          for (std::size_t j = 0; j < v.size(); ++j)
-            if (keep(c, j)) col.text.push_back(std::move(v[j]));
-        }
-        break;
-    }
-  });
+    });
   stitch_errors.rethrow();
 
   if (options.on_error == ErrorPolicy::quarantine && !options.quarantine_path.empty()) {
@@ -1177,6 +1167,17 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
     stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   return table;
+}
+
+std::string csv_field(std::string_view s) {
+  if (s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
+  std::string q = "\"";
+  for (const char c : s) {
+    q.push_back(c);
+    if (c == '"') q.push_back('"');
+  }
+  q.push_back('"');
+  return q;
 }
 
 }  // namespace icp

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "icp/csv.hpp"
 #include "icp/error.hpp"
 #include "icp/sweep.hpp"
 
@@ -262,16 +263,6 @@ void write_run(const RunResult& r, h5::Writer& w) {
   h5::Table t;
   t.fields = {{"stage", names}, {"rows", rows}, {"seconds", secs}};
   w.write_table("/run/stages", t);
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
 }
 
 /// Rows of the best `top` accounts that are not seeds themselves (the prospects), best first.

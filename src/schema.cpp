@@ -106,9 +106,8 @@ ColumnProfile profile(const Column& col, const SchemaOptions& options) {
   }
   p.distinct = static_cast<std::int64_t>(distinct.size());
   const bool all_distinct = p.present >= 2 && p.distinct == p.present;
-  const bool numeric =
-      p.present > 0 && static_cast<double>(nums.size()) >=
-                           kMinNumericShare * static_cast<double>(p.present);
+  const bool numeric = p.present > 0 && static_cast<double>(nums.size()) >=
+                                            kMinNumericShare * static_cast<double>(p.present);
   if (numeric) {
     p.type = ColumnType::numeric;
     p.not_numbers = not_numbers;
@@ -233,48 +232,49 @@ std::string schema_job_toml(const Schema& s, const SchemaOptions& options) {
     o << "#   " << comment_text(c.name) << ": " << type << ", " << pct << "% missing, "
       << c.distinct << " distinct";
     if (c.type == ColumnType::numeric)
-      o << ", min " << number(c.min) << ", median " << number(c.median) << ", max "
-        << number(c.max) << ", skewness " << number(c.skewness);
+      o << ", min " << number(c.min) << ", median " << number(c.median) << ", max " << number(c.max)
+        << ", skewness " << number(c.skewness);
     if (c.not_numbers > 0)
       o << ", " << c.not_numbers << " cells not numbers (e.g. '"
         << comment_text(c.first_bad.substr(0, 20)) << "': rejected rows)";
     if (c.id_candidate) o << " (id candidate)";
-    if (c.name == s.id_column) o << " -> input.id_column";
-    else if (!is_feature(c, s.id_column)) o << " -> not a feature";
+    if (c.name == s.id_column)
+      o << " -> input.id_column";
+    else if (!is_feature(c, s.id_column))
+      o << " -> not a feature";
     o << "\n";
   }
 
-  std::string placeholder;
+  std::string example_rule;
   for (const auto& c : s.columns) {
     if (!is_feature(c, s.id_column) || c.type != ColumnType::numeric) continue;
-    {
-      o << "\n[[features.numeric]]\ncolumn = " << toml_string(c.name) << "\n";
-      if (c.log1p)
-        o << "transform = \"log1p\"               # skewness " << number(c.skewness) << "\n"
-          << "scaling = \"robust\"\n";
-      else
-        o << "transform = \"none\"\nscaling = \"zscore\"\n";
-      o << "weight = 1.0\n";
-      if (placeholder.empty())
-        placeholder = c.name + " >= " + number(c.median);
-    }
+    o << "\n[[features.numeric]]\ncolumn = " << toml_string(c.name) << "\n";
+    if (c.log1p)
+      o << "transform = \"log1p\"               # skewness " << number(c.skewness) << "\n"
+        << "scaling = \"robust\"\n";
+    else
+      o << "transform = \"none\"\nscaling = \"zscore\"\n";
+    o << "weight = 1.0\n";
+    // The seed rule is the user's to write; the first numeric feature at its median shows the form.
+    if (example_rule.empty()) example_rule = c.name + " >= " + number(c.median);
   }
   for (const auto& c : s.columns) {
     if (!is_feature(c, s.id_column) || c.type != ColumnType::categorical) continue;
     {
       const std::int64_t cap = std::min<std::int64_t>(c.distinct, options.max_levels);
-      o << "\n[[features.categorical]]\ncolumn = " << toml_string(c.name) << "\nmax_levels = " << cap
-        << "   # of " << c.distinct << " levels; the rest pooled as \"other\"\n"
+      o << "\n[[features.categorical]]\ncolumn = " << toml_string(c.name)
+        << "\nmax_levels = " << cap << "   # of " << c.distinct
+        << " levels; the rest pooled as \"other\"\n"
         << "weight = 1.0\n";
     }
   }
-  if (placeholder.empty()) placeholder = "<column> == <value>";
+  if (example_rule.empty()) example_rule = "<column> == <value>";
 
   o << "\n[missing]\nnumeric = \"median\"               # median | mean | zero\n"
     << "categorical = \"mode\"              # mode | level\nflag = true\nflag_weight = 0.5\n";
   o << "\n[seeds]\n# Required: set the rule (clauses joined by `and`, e.g. status in (\"a\", "
        "\"b\")).\n# The columns of the rule should not also be features.\n"
-    << "# rule = " << toml_string(placeholder) << "\n# negative_rule = \"\"\nmin_count = 10\n";
+    << "# rule = " << toml_string(example_rule) << "\n# negative_rule = \"\"\nmin_count = 10\n";
   o << "\n[kmeans]\nk = 8\n";
   o << "\n[output]\npath = \"results.h5\"\n";
   return o.str();

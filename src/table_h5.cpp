@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "icp/csv.hpp"
 #include "icp/error.hpp"
 
 namespace icp {
@@ -112,18 +113,6 @@ struct BadRow {
   std::string record;
 };
 
-/// Quotes a CSV field when it needs it (RFC 4180).
-std::string csv_field(std::string_view s) {
-  if (s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
-  std::string q = "\"";
-  for (const char c : s) {
-    q.push_back(c);
-    if (c == '"') q.push_back('"');
-  }
-  q.push_back('"');
-  return q;
-}
-
 void write_quarantine(const std::string& path, const std::vector<BadRow>& rows) {
   const std::string tmp = path + ".tmp";
   {
@@ -170,8 +159,10 @@ Table read_table_h5(const std::string& path, const std::string& group, const Csv
   const std::string source_obj = join(group, kSourceLineDataset);
   std::vector<std::int64_t> source_line;
   if (rd.is_dataset(source_obj)) source_line = rd.read<std::int64_t>(source_obj);
-  if (!cols.empty()) n = cols.front().size();
-  else if (!source_line.empty()) n = source_line.size();
+  if (!cols.empty())
+    n = cols.front().size();
+  else if (!source_line.empty())
+    n = source_line.size();
   for (const auto& c : cols)
     if (c.size() != n)
       throw InputError(path + ": " + c.object, 0, "", 0, std::to_string(c.size()),

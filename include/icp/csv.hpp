@@ -73,6 +73,10 @@ const char* check_numeric_value(double x) noexcept;
 /// Whether `cell` equals one of `tokens`.
 bool is_missing_token(std::string_view cell, const std::vector<std::string>& tokens) noexcept;
 
+/// `s` as one CSV field (RFC 4180): quoted, with inner quotes doubled, when it holds a comma, a
+/// quote or a line break; as is otherwise. For every CSV the engine writes.
+std::string csv_field(std::string_view s);
+
 /// The header (column names) of a CSV file, for schema inference and error messages.
 std::vector<std::string> read_csv_header(const std::string& path, char delimiter = ',');
 
