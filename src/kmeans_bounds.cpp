@@ -43,6 +43,12 @@ std::vector<double> centre_moves(const Matrix& prev, const Matrix& next) {
   return moves;
 }
 
+double row_sq_norm(const float* x, std::size_t d) noexcept {
+  double s = 0.0;
+  for (std::size_t t = 0; t < d; ++t) s += static_cast<double>(x[t]) * x[t];
+  return s;
+}
+
 std::vector<float> row_norms(MatrixView xc) {
   std::vector<float> out(xc.rows);
 #pragma omp parallel for schedule(static) if (xc.rows > kReduceChunkRows)

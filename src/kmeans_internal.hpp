@@ -4,6 +4,7 @@
 // versions that give the same labels (kmeans_hamerly.cpp, kmeans_yinyang.cpp).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -217,6 +218,81 @@ BoundFrame make_bound_frame(MatrixView centroids);
 std::vector<double> centre_moves(const Matrix& prev, const Matrix& next);
 /// ||x_i|| per row, rounded up to float.
 std::vector<float> row_norms(MatrixView xc);
+/// ||x||^2 of one row in float64 (turns a row's scores back into squared distances).
+double row_sq_norm(const float* x, std::size_t d) noexcept;
+
+/// The assignment pass of the bounded policies. Per block of kAssignBlockRows rows, `keeps(i,
+/// scratch)` either proves row i keeps its label (then it updates the row's bounds and
+/// state.distance[i] itself) or returns false; the rows that fail are rescored against every
+/// centre with Lloyd's blocked kernel, and `rescored(i, scores, best)` refreshes their bounds from
+/// the k scores. Labels, distances, change counts and per-chunk inertia are then set exactly as
+/// assign_rows sets them, so the result has Lloyd's bits. With `full` every row is rescored.
+/// `scratch` is per thread, `scratch_size` doubles.
+template <class Keeps, class Rescored>
+AssignStats bounded_assign(MatrixView xc, LloydState& state, const PackedCentres& packed, bool full,
+                           std::size_t scratch_size, Keeps keeps, Rescored rescored) {
+  const std::size_t n = xc.rows;
+  const std::size_t d = xc.cols;
+  const std::size_t k = state.centroids.rows();
+  const std::size_t ldo = packed.panels * kPanelWidth;
+  const MatrixView c = state.centroids.view();
+  const std::size_t chunks = chunk_count(n);
+  std::vector<double> chunk_inertia(chunks, 0.0);
+  std::vector<std::int64_t> chunk_changed(chunks, 0);
+  ExceptionCollector errors;
+#pragma omp parallel if (chunks > 1)
+  {
+    std::vector<float> gathered;
+    std::vector<float> scores;
+    std::vector<std::size_t> todo;
+    std::vector<double> scratch;
+    bool ready = false;
+    errors.run([&] {
+      gathered.resize(kAssignBlockRows * d);
+      scores.resize(kAssignBlockRows * ldo);
+      todo.reserve(kAssignBlockRows);
+      scratch.resize(scratch_size);
+      ready = true;
+    });
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
+      // A thread that could not allocate skips its chunks; the collected error is rethrown.
+      if (!ready) continue;
+      errors.run([&] {
+        const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
+        const std::size_t end = std::min(n, begin + kReduceChunkRows);
+        std::int64_t changed = 0;
+        for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
+          const std::size_t b1 = std::min(end, b0 + kAssignBlockRows);
+          todo.clear();
+          for (std::size_t i = b0; i < b1; ++i)
+            if (full || !keeps(i, std::span<double>(scratch))) todo.push_back(i);
+          for (std::size_t m = 0; m < todo.size(); ++m)
+            std::copy(xc.row(todo[m]), xc.row(todo[m]) + d, gathered.data() + m * d);
+          score_rows(gathered.data(), todo.size(), d, packed, scores.data(), ldo);
+          for (std::size_t m = 0; m < todo.size(); ++m) {
+            const std::size_t i = todo[m];
+            const float* s = scores.data() + m * ldo;
+            const std::size_t best = argmin_scores(s, k);
+            rescored(i, s, best);
+            const auto label = static_cast<std::int32_t>(best);
+            if (state.assignment[i] != label) ++changed;
+            state.assignment[i] = label;
+            state.distance[i] = static_cast<float>(squared_distance(xc.row(i), c.row(best), d));
+          }
+        }
+        // Summed in row order, as assign_rows does, so the inertia has the same bits.
+        double inertia = 0.0;
+        for (std::size_t i = begin; i < end; ++i)
+          inertia += weighted(state.weight, i, state.distance[i]);
+        chunk_inertia[static_cast<std::size_t>(ci)] = inertia;
+        chunk_changed[static_cast<std::size_t>(ci)] = changed;
+      });
+    }
+  }
+  errors.rethrow();
+  return combine_chunk_stats(std::move(chunk_inertia), chunk_changed);
+}
 inline double round_up(double v) noexcept {
   return v * (1.0 + 0x1.0p-40);
 }

@@ -24,12 +24,6 @@ constexpr int kGroupingIterations = 5;
 /// Fixed seed of the grouping's k-means++: the grouping is a function of the centres alone.
 constexpr std::uint64_t kGroupingSeed = 0x59696E79616E67ULL;
 
-double row_sq_norm(const float* x, std::size_t d) noexcept {
-  double s = 0.0;
-  for (std::size_t t = 0; t < d; ++t) s += static_cast<double>(x[t]) * x[t];
-  return s;
-}
-
 /// Largest float <= v.
 float lower_float(double v) noexcept {
   auto f = static_cast<float>(v);
@@ -67,7 +61,6 @@ class YinyangPolicy final : public StepPolicy {
     const std::size_t G = groups_;
     const MatrixView c = state.centroids.view();
     const BoundFrame frame = make_bound_frame(c);
-    const std::size_t ldo = frame.packed.panels * kPanelWidth;
 
     const bool full = !valid_;
     std::vector<double> drift(G, 0.0);
@@ -78,97 +71,43 @@ class YinyangPolicy final : public StepPolicy {
       for (std::size_t j = 0; j < k; ++j) drift[group_[j]] = std::max(drift[group_[j]], moves[j]);
     }
 
-    const std::size_t chunks = chunk_count(n);
-    std::vector<double> chunk_inertia(chunks, 0.0);
-    std::vector<std::int64_t> chunk_changed(chunks, 0);
-    ExceptionCollector errors;
-#pragma omp parallel if (chunks > 1)
-    {
-      std::vector<float> gathered;
-      std::vector<float> scores;
-      std::vector<std::size_t> todo;
-      std::vector<double> nl;
-      bool ready = false;
-      errors.run([&] {
-        gathered.resize(kAssignBlockRows * d);
-        scores.resize(kAssignBlockRows * ldo);
-        todo.reserve(kAssignBlockRows);
-        nl.resize(G);
-        ready = true;
-      });
-#pragma omp for schedule(dynamic, 1)
-      for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
-        if (!ready) continue;
-        const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
-        const std::size_t end = std::min(n, begin + kReduceChunkRows);
-        std::int64_t changed = 0;
-        for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
-          const std::size_t b1 = std::min(end, b0 + kAssignBlockRows);
-          todo.clear();
-          for (std::size_t i = b0; i < b1; ++i) {
-            if (full) {
-              todo.push_back(i);
-              continue;
-            }
-            const auto a = static_cast<std::size_t>(state.assignment[i]);
-            const double dist_a = squared_distance(xc.row(i), c.row(a), d);
-            const double u = round_up(std::sqrt(dist_a));
-            const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
-            float* lb = lower_.data() + i * G;
-            double low = kInf;
-            for (std::size_t g = 0; g < G; ++g) {
-              nl[g] = static_cast<double>(lb[g]) - drift[g];
-              low = std::min(low, nl[g]);
-            }
-            low = std::max(low, 2.0 * frame.half[a] - u);
-            if (low > u && low * low - u * u > 2.0 * err) {
-              for (std::size_t g = 0; g < G; ++g) lb[g] = lower_float(nl[g]);
-              state.distance[i] = static_cast<float>(dist_a);
-            } else {
-              todo.push_back(i);
-            }
+    // Rows whose bounds fail are rescored against every centre (on overlapping clusters most
+    // groups fail together, where per-group scoring loses).
+    const AssignStats assigned = bounded_assign(
+        xc, state, frame.packed, full, G,
+        [&](std::size_t i, std::span<double> nl) {
+          const auto a = static_cast<std::size_t>(state.assignment[i]);
+          const double dist_a = squared_distance(xc.row(i), c.row(a), d);
+          const double u = round_up(std::sqrt(dist_a));
+          const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
+          float* lb = lower_.data() + i * G;
+          double low = kInf;
+          for (std::size_t g = 0; g < G; ++g) {
+            nl[g] = static_cast<double>(lb[g]) - drift[g];
+            low = std::min(low, nl[g]);
           }
-          // Rows whose bounds failed: rescored against every centre with the blocked kernel
-          // (on overlapping clusters most groups fail together, where per-group scoring loses).
-          for (std::size_t m = 0; m < todo.size(); ++m) {
-            std::copy(xc.row(todo[m]), xc.row(todo[m]) + d, gathered.data() + m * d);
+          low = std::max(low, 2.0 * frame.half[a] - u);
+          if (!(low > u && low * low - u * u > 2.0 * err)) return false;
+          for (std::size_t g = 0; g < G; ++g) lb[g] = lower_float(nl[g]);
+          state.distance[i] = static_cast<float>(dist_a);
+          return true;
+        },
+        [&](std::size_t i, const float* sc, std::size_t best) {
+          const double xx = row_sq_norm(xc.row(i), d);
+          const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
+          float* lb = lower_.data() + i * G;
+          // The bound is monotone in the score: take each group's smallest score first, so
+          // there is one square root per group rather than per centre.
+          for (std::size_t g = 0; g < G; ++g) lb[g] = std::numeric_limits<float>::infinity();
+          for (std::size_t j = 0; j < k; ++j) {
+            if (j != best) lb[group_[j]] = std::min(lb[group_[j]], sc[j]);
           }
-          score_rows(gathered.data(), todo.size(), d, frame.packed, scores.data(), ldo);
-          for (std::size_t m = 0; m < todo.size(); ++m) {
-            const std::size_t i = todo[m];
-            const float* sc = scores.data() + m * ldo;
-            const std::size_t best = argmin_scores(sc, k);
-            const double xx = row_sq_norm(xc.row(i), d);
-            const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
-            float* lb = lower_.data() + i * G;
-            // The bound is monotone in the score: take each group's smallest score first,
-            // so there is one square root per group rather than per centre.
-            for (std::size_t g = 0; g < G; ++g) lb[g] = std::numeric_limits<float>::infinity();
-            for (std::size_t j = 0; j < k; ++j) {
-              if (j != best) lb[group_[j]] = std::min(lb[group_[j]], sc[j]);
-            }
-            for (std::size_t g = 0; g < G; ++g) {
-              lb[g] = std::isinf(lb[g])
-                          ? lb[g]
-                          : lower_float(lower_from_score(static_cast<double>(lb[g]), xx, err));
-            }
-            const auto label = static_cast<std::int32_t>(best);
-            if (state.assignment[i] != label) ++changed;
-            state.assignment[i] = label;
-            state.distance[i] = static_cast<float>(squared_distance(xc.row(i), c.row(best), d));
+          for (std::size_t g = 0; g < G; ++g) {
+            lb[g] = std::isinf(lb[g])
+                        ? lb[g]
+                        : lower_float(lower_from_score(static_cast<double>(lb[g]), xx, err));
           }
-        }
-        // Summed in row order, as assign_rows does, so the inertia has the same bits.
-        double inertia = 0.0;
-        for (std::size_t i = begin; i < end; ++i)
-          inertia += weighted(state.weight, i, state.distance[i]);
-        chunk_inertia[static_cast<std::size_t>(ci)] = inertia;
-        chunk_changed[static_cast<std::size_t>(ci)] = changed;
-      }
-    }
-    errors.rethrow();
-
-    const AssignStats assigned = combine_chunk_stats(std::move(chunk_inertia), chunk_changed);
+        });
     bound_centres_ = state.centroids;
     const StepStats stats = finish_step(xc, state, assigned, reducer);
     // Relocated rows changed label without their bounds following: start over next step.
