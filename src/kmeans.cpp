@@ -129,6 +129,38 @@ std::vector<double> column_means(MatrixView x, Reducer& reducer, std::span<const
   return mean;
 }
 
+double mean_feature_variance(MatrixView xc, Reducer& reducer, std::span<const float> weight) {
+  const std::size_t n = xc.rows;
+  const std::size_t d = xc.cols;
+  const std::size_t chunks = chunk_count(n);
+  // Per chunk: the (weighted) sum of squares over all columns, then the chunk's weight. The
+  // rows are centred already, so this is the variance without a second pass for the mean.
+  std::vector<double> partial(chunks * 2, 0.0);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
+    double* sums = partial.data() + static_cast<std::size_t>(ci) * 2;
+    const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
+    const std::size_t end = std::min(n, begin + kReduceChunkRows);
+    for (std::size_t i = begin; i < end; ++i) {
+      const float* row = xc.row(i);
+      double squares = 0.0;
+      for (std::size_t j = 0; j < d; ++j) squares += static_cast<double>(row[j]) * row[j];
+      const double w = weight.empty() ? 1.0 : static_cast<double>(weight[i]);
+      sums[0] += w * squares;
+      sums[1] += w;
+    }
+  }
+  const std::vector<double> all = reducer.gather_chunks(std::move(partial), 2);
+  double squares = 0.0;
+  double total_weight = 0.0;
+  for (std::size_t ci = 0; ci < all.size() / 2; ++ci) {
+    squares += all[ci * 2];
+    total_weight += all[ci * 2 + 1];
+  }
+  if (total_weight <= 0.0 || d == 0) return 0.0;
+  return squares / total_weight / static_cast<double>(d);
+}
+
 Matrix centre_rows(MatrixView x, std::span<const double> offset) {
   Matrix out(x.rows, x.cols);
   const std::size_t d = x.cols;
@@ -310,8 +342,10 @@ Matrix initial_centres(const Matrix& xc, const KMeansOptions& options, std::span
   return init_kmeanspp(xc.view(), options.k, seed);
 }
 
+/// `converged_at`: the centre movement at or below which a restart has converged (tol x the
+/// mean column variance).
 RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<const double> mean,
-                      int restart, Reducer& reducer, const RunResult* best,
+                      double converged_at, int restart, Reducer& reducer, const RunResult* best,
                       const KMeansCheckpoint* resume) {
   const std::uint64_t seed = derive_seed(options.seed, static_cast<std::uint64_t>(restart));
   const bool minibatch = options.algorithm == KMeansAlgorithm::minibatch;
@@ -376,7 +410,7 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
     run.history.push_back(info);
     run.iterations = it;
     if (options.on_iteration) options.on_iteration(info);
-    if (step.shift <= options.tol) {
+    if (step.shift <= converged_at) {
       run.converged = true;
       break;
     }
@@ -423,6 +457,8 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
   check_weights(options, x.rows, reducer);
   const std::vector<double> mean = column_means(x, reducer, options.sample_weight);
   const Matrix xc = centre_rows(x, mean);
+  const double converged_at =
+      options.tol * mean_feature_variance(xc.view(), reducer, options.sample_weight);
 
   const KMeansCheckpoint* resume = options.resume;
   if ((resume != nullptr || options.on_checkpoint) &&
@@ -455,8 +491,8 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
   }
   for (int restart = resume ? resume->restart : 0; restart < options.n_init; ++restart) {
     const bool resuming = resume != nullptr && restart == resume->restart;
-    RunResult run = run_restart(xc, options, mean, restart, reducer, have_best ? &best : nullptr,
-                                resuming ? resume : nullptr);
+    RunResult run = run_restart(xc, options, mean, converged_at, restart, reducer,
+                                have_best ? &best : nullptr, resuming ? resume : nullptr);
     if (!have_best || run.inertia < best.inertia) {
       best = std::move(run);
       have_best = true;

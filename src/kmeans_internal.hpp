@@ -145,8 +145,13 @@ std::int64_t relocate_empty(MatrixView xc, std::span<std::int32_t> assignment,
 /// Means of the clusters; a cluster that is still empty keeps its previous centre.
 Matrix centroids_from_sums(const ClusterSums& sums, const Matrix& previous);
 
-/// sum ||new - old||^2 / sum ||old||^2; 0 when nothing moved, +inf when old is all zeros.
-double relative_shift(const Matrix& previous, const Matrix& next) noexcept;
+/// sum_j ||new_j - old_j||^2, in float64 (0 exactly when nothing moved).
+double centre_shift(const Matrix& previous, const Matrix& next) noexcept;
+
+/// Mean over the columns of the (weighted) column variance of centred rows xc: the scale that
+/// makes KMeansOptions::tol unit-free, as scikit-learn's _tolerance does. Fixed chunks folded in
+/// order, so the same bits at any thread or process count.
+double mean_feature_variance(MatrixView xc, Reducer& reducer, std::span<const float> weight);
 
 /// State carried between Lloyd steps.
 struct LloydState {

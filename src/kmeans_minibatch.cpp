@@ -88,7 +88,7 @@ bool minibatch_run(MatrixView xc, LloydState& state, const KMeansOptions& option
     KMeansIteration info;
     info.iteration = step;
     info.inertia = batch_inertia;
-    info.shift = relative_shift(previous, state.centroids);
+    info.shift = centre_shift(previous, state.centroids);
     info.restart = restart;
     info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     history.push_back(info);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -181,20 +180,15 @@ Matrix centroids_from_sums(const ClusterSums& sums, const Matrix& previous) {
   return next;
 }
 
-double relative_shift(const Matrix& previous, const Matrix& next) noexcept {
+double centre_shift(const Matrix& previous, const Matrix& next) noexcept {
   double moved = 0.0;
-  double scale = 0.0;
   const auto& a = previous.storage();
   const auto& b = next.storage();
   for (std::size_t t = 0; t < a.size(); ++t) {
     const double diff = static_cast<double>(b[t]) - static_cast<double>(a[t]);
     moved += diff * diff;
-    scale += static_cast<double>(a[t]) * static_cast<double>(a[t]);
   }
-  if (moved == 0.0) return 0.0;
-  // Centres all at the data mean (e.g. k = 1 after centring): any movement counts as large.
-  if (scale == 0.0) return std::numeric_limits<double>::infinity();
-  return moved / scale;
+  return moved;
 }
 
 StepStats finish_step(MatrixView xc, LloydState& state, const AssignStats& assigned,
@@ -208,7 +202,7 @@ StepStats finish_step(MatrixView xc, LloydState& state, const AssignStats& assig
   stats.relocated =
       relocate_empty(xc, state.assignment, state.distance, sums, reducer, state.weight);
   Matrix next = centroids_from_sums(sums, state.centroids);
-  stats.shift = relative_shift(state.centroids, next);
+  stats.shift = centre_shift(state.centroids, next);
   state.centroids = std::move(next);
   stats.inertia = inertia;
   stats.changed = changed;

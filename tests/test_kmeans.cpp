@@ -327,7 +327,19 @@ TEST(KMeansFit, HistoryAndCallbackAgree) {
     }
   }
   EXPECT_TRUE(r.converged);
-  EXPECT_LE(r.history.back().shift, o.tol);
+  // Converged means the last centre movement is within tol x the mean column variance.
+  double variance = 0.0;
+  const auto n = static_cast<double>(blobs.x.rows());
+  for (std::size_t t = 0; t < blobs.x.cols(); ++t) {
+    double sum = 0.0, squares = 0.0;
+    for (std::size_t i = 0; i < blobs.x.rows(); ++i) sum += blobs.x(i, t);
+    for (std::size_t i = 0; i < blobs.x.rows(); ++i) squares += std::pow(blobs.x(i, t) - sum / n, 2);
+    variance += squares / n / static_cast<double>(blobs.x.cols());
+  }
+  EXPECT_LE(r.history.back().shift, o.tol * variance);
+  if (r.history.size() > 1) {
+    EXPECT_GT(r.history[r.history.size() - 2].shift, o.tol * variance);
+  }
   EXPECT_LE(r.inertia, r.history.back().inertia * (1 + 1e-12));
 }
 
@@ -499,20 +511,31 @@ TEST(KMeansUpdate, LloydStepRelocatesEmptyCluster) {
   EXPECT_EQ(s.centroids(1, 0), 11.0f);
   EXPECT_EQ(s.centroids(2, 0), 0.0f);
   EXPECT_EQ(s.assignment, (std::vector<std::int32_t>{2, 0, 0, 1, 1, 1}));
-  // sum ||new - old||^2 / sum ||old||^2 = (0.25 + 0 + 10000) / (1 + 121 + 10000)
-  EXPECT_DOUBLE_EQ(step.shift, 10000.25 / 10122.0);
+  // sum ||new - old||^2 = 0.25 + 0 + 10000
+  EXPECT_DOUBLE_EQ(step.shift, 10000.25);
 }
 
-TEST(KMeansUpdate, RelativeShift) {
-  icp::Matrix a(2, 1), b(2, 1);
+TEST(KMeansUpdate, CentreShift) {
+  icp::Matrix a(2, 2, 0.0f), b(2, 2, 0.0f);
   a(0, 0) = 1;
-  a(1, 0) = 2;  // sum ||old||^2 = 5
-  b(0, 0) = 2;
-  b(1, 0) = 2;  // sum ||new - old||^2 = 1
-  EXPECT_DOUBLE_EQ(icp::kmeans_detail::relative_shift(a, b), 0.2);
-  EXPECT_EQ(icp::kmeans_detail::relative_shift(a, a), 0.0);
-  icp::Matrix z(2, 1, 0.0f);
-  EXPECT_TRUE(std::isinf(icp::kmeans_detail::relative_shift(z, a)));
+  a(1, 1) = 2;
+  b(0, 0) = 2;   // moved by 1
+  b(1, 1) = -1;  // moved by 3
+  EXPECT_DOUBLE_EQ(icp::kmeans_detail::centre_shift(a, b), 1.0 + 9.0);
+  EXPECT_EQ(icp::kmeans_detail::centre_shift(a, a), 0.0);
+}
+
+TEST(KMeansUpdate, MeanFeatureVarianceOfCentredRows) {
+  // Centred rows (1,2), (-1,-2), (3,0), (-3,0): squares 5, 5, 9, 9 over 4 rows and 2 columns.
+  icp::Matrix x(4, 2);
+  const float v[] = {1, 2, -1, -2, 3, 0, -3, 0};
+  std::copy(v, v + 8, x.data());
+  EXPECT_DOUBLE_EQ(icp::kmeans_detail::mean_feature_variance(x.view(), icp::local_reducer(), {}),
+                   28.0 / 4 / 2);
+  // Weights 3, 1, 0, 0: (3 * 5 + 1 * 5) / 4 / 2.
+  const std::vector<float> w = {3, 1, 0, 0};
+  EXPECT_DOUBLE_EQ(icp::kmeans_detail::mean_feature_variance(x.view(), icp::local_reducer(), w),
+                   20.0 / 4 / 2);
 }
 
 // --- Degenerate inputs ------------------------------------------------------------------------
