@@ -202,12 +202,20 @@ void check_weights(const KMeansOptions& options, std::size_t rows, Reducer& redu
 KMeansAlgorithm resolve_algorithm(KMeansAlgorithm requested, std::size_t d,
                                   std::size_t k) noexcept {
   if (requested != KMeansAlgorithm::automatic) return requested;
-  (void)d;
-  (void)k;
-  // Measured (bench/results/kmeans.md): with the fused score+argmin kernel a Lloyd step is so
-  // cheap that the bounded policies' per-row bookkeeping (exact distance, bound updates,
-  // gathered rescoring) only paid off for Hamerly on well-separated blobs at k = 256 (~12%),
-  // and lost 2-4x on overlapping clusters. Until their rescoring is fused too, auto is Lloyd.
+  // Measured with bench_kmeans BM_Fit (200k rows, overlapping clusters, fit to tol 1e-4, 2
+  // threads; bench/results/kmeans.md): Hamerly's per-row cost is one exact distance (O(d)) plus
+  // its bounds, Lloyd's is the fused kernel's k scores, which is cheap per FLOP at small d.
+  //   d = 16: Lloyd wins at every k (Hamerly 1.2-1.8x slower).
+  //   d = 32: Hamerly wins at k <= 16 (5-17%), ties at 32, loses 25-35% at k >= 64.
+  //   d = 48, 64: Hamerly wins (7-33%) except d = 48, k = 8, a fit of 4 iterations where its
+  //   first step (every row rescored, bounds built) was not paid back (69 vs 102 ms).
+  // Thresholds sit halfway between measured shapes. Yinyang lost to one of the two everywhere
+  // (see kmeans_yinyang.cpp for why), so auto never picks it.
+  constexpr std::size_t kHamerlyMinCols = 40;      // between 32 and 48
+  constexpr std::size_t kHamerlyLowKMinCols = 24;  // between 16 and 32
+  constexpr std::size_t kHamerlyLowKMax = 24;      // between 16 and 32
+  if (d >= kHamerlyMinCols) return KMeansAlgorithm::hamerly;
+  if (d >= kHamerlyLowKMinCols && k <= kHamerlyLowKMax) return KMeansAlgorithm::hamerly;
   return KMeansAlgorithm::lloyd;
 }
 

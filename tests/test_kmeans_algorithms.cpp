@@ -258,13 +258,32 @@ TEST(KMeansAlgorithms, BoundedOneAndTwoThreadsBitwiseIdentical) {
 }
 
 TEST(KMeansAlgorithms, AutoPicksByKAndNames) {
-  EXPECT_EQ(kd::resolve_algorithm(icp::KMeansAlgorithm::automatic, 32, 4),
-            icp::KMeansAlgorithm::lloyd);
-  EXPECT_EQ(kd::resolve_algorithm(icp::KMeansAlgorithm::hamerly, 32, 4),
-            icp::KMeansAlgorithm::hamerly);
-  // The measured rule today: Lloyd everywhere (see resolve_algorithm).
-  EXPECT_EQ(kd::resolve_algorithm(icp::KMeansAlgorithm::automatic, 32, 256),
-            icp::KMeansAlgorithm::lloyd);
+  using A = icp::KMeansAlgorithm;
+  // An explicit choice is kept whatever the shape.
+  EXPECT_EQ(kd::resolve_algorithm(A::hamerly, 16, 256), A::hamerly);
+  EXPECT_EQ(kd::resolve_algorithm(A::yinyang, 32, 4), A::yinyang);
+  EXPECT_EQ(kd::resolve_algorithm(A::lloyd, 64, 64), A::lloyd);
+  // The measured grid of bench_kmeans BM_Fit, shape by shape: the faster of each measured
+  // pair, except d = 48, k = 8 (a 4-iteration fit), which the rule gives to Hamerly.
+  for (const std::size_t k : {8, 16, 32, 64, 256}) {
+    EXPECT_EQ(kd::resolve_algorithm(A::automatic, 16, k), A::lloyd) << "d 16 k " << k;
+  }
+  EXPECT_EQ(kd::resolve_algorithm(A::automatic, 32, 8), A::hamerly);
+  EXPECT_EQ(kd::resolve_algorithm(A::automatic, 32, 16), A::hamerly);
+  EXPECT_EQ(kd::resolve_algorithm(A::automatic, 32, 64), A::lloyd);
+  EXPECT_EQ(kd::resolve_algorithm(A::automatic, 32, 256), A::lloyd);
+  for (const std::size_t d : {48, 64}) {
+    for (const std::size_t k : {8, 16, 32, 64, 256}) {
+      EXPECT_EQ(kd::resolve_algorithm(A::automatic, d, k), A::hamerly) << "d " << d << " k " << k;
+    }
+  }
+  // Yinyang is never the automatic choice.
+  for (std::size_t d = 1; d <= 128; d *= 2) {
+    for (std::size_t k = 1; k <= 1024; k *= 2) {
+      EXPECT_NE(kd::resolve_algorithm(A::automatic, d, k), A::yinyang);
+      EXPECT_NE(kd::resolve_algorithm(A::automatic, d, k), A::automatic);
+    }
+  }
   EXPECT_STREQ(icp::to_string(icp::KMeansAlgorithm::automatic), "auto");
   EXPECT_STREQ(icp::to_string(icp::KMeansAlgorithm::yinyang), "yinyang");
 }
