@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "icp/error.hpp"
 #include "icp/lookalike.hpp"
@@ -77,47 +78,59 @@ Objective evaluate(const Problem& problem, const Eigen::VectorXd& theta, bool de
   std::vector<Eigen::VectorXd> chunk_gradient(derivatives ? chunks : 0);
   std::vector<Eigen::MatrixXd> chunk_hessian(derivatives ? chunks : 0);
   ExceptionCollector errors;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (std::size_t c = 0; c < chunks; ++c) {
-    errors.run([&] {
-      const std::size_t r0 = c * kReduceChunkRows;
-      const std::size_t rows = std::min(kReduceChunkRows, n - r0);
-      Eigen::MatrixXd design;
-      Eigen::VectorXd residual;
-      Eigen::VectorXd curvature;
-      if (derivatives) {
-        design.resize(static_cast<Eigen::Index>(rows), p);
-        residual.resize(static_cast<Eigen::Index>(rows));
-        curvature.resize(static_cast<Eigen::Index>(rows));
-      }
-      double loss = 0.0;
-      for (std::size_t r = 0; r < rows; ++r) {
-        const std::size_t i = r0 + r;
-        const float* xi = problem.x.row(i);
-        double z = theta[0];
-        for (std::size_t j = 0; j < d; ++j) {
-          z += theta[static_cast<Eigen::Index>(j + 1)] * static_cast<double>(xi[j]);
+#pragma omp parallel
+  {
+    // Per-thread buffers, allocated once: the chunk's rows widened to float64 with a leading 1
+    // (the intercept), their logits, and the per-row gradient and curvature weights.
+    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> design;
+    Eigen::VectorXd z;
+    Eigen::VectorXd residual;
+    Eigen::VectorXd curvature;
+#pragma omp for schedule(dynamic, 1)
+    for (std::size_t c = 0; c < chunks; ++c) {
+      errors.run([&] {
+        const std::size_t r0 = c * kReduceChunkRows;
+        const std::size_t rows = std::min(kReduceChunkRows, n - r0);
+        const auto rr = static_cast<Eigen::Index>(rows);
+        design.resize(rr, p);
+        for (std::size_t r = 0; r < rows; ++r) {
+          double* out = design.row(static_cast<Eigen::Index>(r)).data();
+          const float* xi = problem.x.row(r0 + r);
+          out[0] = 1.0;
+          for (std::size_t j = 0; j < d; ++j) out[j + 1] = static_cast<double>(xi[j]);
         }
-        const double w = problem.weight[i];
-        const double y = problem.target[i];
-        loss += w * (softplus(z) - y * z);
+        // One matrix-vector product: its dot products run on several accumulators, where a
+        // per-row loop was one latency-bound chain of d dependent adds per row.
+        z.noalias() = design * theta;
         if (derivatives) {
-          const auto rr = static_cast<Eigen::Index>(r);
-          const double s = sigmoid(z);
-          design(rr, 0) = 1.0;
-          for (std::size_t j = 0; j < d; ++j) {
-            design(rr, static_cast<Eigen::Index>(j + 1)) = static_cast<double>(xi[j]);
-          }
-          residual[rr] = w * (s - y);
-          curvature[rr] = w * s * (1.0 - s);
+          residual.resize(rr);
+          curvature.resize(rr);
         }
-      }
-      chunk_loss[c] = loss;
-      if (derivatives) {
-        chunk_gradient[c] = design.transpose() * residual;
-        chunk_hessian[c] = design.transpose() * (curvature.asDiagonal() * design);
-      }
-    });
+        double loss = 0.0;
+        for (std::size_t r = 0; r < rows; ++r) {
+          const std::size_t i = r0 + r;
+          const auto e = static_cast<Eigen::Index>(r);
+          const double w = problem.weight[i];
+          const double y = problem.target[i];
+          loss += w * (softplus(z[e]) - y * z[e]);
+          if (derivatives) {
+            const double s = sigmoid(z[e]);
+            residual[e] = w * (s - y);
+            curvature[e] = std::sqrt(w * s * (1.0 - s));
+          }
+        }
+        chunk_loss[c] = loss;
+        if (derivatives) {
+          chunk_gradient[c].noalias() = design.transpose() * residual;
+          // H = D^T diag(w s (1 - s)) D as a rank update of the lower triangle with the rows
+          // scaled by sqrt(curvature): half the FLOPs of the full product.
+          design.array().colwise() *= curvature.array();
+          Eigen::MatrixXd& h = chunk_hessian[c];
+          h.setZero(p, p);
+          h.selfadjointView<Eigen::Lower>().rankUpdate(design.transpose());
+        }
+      });
+    }
   }
   errors.rethrow();
 
@@ -130,6 +143,10 @@ Objective evaluate(const Problem& problem, const Eigen::VectorXd& theta, bool de
       out.gradient += chunk_gradient[c];
       out.hessian += chunk_hessian[c];
     }
+  }
+  if (derivatives) {
+    Eigen::MatrixXd full = out.hessian.selfadjointView<Eigen::Lower>();  // upper from lower
+    out.hessian = std::move(full);
   }
   const Eigen::VectorXd coef = theta.tail(p - 1);
   out.loss += 0.5 * problem.l2 * coef.squaredNorm();
