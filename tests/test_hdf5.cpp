@@ -400,6 +400,106 @@ TEST(H5Chunked, LargeDatasetsAreChunkedAndCompressed) {
   EXPECT_EQ(r.dims("/wide"), (std::vector<std::uint64_t>{40000, 2}));
 }
 
+// Writes `data` to `name` in a new file with HDF5's own filter pipeline (H5Dwrite through a
+// shuffle + deflate creation list with the given chunk shape): the reference for the chunks
+// the Writer filters itself.
+template <class T>
+void write_with_hdf5_filters(const std::string& file, const char* name, const std::vector<T>& data,
+                             const std::vector<hsize_t>& dims, const std::vector<hsize_t>& chunk,
+                             hid_t type, unsigned level) {
+  const hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+  const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data());
+  H5Pset_shuffle(dcpl);
+  H5Pset_deflate(dcpl, level);
+  const hid_t ds = H5Dcreate2(f, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  ASSERT_GE(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), 0);
+  H5Dclose(ds);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  H5Fclose(f);
+}
+
+// Every stored chunk of `name` in both files, as raw (filtered) bytes with its filter mask.
+std::vector<std::vector<unsigned char>> raw_chunks(const std::string& file, const char* name,
+                                                   std::vector<hsize_t>& chunk_out) {
+  std::vector<std::vector<unsigned char>> out;
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  const hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+  const hid_t space = H5Dget_space(ds);
+  const int rank = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  const hid_t dcpl = H5Dget_create_plist(ds);
+  chunk_out.assign(static_cast<std::size_t>(rank), 0);
+  H5Pget_chunk(dcpl, rank, chunk_out.data());
+  for (hsize_t row = 0; row < dims[0]; row += chunk_out[0]) {
+    std::vector<hsize_t> offset(static_cast<std::size_t>(rank), 0);
+    offset[0] = row;
+    hsize_t bytes = 0;
+    EXPECT_GE(H5Dget_chunk_storage_size(ds, offset.data(), &bytes), 0);
+    std::vector<unsigned char> buf(bytes);
+    std::uint32_t mask = 0xFFFFFFFF;
+    EXPECT_GE(H5Dread_chunk(ds, H5P_DEFAULT, offset.data(), &mask, buf.data()), 0);
+    EXPECT_EQ(mask, 0u) << "every filter applied to the chunk at row " << row;
+    out.push_back(std::move(buf));
+  }
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  H5Dclose(ds);
+  H5Fclose(f);
+  return out;
+}
+
+TEST(H5Chunked, ParallelFilteredChunksAreTheBytesHdf5Writes) {
+  TempDir dir;
+  const std::string ours = dir.file("ours.h5");
+  // Sizes chosen so that the last chunk of each is partial (stored full size, padded).
+  const std::size_t n = 1000003;
+  std::vector<float> f(n);
+  for (std::size_t i = 0; i < n; ++i) f[i] = std::sin(static_cast<float>(i) * 0.001f) * 100.0f;
+  std::vector<std::uint8_t> bytes(1200001);
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>(i * 31 % 7);
+  std::vector<std::int64_t> matrix(70001 * 3);
+  for (std::size_t i = 0; i < matrix.size(); ++i) matrix[i] = static_cast<std::int64_t>(i * i % 977);
+  // Variable-length strings are chunked too but must go through HDF5 (heap references).
+  std::vector<std::string> ids(70001);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = "A" + std::to_string(i * 7919 % 100003);
+  {
+    Writer w(ours);
+    w.write("/f", f);
+    w.write("/bytes", bytes);
+    w.write("/matrix", matrix, {70001, 3});
+    w.write_strings("/ids", ids);
+    w.commit();
+  }
+  Reader r(ours);
+  EXPECT_EQ(r.read<float>("/f"), f);
+  EXPECT_EQ(r.read<std::uint8_t>("/bytes"), bytes);
+  EXPECT_EQ(r.read<std::int64_t>("/matrix"), matrix);
+  EXPECT_EQ(storage_of(ours, "/ids").layout, H5D_CHUNKED);
+  EXPECT_EQ(r.read_strings("/ids"), ids);
+
+  const auto compare = [&](const char* name, const auto& data, const std::vector<hsize_t>& dims,
+                           hid_t type) {
+    std::vector<hsize_t> chunk;
+    const auto got = raw_chunks(ours, name, chunk);
+    ASSERT_GT(got.size(), 1u) << name << ": a test of several chunks";
+    const std::string theirs = dir.file(std::string("hdf5") + (name + 1) + ".h5");
+    write_with_hdf5_filters(theirs, name, data, dims, chunk, type, 1);
+    std::vector<hsize_t> their_chunk;
+    const auto want = raw_chunks(theirs, name, their_chunk);
+    ASSERT_EQ(got.size(), want.size()) << name;
+    for (std::size_t c = 0; c < got.size(); ++c) {
+      EXPECT_EQ(got[c], want[c]) << name << ": chunk " << c << " of " << got.size();
+    }
+  };
+  compare("/f", f, {n}, H5T_NATIVE_FLOAT);
+  compare("/bytes", bytes, {bytes.size()}, H5T_NATIVE_UINT8);
+  compare("/matrix", matrix, {70001, 3}, H5T_NATIVE_INT64);
+}
+
 TEST(H5Attr, EveryTypeOnRootGroupAndDataset) {
   TempDir dir;
   const std::string path = dir.file("a.h5");

@@ -80,7 +80,8 @@ class Writer {
 
   /// A dataset of `v.size()` elements shaped `dims` (row-major; empty = 1-D of v.size()). The
   /// product of `dims` must equal v.size(); zero-sized datasets are allowed. Datasets of
-  /// >= 64 Ki elements are chunked and compressed (shuffle + deflate level 4).
+  /// >= 64 Ki elements are chunked and compressed (shuffle + deflate level 1, chunks filtered in
+  /// parallel on the OpenMP threads).
   void write(const std::string& path, std::span<const float> v,
              std::vector<std::uint64_t> dims = {});
   void write(const std::string& path, std::span<const double> v,
