@@ -49,6 +49,7 @@ class HamerlyPolicy final : public StepPolicy {
       }
     }
 
+    ClusterAccumulator summed(n, k, d, state.weight, reducer.size() > 1);
     const AssignStats assigned = bounded_assign(
         xc, state, frame.packed, full, 0,
         [&](std::size_t i, std::span<double>) {
@@ -72,9 +73,10 @@ class HamerlyPolicy final : public StepPolicy {
           lower_[i] = k == 1 ? kInf
                              : lower_from_score(static_cast<double>(second),
                                                 row_sq_norm(xc.row(i), d), err);
-        });
+        },
+        summed);
     bound_centres_ = state.centroids;
-    const StepStats stats = finish_step(xc, state, assigned, reducer);
+    const StepStats stats = finish_step(xc, state, assigned, reducer, &summed);
     // Relocated rows changed label without their bounds following: start over next step.
     valid_ = stats.relocated == 0;
     return stats;

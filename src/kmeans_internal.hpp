@@ -110,10 +110,12 @@ AssignStats global_stats(const AssignStats& local, Reducer& reducer);
 /// Nearest centre of every row of xc (same coordinates as `centroids`): score kernel per
 /// block of kAssignBlockRows, argmin of ||c||^2 - 2 x.c (ties to the lowest index), then the
 /// exact float64 distance of the chosen pair. With track_changes the labels held in
-/// `assignment` on entry are compared against the new ones. Local to this process.
+/// `assignment` on entry are compared against the new ones. With `summed`, each chunk is also
+/// added to the cluster sums right after its labels are set. Local to this process.
+class ClusterAccumulator;
 AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int32_t> assignment,
                         std::span<float> distance, bool track_changes,
-                        std::span<const float> weight = {});
+                        std::span<const float> weight = {}, ClusterAccumulator* summed = nullptr);
 
 /// Per-cluster float64 coordinate sums (k x d, row-major) and counts.
 struct ClusterSums {
@@ -122,6 +124,34 @@ struct ClusterSums {
   std::vector<double> sums;          ///< weighted when there are weights
   std::vector<std::int64_t> counts;  ///< rows (weights aside: a cluster is empty without rows)
   std::vector<double> weight_sums;   ///< k, sum of the members' weights; empty without weights
+};
+
+/// Cluster sums built chunk by chunk, so an assignment pass can add each chunk while its rows
+/// are still in cache (one read of the data per step instead of two). Chunks are added in waves
+/// of kUpdateWaveChunks: add_chunk for distinct chunks of one wave may run concurrently, then
+/// fold_wave folds the wave in chunk order on one thread, so the bits do not depend on who
+/// added what. finish() gathers the other processes' chunks and returns the sums.
+class ClusterAccumulator {
+ public:
+  ClusterAccumulator(std::size_t n, std::size_t k, std::size_t d, std::span<const float> weight,
+                     bool distributed);
+  std::size_t chunks() const noexcept { return chunks_; }
+  void add_chunk(std::size_t ci, MatrixView xc, std::span<const std::int32_t> assignment);
+  void fold_wave(std::size_t w0, std::size_t w1);
+  ClusterSums finish(Reducer& reducer);
+
+ private:
+  std::size_t k_;
+  std::size_t d_;
+  std::size_t width_;  // k x d coordinate sums, then (with weights) the k weight sums
+  std::size_t chunks_;
+  std::span<const float> weight_;
+  bool distributed_;
+  std::vector<double> total_;
+  std::vector<std::int64_t> counts_;
+  std::vector<double> part_sums_;  // one wave of chunk partials
+  std::vector<std::int64_t> part_counts_;
+  std::vector<double> mine_;  // with several processes: this one's chunk partials, in order
 };
 
 /// Sums over fixed chunks of kReduceChunkRows rows, folded in global chunk order (through
@@ -178,10 +208,11 @@ struct StepStats {
 /// One Lloyd iteration: assign against state.centroids, then replace them by the cluster means.
 StepStats lloyd_step(MatrixView xc, LloydState& state, Reducer& reducer);
 
-/// The update half of a step: cluster sums of state.assignment, empty-cluster relocation, new
-/// centres and their shift. `assigned` holds the (process-local) stats of the assignment.
+/// The update half of a step: cluster sums of state.assignment (those `summed` built during the
+/// assignment pass, when given), empty-cluster relocation, new centres and their shift.
+/// `assigned` holds the (process-local) stats of the assignment.
 StepStats finish_step(MatrixView xc, LloydState& state, const AssignStats& assigned,
-                      Reducer& reducer);
+                      Reducer& reducer, ClusterAccumulator* summed = nullptr);
 
 /// How one iteration is computed. Exact policies give the assignments assign_rows gives (the same
 /// scores, ties to the lowest index), so every result bit equals Lloyd's; they differ in the
@@ -235,7 +266,8 @@ double row_sq_norm(const float* x, std::size_t d) noexcept;
 /// `scratch` is per thread, `scratch_size` doubles.
 template <class Keeps, class Rescored>
 AssignStats bounded_assign(MatrixView xc, LloydState& state, const PackedCentres& packed, bool full,
-                           std::size_t scratch_size, Keeps keeps, Rescored rescored) {
+                           std::size_t scratch_size, Keeps keeps, Rescored rescored,
+                           ClusterAccumulator& summed) {
   const std::size_t n = xc.rows;
   const std::size_t d = xc.cols;
   const std::size_t k = state.centroids.rows();
@@ -259,40 +291,48 @@ AssignStats bounded_assign(MatrixView xc, LloydState& state, const PackedCentres
       scratch.resize(scratch_size);
       ready = true;
     });
+    for (std::size_t w0 = 0; w0 < chunks; w0 += kUpdateWaveChunks) {
+      const std::size_t w1 = std::min(chunks, w0 + kUpdateWaveChunks);
 #pragma omp for schedule(dynamic, 1)
-    for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
-      // A thread that could not allocate skips its chunks; the collected error is rethrown.
-      if (!ready) continue;
-      errors.run([&] {
-        const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
-        const std::size_t end = std::min(n, begin + kReduceChunkRows);
-        std::int64_t changed = 0;
-        for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
-          const std::size_t b1 = std::min(end, b0 + kAssignBlockRows);
-          todo.clear();
-          for (std::size_t i = b0; i < b1; ++i)
-            if (full || !keeps(i, std::span<double>(scratch))) todo.push_back(i);
-          for (std::size_t m = 0; m < todo.size(); ++m)
-            std::copy(xc.row(todo[m]), xc.row(todo[m]) + d, gathered.data() + m * d);
-          score_rows(gathered.data(), todo.size(), d, packed, scores.data(), ldo);
-          for (std::size_t m = 0; m < todo.size(); ++m) {
-            const std::size_t i = todo[m];
-            const float* s = scores.data() + m * ldo;
-            const std::size_t best = argmin_scores(s, k);
-            rescored(i, s, best);
-            const auto label = static_cast<std::int32_t>(best);
-            if (state.assignment[i] != label) ++changed;
-            state.assignment[i] = label;
-            state.distance[i] = static_cast<float>(squared_distance(xc.row(i), c.row(best), d));
+      for (std::ptrdiff_t ci = static_cast<std::ptrdiff_t>(w0);
+           ci < static_cast<std::ptrdiff_t>(w1); ++ci) {
+        // A thread that could not allocate skips its chunks; the collected error is rethrown.
+        if (!ready) continue;
+        errors.run([&] {
+          const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
+          const std::size_t end = std::min(n, begin + kReduceChunkRows);
+          std::int64_t changed = 0;
+          for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
+            const std::size_t b1 = std::min(end, b0 + kAssignBlockRows);
+            todo.clear();
+            for (std::size_t i = b0; i < b1; ++i)
+              if (full || !keeps(i, std::span<double>(scratch))) todo.push_back(i);
+            for (std::size_t m = 0; m < todo.size(); ++m)
+              std::copy(xc.row(todo[m]), xc.row(todo[m]) + d, gathered.data() + m * d);
+            score_rows(gathered.data(), todo.size(), d, packed, scores.data(), ldo);
+            for (std::size_t m = 0; m < todo.size(); ++m) {
+              const std::size_t i = todo[m];
+              const float* s = scores.data() + m * ldo;
+              const std::size_t best = argmin_scores(s, k);
+              rescored(i, s, best);
+              const auto label = static_cast<std::int32_t>(best);
+              if (state.assignment[i] != label) ++changed;
+              state.assignment[i] = label;
+              state.distance[i] = static_cast<float>(squared_distance(xc.row(i), c.row(best), d));
+            }
           }
-        }
-        // Summed in row order, as assign_rows does, so the inertia has the same bits.
-        double inertia = 0.0;
-        for (std::size_t i = begin; i < end; ++i)
-          inertia += weighted(state.weight, i, state.distance[i]);
-        chunk_inertia[static_cast<std::size_t>(ci)] = inertia;
-        chunk_changed[static_cast<std::size_t>(ci)] = changed;
-      });
+          // Summed in row order, as assign_rows does, so the inertia has the same bits.
+          double inertia = 0.0;
+          for (std::size_t i = begin; i < end; ++i)
+            inertia += weighted(state.weight, i, state.distance[i]);
+          chunk_inertia[static_cast<std::size_t>(ci)] = inertia;
+          chunk_changed[static_cast<std::size_t>(ci)] = changed;
+          // Added while the chunk's rows are still in cache.
+          summed.add_chunk(static_cast<std::size_t>(ci), xc, state.assignment);
+        });
+      }
+#pragma omp single
+      errors.run([&] { summed.fold_wave(w0, w1); });
     }
   }
   errors.rethrow();

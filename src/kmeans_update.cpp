@@ -9,82 +9,95 @@
 
 namespace icp::kmeans_detail {
 
+ClusterAccumulator::ClusterAccumulator(std::size_t n, std::size_t k, std::size_t d,
+                                       std::span<const float> weight, bool distributed)
+    : k_(k),
+      d_(d),
+      width_(k * d + (weight.empty() ? 0 : k)),
+      chunks_(chunk_count(n)),
+      weight_(weight),
+      distributed_(distributed),
+      total_(width_, 0.0),
+      counts_(k, 0),
+      part_sums_(std::min(kUpdateWaveChunks, chunks_) * width_),
+      part_counts_(std::min(kUpdateWaveChunks, chunks_) * k) {}
+
+void ClusterAccumulator::add_chunk(std::size_t ci, MatrixView xc,
+                                   std::span<const std::int32_t> assignment) {
+  const std::size_t slot = ci % kUpdateWaveChunks;
+  double* sums = part_sums_.data() + slot * width_;
+  std::int64_t* counts = part_counts_.data() + slot * k_;
+  std::fill(sums, sums + width_, 0.0);
+  std::fill(counts, counts + k_, std::int64_t{0});
+  const std::size_t begin = ci * kReduceChunkRows;
+  const std::size_t end = std::min(xc.rows, begin + kReduceChunkRows);
+  const bool weighted_rows = !weight_.empty();
+  for (std::size_t i = begin; i < end; ++i) {
+    const auto label = static_cast<std::size_t>(assignment[i]);
+    double* dst = sums + label * d_;
+    const float* src = xc.row(i);
+    if (weighted_rows) {
+      const double w = static_cast<double>(weight_[i]);
+      for (std::size_t j = 0; j < d_; ++j) dst[j] += w * static_cast<double>(src[j]);
+      sums[k_ * d_ + label] += w;
+    } else {
+      for (std::size_t j = 0; j < d_; ++j) dst[j] += static_cast<double>(src[j]);
+    }
+    ++counts[label];
+  }
+}
+
+void ClusterAccumulator::fold_wave(std::size_t w0, std::size_t w1) {
+  for (std::size_t ci = w0; ci < w1; ++ci) {
+    const std::size_t slot = ci % kUpdateWaveChunks;
+    const std::int64_t* counts = part_counts_.data() + slot * k_;
+    for (std::size_t t = 0; t < k_; ++t) counts_[t] += counts[t];
+    const double* sums = part_sums_.data() + slot * width_;
+    if (distributed_) {
+      // Kept whole until every process's chunks are in hand: the fold in finish() must see
+      // the chunks of all processes in global chunk order.
+      mine_.insert(mine_.end(), sums, sums + width_);
+      continue;
+    }
+    for (std::size_t t = 0; t < width_; ++t) total_[t] += sums[t];
+  }
+}
+
+ClusterSums ClusterAccumulator::finish(Reducer& reducer) {
+  if (distributed_) {
+    const std::vector<double> all = reducer.gather_chunks(std::move(mine_), width_);
+    const std::size_t all_chunks = all.size() / std::max<std::size_t>(width_, 1);
+    for (std::size_t ci = 0; ci < all_chunks; ++ci) {
+      const double* sums = all.data() + ci * width_;
+      for (std::size_t t = 0; t < width_; ++t) total_[t] += sums[t];
+    }
+  }
+  ClusterSums out;
+  out.k = k_;
+  out.d = d_;
+  out.sums.assign(total_.begin(), total_.begin() + static_cast<std::ptrdiff_t>(k_ * d_));
+  if (!weight_.empty())
+    out.weight_sums.assign(total_.begin() + static_cast<std::ptrdiff_t>(k_ * d_), total_.end());
+  out.counts = std::move(counts_);
+  // Counts are integers: their sum is exact in any order.
+  reducer.sum(std::span<std::int64_t>(out.counts));
+  return out;
+}
+
 ClusterSums accumulate_clusters(MatrixView xc, std::span<const std::int32_t> assignment,
                                 std::size_t k, Reducer& reducer, std::span<const float> weight) {
-  const std::size_t n = xc.rows;
-  const std::size_t d = xc.cols;
-  const bool weighted_rows = !weight.empty();
-  // Per chunk: k x d coordinate sums, then (with weights) the k clusters' weight sums, so one
-  // gather and one fold in chunk order cover both.
-  const std::size_t width = k * d + (weighted_rows ? k : 0);
-  ClusterSums out;
-  out.k = k;
-  out.d = d;
-  out.counts.assign(k, 0);
-  std::vector<double> total(width, 0.0);
-
-  const std::size_t chunks = chunk_count(n);
-  const std::size_t wave = std::min(kUpdateWaveChunks, chunks);
-  std::vector<double> part_sums(wave * width);
-  std::vector<std::int64_t> part_counts(wave * k);
-  const bool distributed = reducer.size() > 1;
-  std::vector<double> mine;  // this process's chunk partials, when there are several processes
+  ClusterAccumulator acc(xc.rows, k, xc.cols, weight, reducer.size() > 1);
+  const std::size_t chunks = acc.chunks();
   for (std::size_t w0 = 0; w0 < chunks; w0 += kUpdateWaveChunks) {
     const std::size_t w1 = std::min(chunks, w0 + kUpdateWaveChunks);
 #pragma omp parallel for schedule(dynamic, 1) if (w1 - w0 > 1)
     for (std::ptrdiff_t ci = static_cast<std::ptrdiff_t>(w0); ci < static_cast<std::ptrdiff_t>(w1);
          ++ci) {
-      const std::size_t slot = static_cast<std::size_t>(ci) - w0;
-      double* sums = part_sums.data() + slot * width;
-      std::int64_t* counts = part_counts.data() + slot * k;
-      std::fill(sums, sums + width, 0.0);
-      std::fill(counts, counts + k, std::int64_t{0});
-      const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
-      const std::size_t end = std::min(n, begin + kReduceChunkRows);
-      for (std::size_t i = begin; i < end; ++i) {
-        const auto label = static_cast<std::size_t>(assignment[i]);
-        double* dst = sums + label * d;
-        const float* src = xc.row(i);
-        if (weighted_rows) {
-          const double w = static_cast<double>(weight[i]);
-          for (std::size_t j = 0; j < d; ++j) dst[j] += w * static_cast<double>(src[j]);
-          sums[k * d + label] += w;
-        } else {
-          for (std::size_t j = 0; j < d; ++j) dst[j] += static_cast<double>(src[j]);
-        }
-        ++counts[label];
-      }
+      acc.add_chunk(static_cast<std::size_t>(ci), xc, assignment);
     }
-    for (std::size_t slot = 0; slot < w1 - w0; ++slot) {
-      const std::int64_t* counts = part_counts.data() + slot * k;
-      for (std::size_t t = 0; t < k; ++t) out.counts[t] += counts[t];
-    }
-    if (distributed) {
-      // Kept whole until every process's chunks are in hand: the fold below must see the
-      // chunks of all processes in global chunk order.
-      mine.insert(mine.end(), part_sums.begin(),
-                  part_sums.begin() + static_cast<std::ptrdiff_t>((w1 - w0) * width));
-      continue;
-    }
-    for (std::size_t ci = w0; ci < w1; ++ci) {
-      const double* sums = part_sums.data() + (ci - w0) * width;
-      for (std::size_t t = 0; t < width; ++t) total[t] += sums[t];
-    }
+    acc.fold_wave(w0, w1);
   }
-  if (distributed) {
-    const std::vector<double> all = reducer.gather_chunks(std::move(mine), width);
-    const std::size_t all_chunks = all.size() / std::max<std::size_t>(width, 1);
-    for (std::size_t ci = 0; ci < all_chunks; ++ci) {
-      const double* sums = all.data() + ci * width;
-      for (std::size_t t = 0; t < width; ++t) total[t] += sums[t];
-    }
-  }
-  out.sums.assign(total.begin(), total.begin() + static_cast<std::ptrdiff_t>(k * d));
-  if (weighted_rows)
-    out.weight_sums.assign(total.begin() + static_cast<std::ptrdiff_t>(k * d), total.end());
-  // Counts are integers: their sum is exact in any order.
-  reducer.sum(std::span<std::int64_t>(out.counts));
-  return out;
+  return acc.finish(reducer);
 }
 
 std::int64_t relocate_empty(MatrixView xc, std::span<std::int32_t> assignment,
@@ -192,13 +205,15 @@ double centre_shift(const Matrix& previous, const Matrix& next) noexcept {
 }
 
 StepStats finish_step(MatrixView xc, LloydState& state, const AssignStats& assigned,
-                      Reducer& reducer) {
+                      Reducer& reducer, ClusterAccumulator* summed) {
   StepStats stats;
   const AssignStats all = global_stats(assigned, reducer);
   const double inertia = all.inertia;
   const std::int64_t changed = all.changed;
-  ClusterSums sums =
-      accumulate_clusters(xc, state.assignment, state.centroids.rows(), reducer, state.weight);
+  ClusterSums sums = summed != nullptr
+                         ? summed->finish(reducer)
+                         : accumulate_clusters(xc, state.assignment, state.centroids.rows(),
+                                               reducer, state.weight);
   stats.relocated =
       relocate_empty(xc, state.assignment, state.distance, sums, reducer, state.weight);
   Matrix next = centroids_from_sums(sums, state.centroids);
@@ -210,9 +225,11 @@ StepStats finish_step(MatrixView xc, LloydState& state, const AssignStats& assig
 }
 
 StepStats lloyd_step(MatrixView xc, LloydState& state, Reducer& reducer) {
-  const AssignStats assigned =
-      assign_rows(xc, state.centroids.view(), state.assignment, state.distance, true, state.weight);
-  return finish_step(xc, state, assigned, reducer);
+  ClusterAccumulator summed(xc.rows, state.centroids.rows(), xc.cols, state.weight,
+                            reducer.size() > 1);
+  const AssignStats assigned = assign_rows(xc, state.centroids.view(), state.assignment,
+                                           state.distance, true, state.weight, &summed);
+  return finish_step(xc, state, assigned, reducer, &summed);
 }
 
 namespace {

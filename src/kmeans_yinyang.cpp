@@ -78,6 +78,7 @@ class YinyangPolicy final : public StepPolicy {
 
     // Rows whose bounds fail are rescored against every centre (on overlapping clusters most
     // groups fail together, where per-group scoring loses).
+    ClusterAccumulator summed(n, k, d, state.weight, reducer.size() > 1);
     const AssignStats assigned = bounded_assign(
         xc, state, frame.packed, full, G,
         [&](std::size_t i, std::span<double> nl) {
@@ -112,9 +113,10 @@ class YinyangPolicy final : public StepPolicy {
                         ? lb[g]
                         : lower_float(lower_from_score(static_cast<double>(lb[g]), xx, err));
           }
-        });
+        },
+        summed);
     bound_centres_ = state.centroids;
-    const StepStats stats = finish_step(xc, state, assigned, reducer);
+    const StepStats stats = finish_step(xc, state, assigned, reducer, &summed);
     // Relocated rows changed label without their bounds following: start over next step.
     valid_ = stats.relocated == 0;
     return stats;
