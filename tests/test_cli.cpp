@@ -245,6 +245,38 @@ TEST_F(Cli, TopCsvListsProspectsBestFirst) {
   EXPECT_EQ(rows, 1000);
 }
 
+TEST_F(Cli, BadTopCsvOrReportFolderFailsBeforeAnyWork) {
+  const auto in = accounts();
+  const auto j = job(job_text(in.string(), (dir_ / "out.h5").string()));
+  // Without -q the stages report as they finish: none may have run.
+  Result r = run("run --config " + j.string() + " --top-csv " + (dir_ / "nope" / "t.csv").string());
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("nope/t.csv: cannot write the top-N CSV: folder"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("ingest"), std::string::npos) << r.out;
+  const auto jr = job(job_text(in.string(), (dir_ / "out.h5").string()) + "report = \"" +
+                      (dir_ / "gone" / "r.html").string() + "\"\n");
+  r = run("run --config " + jr.string());
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("r.html: cannot write the report: folder"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("ingest"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir_ / "out.h5"));
+}
+
+TEST_F(Cli, AReportThatCannotBeWrittenLeavesNoOutputs) {
+  const auto in = accounts();
+  // The report's path is an existing folder: its folder passes the early check, and the final
+  // rename onto it fails after the results file was committed.
+  fs::create_directories(dir_ / "taken");
+  const auto csv = dir_ / "top.csv";
+  const auto j = job(job_text(in.string(), (dir_ / "out.h5").string()) + "report = \"" +
+                     (dir_ / "taken").string() + "\"\n");
+  expect_failure("run -q --config " + j.string() + " --top-csv " + csv.string(),
+                 {"report", "taken"});
+  EXPECT_FALSE(fs::exists(dir_ / "out.h5"));
+  EXPECT_FALSE(fs::exists(csv));
+}
+
 TEST_F(Cli, MissingInputFile) {
   const auto j = job(job_text((dir_ / "nope.csv").string(), (dir_ / "out.h5").string()));
   expect_failure("run -q --config " + j.string(), {"nope.csv", "file not found"});

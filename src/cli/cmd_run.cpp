@@ -1,9 +1,13 @@
 // `icp run`: the whole job from a job file, with command-line overrides.
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "command.hpp"
 #include "icp/checkpoint.hpp"
@@ -21,6 +25,20 @@
 
 namespace icp::cli {
 namespace {
+
+/// Throws when `file` (if any) could not be created: its folder is missing or not writable.
+void require_writable_folder(const std::string& file, const char* what) {
+  if (file.empty()) return;
+  const std::filesystem::path parent = std::filesystem::path(file).parent_path();
+  const std::string folder = parent.empty() ? "." : parent.string();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(folder, ec)) {
+    throw Error(file + ": cannot write " + what + ": folder '" + folder + "' does not exist");
+  }
+  if (::access(folder.c_str(), W_OK) != 0) {
+    throw Error(file + ": cannot write " + what + ": folder '" + folder + "' is not writable");
+  }
+}
 
 struct RunArgs {
   std::string config;
@@ -125,8 +143,11 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
   }
 
   // Open the output first: an unwritable folder fails now, before minutes of work, and the
-  // temporary file is removed if anything later throws.
+  // temporary file is removed if anything later throws. The other outputs' folders are checked
+  // now for the same reason.
   h5::Writer out(job.output.path);
+  require_writable_folder(job.output.top_csv, "the top-N CSV");
+  require_writable_folder(job.output.report, "the report");
 
   RunProgress progress;
   if (!a.quiet) {
@@ -174,12 +195,21 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
                    with_commas(result.seed_ids_unmatched).c_str(), job.seeds.ids_file.c_str());
   }
   write_results(result, out);
-  if (!job.output.top_csv.empty()) write_top_csv(result, job.output.top_csv, job.lookalike.top_n);
   out.commit();
+  try {
+    if (!job.output.top_csv.empty()) write_top_csv(result, job.output.top_csv, job.lookalike.top_n);
+    // Drawn from the committed file, so the report shows exactly what was stored.
+    if (!job.output.report.empty()) write_report(job.output.path, job.output.report);
+  } catch (...) {
+    // All or nothing: a run whose top-N CSV or report failed leaves none of its outputs, so no
+    // one mistakes a results file without its report for a finished run.
+    std::error_code ec;
+    std::filesystem::remove(job.output.path, ec);
+    if (!job.output.top_csv.empty()) std::filesystem::remove(job.output.top_csv, ec);
+    throw;
+  }
   // The results are in place: a later run must not pick up this job's state by mistake.
   if (!checkpoint_path.empty()) std::remove(checkpoint_path.c_str());
-  // Drawn from the committed file, so the report shows exactly what was stored.
-  if (!job.output.report.empty()) write_report(job.output.path, job.output.report);
   if (!a.quiet) {
     std::printf("%s", inspect_text(job.output.path, 10).c_str());
     std::printf("\nresults: %s\n", job.output.path.c_str());
