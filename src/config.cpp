@@ -191,6 +191,8 @@ void read_input(Section& root, const toml::table& empty, const std::string& orig
            {{"fail", ErrorPolicy::fail}, {"quarantine", ErrorPolicy::quarantine}});
   s.get("quarantine_path", c.csv.quarantine_path);
   c.csv.quarantine_path = resolve_path(base, c.csv.quarantine_path);
+  s.choice("encoding", c.csv.encoding,
+           {{"utf-8", TextEncoding::utf8}, {"latin-1", TextEncoding::latin1}});
   s.reject_unknown();
 }
 
@@ -464,7 +466,8 @@ std::string to_toml(const JobConfig& c) {
   for (std::size_t i = 0; i < c.csv.missing_tokens.size(); ++i)
     o << (i ? ", " : "") << quoted(c.csv.missing_tokens[i]);
   o << "]\non_error = " << quoted(c.csv.on_error == ErrorPolicy::fail ? "fail" : "quarantine")
-    << "\nquarantine_path = " << quoted(c.csv.quarantine_path) << "\n";
+    << "\nquarantine_path = " << quoted(c.csv.quarantine_path)
+    << "\nencoding = " << quoted(to_string(c.csv.encoding)) << "\n";
   for (const auto& f : c.numeric)
     o << "\n[[features.numeric]]\ncolumn = " << quoted(f.column) << "\ntransform = \""
       << name_of(f.transform) << "\"\nscaling = \"" << name_of(f.scaling)

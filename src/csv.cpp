@@ -32,6 +32,7 @@
 #include "csv_scan.hpp"
 #include "icp/error.hpp"
 #include "icp/parallel.hpp"
+#include "icp/text.hpp"
 
 namespace icp {
 
@@ -49,6 +50,13 @@ constexpr std::size_t kMinChunkBytes = 1;
 /// an unquoted field) costs one extra pass over what follows it, so a few are cheap; a file
 /// full of them (another quoting dialect) must not turn that into quadratic work.
 constexpr int kMaxParallelPasses = 4;
+
+/// No byte >= 0x80: valid UTF-8 and the same text in Latin-1, so neither check nor conversion.
+bool is_ascii(std::string_view s) noexcept {
+  unsigned char any = 0;
+  for (const char c : s) any |= static_cast<unsigned char>(c);
+  return any < 0x80;
+}
 
 std::string truncate_text(std::string_view s) {
   if (s.size() <= kMaxValueChars) return std::string(s);
@@ -526,6 +534,7 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
   std::vector<FieldSpan> fields;
   fields.reserve(ncols + 1);
   std::vector<std::string> scratch(nreq + 1);
+  std::vector<std::string> converted(nreq);  // text cells read as Latin-1, in UTF-8
   std::vector<std::string_view> values(nreq);
   std::vector<double> nums(nreq);
   const char* buf = sc.data();
@@ -586,7 +595,27 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
       values[k] = v;
       const bool absent = missing(v);
       miss[k] = static_cast<char>(absent);
-      if (opts.columns[k].type != ColumnType::numeric) continue;
+      if (opts.columns[k].type != ColumnType::numeric) {
+        if (absent || is_ascii(v)) continue;
+        if (opts.encoding == TextEncoding::latin1) {
+          converted[k] = latin1_to_utf8(v);
+          values[k] = converted[k];
+          continue;
+        }
+        const std::size_t at = invalid_utf8_at(v);
+        if (at == std::string_view::npos) continue;
+        BadRow b;
+        b.line = rec_line;
+        b.column = plan.header[fi];
+        b.column_number = static_cast<std::int64_t>(fi) + 1;
+        b.value = escape_bytes(truncate_text(v));
+        b.reason = "not valid UTF-8 at byte " + std::to_string(at + 1) +
+                   " (a Latin-1 file: input.encoding = \"latin-1\" or --encoding latin-1)";
+        b.raw = std::string(raw);
+        out.bad.push_back(std::move(b));
+        ok = false;
+        break;
+      }
       if (absent) {
         nums[k] = std::numeric_limits<double>::quiet_NaN();
         continue;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "icp/parallel.hpp"
+#include "icp/text.hpp"
 
 namespace icp::h5 {
 namespace {
@@ -278,43 +279,6 @@ std::string dims_text(const std::vector<std::uint64_t>& dims) {
   return fmt::format("[{}]", fmt::join(dims, ", "));
 }
 
-// Byte offset of the first invalid UTF-8 sequence, or npos.
-std::size_t invalid_utf8_at(const std::string& s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const std::size_t n = s.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const unsigned c = p[i];
-    std::size_t len = 0;
-    std::uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return i;
-    }
-    if (i + len > n) return i;
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (p[i + k] & 0x3Fu);
-    }
-    // Overlong encodings, UTF-16 surrogates and code points past U+10FFFF are not UTF-8.
-    const std::uint32_t min_cp = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
-    if (cp < min_cp || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return i;
-    i += len;
-  }
-  return std::string::npos;
-}
-
 Hid utf8_vlen_type(H5T_cset_t cset = H5T_CSET_UTF8) {
   Hid t(H5Tcopy(H5T_C_S1), H5Tclose);
   if (!t.valid() || H5Tset_size(t.get(), H5T_VARIABLE) < 0 || H5Tset_cset(t.get(), cset) < 0) {
@@ -554,8 +518,8 @@ struct Writer::Impl {
       errors.rethrow();
       for (std::size_t b = 0; b < count; ++b) {
         offset[0] = static_cast<hsize_t>((first + b) * chunk_rows);
-        if (H5Dwrite_chunk(ds, H5P_DEFAULT, 0, offset.data(), packed[b].size(),
-                           packed[b].data()) < 0) {
+        if (H5Dwrite_chunk(ds, H5P_DEFAULT, 0, offset.data(), packed[b].size(), packed[b].data()) <
+            0) {
           fail(path, obj, "cannot write dataset");
         }
       }

@@ -166,6 +166,7 @@ Schema infer_schema(const std::string& path, const SchemaOptions& options) {
   const std::vector<std::string> header = read_csv_header(path, options.delimiter);
   CsvOptions csv;
   csv.delimiter = options.delimiter;
+  csv.encoding = options.encoding;
   // Raw text: missing tokens are judged here, per column, so nothing is folded away.
   csv.missing_tokens.clear();
   csv.on_error = ErrorPolicy::quarantine;
@@ -179,7 +180,20 @@ Schema infer_schema(const std::string& path, const SchemaOptions& options) {
     csv.columns.push_back(r);
   }
   IngestStats stats;
-  const Table sample = read_csv(path, csv, &stats);
+  Table sample = read_csv(path, csv, &stats);
+  s.encoding = options.encoding;
+  if (stats.rows_quarantined > 0 && csv.encoding == TextEncoding::utf8) {
+    // Rows can be rejected for their field count or for bytes that are not UTF-8; Latin-1
+    // accepts any byte, so fewer rejections that way mean a Latin-1 file.
+    csv.encoding = TextEncoding::latin1;
+    IngestStats latin;
+    Table again = read_csv(path, csv, &latin);
+    if (latin.rows_quarantined < stats.rows_quarantined) {
+      sample = std::move(again);
+      stats = latin;
+      s.encoding = TextEncoding::latin1;
+    }
+  }
   s.rows_sampled = stats.rows_read;
   for (const auto& col : sample.columns) s.columns.push_back(profile(col, options));
   for (const auto& c : s.columns)
@@ -217,6 +231,9 @@ std::string schema_job_toml(const Schema& s, const SchemaOptions& options) {
        "customers).\n\n";
   o << "[input]\npath = " << toml_string(abs) << "\n";
   o << "id_column = " << toml_string(s.id_column) << "\n";
+  if (s.encoding != TextEncoding::utf8)
+    o << "encoding = " << toml_string(to_string(s.encoding))
+      << "                  # the sample has bytes that are not UTF-8\n";
   o << "delimiter = " << toml_string(s.delimiter == '\t' ? "\\t" : std::string(1, s.delimiter))
     << "\n";
   o << "on_error = \"quarantine\"          # fail | quarantine\n";

@@ -86,6 +86,21 @@ TEST(Config, BadChoiceListsTheOptions) {
   EXPECT_NE(msg.find("zscore | robust | minmax | none"), std::string::npos) << msg;
 }
 
+TEST(Config, InputEncodingParsedDefaultedAndRoundTripped) {
+  EXPECT_EQ(icp::parse_config(kMinimal, "/jobs/job.toml").csv.encoding, icp::TextEncoding::utf8);
+  std::string text = kMinimal;
+  text.replace(text.find("id_column"), 0, "encoding = \"latin-1\"\n");
+  const auto c = icp::parse_config(text, "/jobs/job.toml");
+  EXPECT_EQ(c.csv.encoding, icp::TextEncoding::latin1);
+  EXPECT_EQ(icp::parse_config(c.config_text, "/jobs/again.toml").csv.encoding,
+            icp::TextEncoding::latin1);
+  std::string bad = kMinimal;
+  bad.replace(bad.find("id_column"), 0, "encoding = \"cp1252\"\n");
+  const std::string msg = error_of(bad);
+  EXPECT_NE(msg.find("input.encoding: unknown value 'cp1252'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("utf-8 | latin-1"), std::string::npos) << msg;
+}
+
 TEST(Config, RangeChecks) {
   std::string text = kMinimal;
   text.replace(text.find("k = 7"), 5, "k = 0");

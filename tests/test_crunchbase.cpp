@@ -3,12 +3,18 @@
 // (lineterminator='\r', encoding='latin-1'): 17,727 companies, status acquired 1,673 + ipo 344,
 // closed 553; 13 rows carry a date or "#####" in funding_total_usd.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 
 #include "icp/config.hpp"
+#include "icp/csv.hpp"
+#include "icp/hdf5.hpp"
 #include "icp/pipeline.hpp"
+#include "icp/schema.hpp"
+#include "icp/table_h5.hpp"
+#include "icp/text.hpp"
 
 namespace fs = std::filesystem;
 
@@ -36,6 +42,39 @@ TEST(Crunchbase, WholeJobCountsEveryRow) {
   EXPECT_GE(negatives, 553 - 13);
   EXPECT_EQ(r.ids.size(), static_cast<std::size_t>(r.ingest.rows_accepted));
   EXPECT_EQ(r.lookalike.score.size(), r.ids.size());
+}
+
+// `icp convert` without a job file: the schema sample shows Latin-1 bytes in `name`, the table
+// is read as Latin-1 and stored as UTF-8 (the HDF5 writer accepts nothing else).
+TEST(Crunchbase, ConvertWithoutAJobReadsTheLatin1Names) {
+  const fs::path csv_path = fs::path(ICP_SOURCE_DIR).parent_path() / "shared" / "datasets" /
+                            "crunchbase-2013" / "companies.csv";
+  if (!fs::exists(csv_path)) GTEST_SKIP() << "Crunchbase 2013 export absent: skipped";
+  const icp::Schema schema = icp::infer_schema(csv_path.string());
+  EXPECT_EQ(schema.encoding, icp::TextEncoding::latin1);
+  icp::CsvOptions csv;
+  csv.encoding = schema.encoding;
+  csv.columns = icp::schema_requests(schema);
+  csv.unique_column = schema.id_column;
+  csv.on_error = icp::ErrorPolicy::quarantine;
+  icp::IngestStats stats;
+  const icp::Table table = icp::read_csv(csv_path.string(), csv, &stats);
+  EXPECT_EQ(stats.rows_read, 17727);
+  EXPECT_EQ(stats.rows_quarantined, 13);
+  const fs::path out =
+      fs::temp_directory_path() / ("icp_cb_convert_" + std::to_string(::getpid()) + ".h5");
+  {
+    icp::h5::Writer w(out.string());
+    icp::write_table_h5(w, "/accounts", table);
+    w.commit();
+  }
+  const std::vector<std::string> names =
+      icp::h5::Reader(out.string()).read_strings("/accounts/name");
+  fs::remove(out);
+  EXPECT_EQ(names.size(), 17714u);
+  for (const auto& n : names) ASSERT_EQ(icp::invalid_utf8_at(n), std::string::npos) << n;
+  // Line 511's bytes CC C1 are the Latin-1 letters U+00CC U+00C1.
+  EXPECT_NE(std::find(names.begin(), names.end(), "ag\xC3\x8C\xC3\x81mi Systems"), names.end());
 }
 
 }  // namespace

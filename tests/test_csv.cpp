@@ -14,6 +14,7 @@
 
 #include "icp/csv.hpp"
 #include "icp/error.hpp"
+#include "icp/text.hpp"
 
 namespace {
 
@@ -239,6 +240,68 @@ TEST_F(CsvTest, ErrorFieldsAreStructured) {
     EXPECT_EQ(e.value(), "oops");
     EXPECT_EQ(e.reason(), "not a number");
   }
+}
+
+// Text cells must be UTF-8 unless the file is declared Latin-1 (Crunchbase's `name` column has
+// Latin-1 bytes): an invalid cell is a bad cell named like every other one.
+TEST_F(CsvTest, InvalidUtf8TextIsABadCellNamedWithEscapedBytes) {
+  // Row 3: "caf\xE9" (Latin-1 e-acute) in a categorical; row 2 has valid two-byte UTF-8.
+  const std::string p = write("in.csv", kHead + "a,1,\xC3\xA9t\xC3\xA9\nb,2,caf\xE9\nc,3,x\n");
+  try {
+    (void)icp::read_csv(p, account_options());
+    FAIL() << "no error";
+  } catch (const icp::InputError& e) {
+    EXPECT_EQ(e.line(), 3);
+    EXPECT_EQ(e.column(), "industry");
+    EXPECT_EQ(e.column_number(), 3);
+    EXPECT_EQ(e.value(), "caf\\xE9");
+    EXPECT_EQ(e.reason().rfind("not valid UTF-8 at byte 4", 0), 0u) << e.reason();
+    EXPECT_NE(std::string(e.what()).find("latin-1"), std::string::npos) << e.what();
+  }
+  // Quarantined, the row is counted and the others are read.
+  icp::CsvOptions q = account_options();
+  q.on_error = icp::ErrorPolicy::quarantine;
+  icp::IngestStats stats;
+  const icp::Table t = icp::read_csv(p, q, &stats);
+  EXPECT_EQ(stats.rows_read, 3);
+  EXPECT_EQ(stats.rows_accepted, 2);
+  EXPECT_EQ(stats.rows_quarantined, 1);
+  EXPECT_EQ(t.columns[2].levels, (std::vector<std::string>{"\xC3\xA9t\xC3\xA9", "x"}));
+}
+
+TEST_F(CsvTest, Latin1TextIsConvertedToUtf8) {
+  const std::string p = write("in.csv", kHead + "\xC5ngstr\xF6m,1,caf\xE9\nb,2.5,x\n");
+  icp::CsvOptions o = account_options();
+  o.encoding = icp::TextEncoding::latin1;
+  const icp::Table t = icp::read_csv(p, o);
+  ASSERT_EQ(t.columns.size(), 3u);
+  EXPECT_EQ(t.columns[0].text, (std::vector<std::string>{"\xC3\x85ngstr\xC3\xB6m", "b"}));
+  EXPECT_EQ(t.columns[1].numeric, (std::vector<double>{1.0, 2.5}));
+  EXPECT_EQ(t.columns[2].levels, (std::vector<std::string>{"caf\xC3\xA9", "x"}));
+}
+
+TEST(Text, EncodingHelpers) {
+  icp::TextEncoding e{};
+  EXPECT_TRUE(icp::parse_encoding("latin-1", e));
+  EXPECT_EQ(e, icp::TextEncoding::latin1);
+  EXPECT_TRUE(icp::parse_encoding("utf-8", e));
+  EXPECT_EQ(e, icp::TextEncoding::utf8);
+  EXPECT_FALSE(icp::parse_encoding("cp1252", e));
+  EXPECT_STREQ(icp::to_string(icp::TextEncoding::latin1), "latin-1");
+  // Every Latin-1 byte becomes valid UTF-8 (U+0000..U+00FF), and ASCII is unchanged.
+  std::string all;
+  for (int c = 1; c < 256; ++c) all.push_back(static_cast<char>(c));
+  const std::string u = icp::latin1_to_utf8(all);
+  EXPECT_EQ(icp::invalid_utf8_at(u), std::string::npos);
+  EXPECT_EQ(u.size(), 127u + 2u * 128u);
+  EXPECT_EQ(icp::latin1_to_utf8("abc"), "abc");
+  // Overlong, surrogate, truncated and stray continuation bytes are invalid; offsets are 0-based.
+  EXPECT_EQ(icp::invalid_utf8_at("ok\xC0\xAF"), 2u);
+  EXPECT_EQ(icp::invalid_utf8_at("\xED\xA0\x80"), 0u);
+  EXPECT_EQ(icp::invalid_utf8_at("a\xE2\x82"), 1u);
+  EXPECT_EQ(icp::invalid_utf8_at("\x80"), 0u);
+  EXPECT_EQ(icp::invalid_utf8_at("\xF0\x9F\x98\x80"), std::string::npos);
+  EXPECT_EQ(icp::escape_bytes("a\tb\xFF"), "a\\x09b\\xFF");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -131,6 +131,29 @@ TEST_F(SchemaTest, StartingJobLoadsOnceTheSeedRuleIsSet) {
   EXPECT_EQ(job.csv.on_error, icp::ErrorPolicy::quarantine);
 }
 
+TEST_F(SchemaTest, Latin1FileNeedsItsEncodingAndTheJobCarriesIt) {
+  std::string text = "account_id,name,industry,revenue\n";
+  for (int i = 0; i < 40; ++i) {
+    text += "a" + std::to_string(i) + "," + (i % 3 == 0 ? "Caf\xE9 " : "Plain ") +
+            std::to_string(i) + "," + (i % 2 ? "Retail" : "Software") + "," +
+            std::to_string(10 + i * i) + "\n";
+  }
+  const std::string csv = write("l.csv", text);
+  // Read as UTF-8 the sample loses 14 rows to Latin-1 bytes: the schema reads it as Latin-1,
+  // keeps every row and proposes a job that says so.
+  const icp::Schema s = icp::infer_schema(csv);
+  EXPECT_EQ(s.encoding, icp::TextEncoding::latin1);
+  EXPECT_EQ(s.rows_sampled, 40);
+  std::string toml = icp::schema_job_toml(s);
+  toml.replace(toml.find("# rule = "), 9, "rule = ");
+  const icp::JobConfig job = icp::parse_config(toml, (dir_ / "job.toml").string());
+  EXPECT_EQ(job.csv.encoding, icp::TextEncoding::latin1);
+  // A UTF-8 file stays UTF-8 (its job has no encoding line, the default).
+  const icp::Schema u = icp::infer_schema(write("u.csv", "account_id,name\na1,Caf\xC3\xA9\n"));
+  EXPECT_EQ(u.encoding, icp::TextEncoding::utf8);
+  EXPECT_EQ(icp::schema_job_toml(u).find("encoding"), std::string::npos);
+}
+
 TEST_F(SchemaTest, MissingFileIsAnInputError) {
   EXPECT_THROW(icp::infer_schema((dir_ / "absent.csv").string()), icp::InputError);
 }

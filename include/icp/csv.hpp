@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "icp/table.hpp"
+#include "icp/text.hpp"
 
 namespace icp {
 
@@ -31,6 +32,9 @@ struct CsvOptions {
   /// The columns to read; each must be in the header (else InputError naming the header line).
   std::vector<ColumnRequest> columns;
   ErrorPolicy on_error = ErrorPolicy::fail;
+  /// How text cells (ids, categories) are read: UTF-8 checked (an invalid cell is a bad cell,
+  /// named with its line, column and escaped bytes) or Latin-1 converted to UTF-8.
+  TextEncoding encoding = TextEncoding::utf8;
   /// With ErrorPolicy::quarantine: CSV file receiving `line,reason,raw_record` for each rejected
   /// row ("" = count them only). Written to a temporary name and renamed when reading succeeds.
   /// It starts with the header row `line,reason,record`; rows are in file order; reason reads

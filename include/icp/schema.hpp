@@ -16,6 +16,8 @@ struct SchemaOptions {
   /// Records read from the top of the file (0 = all).
   std::int64_t sample_rows = 100000;
   std::vector<std::string> missing_tokens = CsvOptions{}.missing_tokens;
+  /// How text cells are read first (CsvOptions::encoding); see infer_schema.
+  TextEncoding encoding = TextEncoding::utf8;
   /// One-hot cap suggested for categorical features (most frequent levels kept).
   int max_levels = 12;
 };
@@ -42,6 +44,9 @@ struct Schema {
   std::string path;
   char delimiter = ',';
   std::int64_t rows_sampled = 0;  ///< records in the sample (including rejected ones)
+  /// The encoding the sample was read with: options.encoding, or Latin-1 when the sample read as
+  /// UTF-8 rejected rows that Latin-1 keeps (bytes that are not UTF-8).
+  TextEncoding encoding = TextEncoding::utf8;
   std::vector<ColumnProfile> columns;
   /// The id candidate chosen for input.id_column ("" when none): the first candidate whose name
   /// ends in "id" or "permalink", else the first candidate.
@@ -49,7 +54,8 @@ struct Schema {
 };
 
 /// Profiles every column of the first options.sample_rows records. Records with a wrong field
-/// count are skipped. Throws InputError for a missing or empty file.
+/// count are skipped; a UTF-8 sample that loses rows to invalid bytes is read again as Latin-1
+/// (Schema::encoding says which). Throws InputError for a missing or empty file.
 Schema infer_schema(const std::string& path, const SchemaOptions& options = {});
 
 /// One request per column: numeric columns as numeric, the id column and other columns whose

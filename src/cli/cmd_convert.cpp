@@ -23,6 +23,7 @@ struct ConvertArgs {
   std::string group;
   std::string on_error;
   std::string quarantine;
+  std::string encoding;
   std::int64_t sample_rows = 100000;
   std::optional<int> threads;
   bool quiet = false;
@@ -32,6 +33,13 @@ char delimiter_of(const std::string& d) {
   if (d == "\\t" || d == "tab") return '\t';
   if (d.size() == 1) return d[0];
   throw ConfigError("--delimiter: expected one of , ; | \\t, found '" + d + "'");
+}
+
+TextEncoding encoding_of(const std::string& e) {
+  TextEncoding out{};
+  if (!parse_encoding(e, out))
+    throw ConfigError("--encoding: expected utf-8 or latin-1, found '" + e + "'");
+  return out;
 }
 
 int run(const ConvertArgs& a) {
@@ -50,12 +58,15 @@ int run(const ConvertArgs& a) {
     SchemaOptions so;
     if (!a.delimiter.empty()) so.delimiter = delimiter_of(a.delimiter);
     so.sample_rows = a.sample_rows;
+    if (!a.encoding.empty()) so.encoding = encoding_of(a.encoding);
     const Schema schema = infer_schema(a.input, so);
     csv.delimiter = so.delimiter;
+    csv.encoding = schema.encoding;  // Latin-1 when the sample showed bytes that are not UTF-8
     csv.columns = schema_requests(schema);
     csv.unique_column = schema.id_column;
   }
   if (!a.delimiter.empty()) csv.delimiter = delimiter_of(a.delimiter);
+  if (!a.encoding.empty()) csv.encoding = encoding_of(a.encoding);
   if (!a.group.empty()) group = a.group;
   if (a.on_error == "quarantine") csv.on_error = ErrorPolicy::quarantine;
   else if (a.on_error == "fail") csv.on_error = ErrorPolicy::fail;
@@ -94,6 +105,8 @@ const Registrar registrar{50, [](CLI::App& app) -> std::function<int()> {
   cmd->add_option("--on-error", a->on_error,
                   "fail (default without --config) or quarantine: skip and count bad rows");
   cmd->add_option("--quarantine", a->quarantine, "With quarantine: CSV receiving the bad rows");
+  cmd->add_option("--encoding", a->encoding,
+                  "Text cells: utf-8 (default; invalid bytes are bad cells) or latin-1");
   cmd->add_option("--rows", a->sample_rows,
                   "Without --config: records sampled to infer column types");
   cmd->add_option("--threads", a->threads, "Parse threads (0 = all cores)");

@@ -13,6 +13,7 @@ namespace {
 struct SchemaArgs {
   std::string input;
   std::string delimiter = ",";
+  std::string encoding = "utf-8";
   std::int64_t rows = 100000;
   int max_levels = 12;
 };
@@ -22,6 +23,8 @@ int run(const SchemaArgs& a) {
   if (a.delimiter == "\\t" || a.delimiter == "tab") o.delimiter = '\t';
   else if (a.delimiter.size() == 1) o.delimiter = a.delimiter[0];
   else throw ConfigError("--delimiter: expected one of , ; | \\t, found '" + a.delimiter + "'");
+  if (!parse_encoding(a.encoding, o.encoding))
+    throw ConfigError("--encoding: expected utf-8 or latin-1, found '" + a.encoding + "'");
   if (a.rows < 0) throw ConfigError("--rows: must be >= 0 (0 = the whole file)");
   if (a.max_levels < 2) throw ConfigError("--max-levels: must be at least 2");
   o.sample_rows = a.rows;
@@ -38,6 +41,7 @@ const Registrar registrar{40, [](CLI::App& app) -> std::function<int()> {
   cmd->add_option("input", a->input, "Accounts CSV")->required();
   cmd->add_option("--rows", a->rows, "Records to sample from the top (0 = all)");
   cmd->add_option("--delimiter", a->delimiter, "Field delimiter: , ; | or \\t");
+  cmd->add_option("--encoding", a->encoding, "Text cells: utf-8 (default) or latin-1");
   cmd->add_option("--max-levels", a->max_levels, "One-hot cap proposed for categoricals");
   return [a] { return run(*a); };
 }};
