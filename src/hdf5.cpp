@@ -1,6 +1,7 @@
 #include "icp/hdf5.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <hdf5.h>
@@ -8,6 +9,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -580,6 +582,43 @@ struct Writer::Impl {
   }
 };
 
+namespace {
+
+// This machine's name as it goes into temporary file names: letters, digits, '-' and '.' kept,
+// anything else '_' (a name with '/' would leave the folder).
+std::string host_tag() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "host";
+  std::string out(name);
+  for (char& c : out) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '_';
+  }
+  return out;
+}
+
+// Removes "<file>.tmp-<host>-<pid>" files left by processes of this host that no longer exist
+// (a run killed with SIGKILL, e.g. by a scheduler after its grace period, cannot remove its own,
+// and at scale it is as large as the results). Only this host's: on a shared file system a pid
+// from another node says nothing about that node. A pid that exists (even if reused by another
+// program) keeps its file.
+void remove_stale_temps(const fs::path& folder, const std::string& file, const std::string& host) {
+  const std::string prefix = file + ".tmp-" + host + "-";
+  std::error_code ec;
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    std::error_code rm;
+    fs::remove(it->path(), rm);
+  }
+}
+
+}  // namespace
+
 Writer::Writer(std::string path) : impl_(std::make_unique<Impl>()) {
   silence_hdf5();
   impl_->path = std::move(path);
@@ -603,7 +642,9 @@ Writer::Writer(std::string path) : impl_(std::make_unique<Impl>()) {
     throw Error(fmt::format("{}: cannot write: it is a folder", p));
   }
 
-  const std::string temp = p + ".tmp-" + std::to_string(::getpid());
+  const std::string host = host_tag();
+  remove_stale_temps(folder, fs::path(p).filename().string(), host);
+  const std::string temp = p + ".tmp-" + host + "-" + std::to_string(::getpid());
   Hid fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   if (!fapl.valid() || H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18) < 0) {
     fail(p, "/", "cannot set up file access");

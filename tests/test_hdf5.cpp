@@ -660,7 +660,8 @@ TEST(H5Atomic, WithoutCommitNothingIsLeft) {
   {
     Writer w(path);
     temp = w.temp_path();
-    EXPECT_EQ(temp, path + ".tmp-" + std::to_string(::getpid()));
+    EXPECT_EQ(temp.rfind(path + ".tmp-", 0), 0u) << temp;
+    EXPECT_EQ(temp.substr(temp.rfind('-') + 1), std::to_string(::getpid())) << temp;
     w.write("/x", std::vector<float>(10, 1.0f));
     EXPECT_TRUE(fs::exists(temp));
     EXPECT_FALSE(fs::exists(path));
@@ -677,6 +678,36 @@ TEST(H5Atomic, WithoutCommitNothingIsLeft) {
   } catch (const std::runtime_error&) {
   }
   EXPECT_TRUE(dir.entries().empty());
+}
+
+TEST(H5Atomic, TemporaryFilesOfDeadProcessesOnThisHostAreRemoved) {
+  TempDir dir;
+  const std::string path = dir.file("out.h5");
+  std::string own;
+  { own = Writer(path).temp_path(); }
+  // "<path>.tmp-<host>-<pid>": the part before the pid names this host.
+  const std::string mine = own.substr(0, own.rfind('-') + 1);
+  // A pid that is surely gone: a child that has exited and been reaped.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ::waitpid(child, nullptr, 0);
+  const std::string dead = mine + std::to_string(child);
+  const std::string alive = mine + std::to_string(::getppid());
+  const std::string other_host = path + ".tmp-elsewhere-" + std::to_string(child);
+  const std::string other_file = dir.file("other.h5") + ".tmp-" +
+                                 mine.substr(path.size() + 5) + std::to_string(child);
+  for (const auto& f : {dead, alive, other_host, other_file}) std::ofstream(f) << "x";
+  {
+    Writer w(path);
+    w.write("/x", std::vector<float>(3, 1.0f));
+    w.commit();
+  }
+  EXPECT_FALSE(fs::exists(dead)) << "left by a process of this host that is gone";
+  EXPECT_TRUE(fs::exists(alive)) << "its process still runs";
+  EXPECT_TRUE(fs::exists(other_host)) << "another node's pid says nothing here";
+  EXPECT_TRUE(fs::exists(other_file)) << "another output's temporary file";
+  EXPECT_TRUE(fs::exists(path));
 }
 
 TEST(H5Atomic, ExistingFileIsReplacedOnlyOnCommit) {

@@ -49,10 +49,11 @@ template <class T>
 concept Element = std::same_as<T, float> || std::same_as<T, double> ||
     std::same_as<T, std::int32_t> || std::same_as<T, std::int64_t> || std::same_as<T, std::uint8_t>;
 
-/// Writes one HDF5 file atomically: everything goes to "<path>.tmp-<pid>", and only commit()
-/// renames it over `path`. Until then an older file at `path` is untouched; a Writer destroyed
-/// without commit() (error, exception, early return) removes its temporary file, so a failed run
-/// leaves nothing at `path`. A process killed outright can leave only the ".tmp-<pid>" file.
+/// Writes one HDF5 file atomically: everything goes to "<path>.tmp-<host>-<pid>", and only
+/// commit() renames it over `path`. Until then an older file at `path` is untouched; a Writer
+/// destroyed without commit() (error, exception, early return) removes its temporary file, so a
+/// failed run leaves nothing at `path`. A process killed outright can leave only its temporary
+/// file; the next Writer for the same path on the same host removes it once that pid is gone.
 ///
 /// Object paths are absolute ("/segments/centroids"); a missing leading '/' is added. Missing
 /// intermediate groups are created. Writing to a path that already exists is an error.
@@ -71,7 +72,7 @@ class Writer {
   Writer& operator=(const Writer&) = delete;
 
   const std::string& path() const noexcept;
-  /// The temporary file being written ("<path>.tmp-<pid>").
+  /// The temporary file being written ("<path>.tmp-<host>-<pid>").
   const std::string& temp_path() const noexcept;
   bool committed() const noexcept;
 
