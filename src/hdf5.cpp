@@ -1,10 +1,10 @@
 #include "icp/hdf5.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <hdf5.h>
+#include <signal.h>
 #include <unistd.h>
 #include <zlib.h>
 

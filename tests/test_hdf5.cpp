@@ -462,7 +462,8 @@ TEST(H5Chunked, ParallelFilteredChunksAreTheBytesHdf5Writes) {
   std::vector<std::uint8_t> bytes(1200001);
   for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>(i * 31 % 7);
   std::vector<std::int64_t> matrix(70001 * 3);
-  for (std::size_t i = 0; i < matrix.size(); ++i) matrix[i] = static_cast<std::int64_t>(i * i % 977);
+  for (std::size_t i = 0; i < matrix.size(); ++i)
+    matrix[i] = static_cast<std::int64_t>(i * i % 977);
   // Variable-length strings are chunked too but must go through HDF5 (heap references).
   std::vector<std::string> ids(70001);
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = "A" + std::to_string(i * 7919 % 100003);
@@ -695,8 +696,8 @@ TEST(H5Atomic, TemporaryFilesOfDeadProcessesOnThisHostAreRemoved) {
   const std::string dead = mine + std::to_string(child);
   const std::string alive = mine + std::to_string(::getppid());
   const std::string other_host = path + ".tmp-elsewhere-" + std::to_string(child);
-  const std::string other_file = dir.file("other.h5") + ".tmp-" +
-                                 mine.substr(path.size() + 5) + std::to_string(child);
+  const std::string other_file =
+      dir.file("other.h5") + ".tmp-" + mine.substr(path.size() + 5) + std::to_string(child);
   for (const auto& f : {dead, alive, other_host, other_file}) std::ofstream(f) << "x";
   {
     Writer w(path);

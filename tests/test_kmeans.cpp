@@ -333,7 +333,8 @@ TEST(KMeansFit, HistoryAndCallbackAgree) {
   for (std::size_t t = 0; t < blobs.x.cols(); ++t) {
     double sum = 0.0, squares = 0.0;
     for (std::size_t i = 0; i < blobs.x.rows(); ++i) sum += blobs.x(i, t);
-    for (std::size_t i = 0; i < blobs.x.rows(); ++i) squares += std::pow(blobs.x(i, t) - sum / n, 2);
+    for (std::size_t i = 0; i < blobs.x.rows(); ++i)
+      squares += std::pow(blobs.x(i, t) - sum / n, 2);
     variance += squares / n / static_cast<double>(blobs.x.cols());
   }
   EXPECT_LE(r.history.back().shift, o.tol * variance);

@@ -54,9 +54,9 @@ inline constexpr std::int64_t kMiniBatchMaxDefault = std::int64_t{1} << 18;
 
 /// Statistics of one Lloyd iteration, reported through KMeansOptions::on_iteration.
 struct KMeansIteration {
-  int iteration = 0;     ///< 1-based
-  double inertia = 0.0;  ///< sum of exact squared distances (minibatch: over the batch)
-  double shift = 0.0;    ///< squared centre movement: sum_j ||c_new_j - c_old_j||^2
+  int iteration = 0;         ///< 1-based
+  double inertia = 0.0;      ///< sum of exact squared distances (minibatch: over the batch)
+  double shift = 0.0;        ///< squared centre movement: sum_j ||c_new_j - c_old_j||^2
   std::int64_t changed = 0;  ///< points whose assignment changed
   double seconds = 0.0;
   int restart = 0;             ///< 0-based restart (n_init) this iteration belongs to
@@ -92,8 +92,8 @@ class Interrupted : public Error {
 };
 
 struct KMeansOptions {
-  int k = 8;                ///< number of segments, 1 <= k <= n
-  int max_iter = 100;       ///< Lloyd iterations at most
+  int k = 8;           ///< number of segments, 1 <= k <= n
+  int max_iter = 100;  ///< Lloyd iterations at most
   /// Stop when the squared centre movement is <= tol x the mean column variance of the data
   /// (scikit-learn's rule, so the same tol means the same thing in both); 0 = until no change.
   double tol = 1e-4;
