@@ -112,46 +112,34 @@ AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int3
       labels.resize(kAssignBlockRows);
       ready = true;
     });
-    // Waves of chunks, so that `summed` can fold each wave in chunk order (see
-    // ClusterAccumulator); without it the waves only add a barrier every kUpdateWaveChunks.
-    for (std::size_t w0 = 0; w0 < chunks; w0 += kUpdateWaveChunks) {
-      const std::size_t w1 = std::min(chunks, w0 + kUpdateWaveChunks);
-#pragma omp for schedule(dynamic, 1)
-      for (std::ptrdiff_t ci = static_cast<std::ptrdiff_t>(w0);
-           ci < static_cast<std::ptrdiff_t>(w1); ++ci) {
-        // A thread that could not allocate skips its chunks; the collected error is rethrown.
-        if (!ready) continue;
-        const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
-        const std::size_t end = std::min(n, begin + kReduceChunkRows);
-        double inertia = 0.0;
-        std::int64_t changed = 0;
-        for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
-          const std::size_t rows = std::min(kAssignBlockRows, end - b0);
-          argmin_rows(xc.row(b0), rows, d, packed, labels.data());
-          for (std::size_t i = 0; i < rows; ++i) {
-            const auto best = static_cast<std::size_t>(labels[i]);
-            const std::size_t row = b0 + i;
-            const auto dist =
-                static_cast<float>(squared_distance(xc.row(row), centroids.row(best), d));
-            const auto label = static_cast<std::int32_t>(best);
-            if (track_changes && assignment[row] != label) ++changed;
-            assignment[row] = label;
-            distance[row] = dist;
-            inertia += weighted(weight, row, dist);
-          }
-        }
-        chunk_inertia[static_cast<std::size_t>(ci)] = inertia;
-        chunk_changed[static_cast<std::size_t>(ci)] = changed;
-        // Added while the chunk's rows are still in cache.
-        if (summed != nullptr) {
-          errors.run([&] { summed->add_chunk(static_cast<std::size_t>(ci), xc, assignment); });
+    // Without `summed` the waves only add a barrier every kUpdateWaveChunks chunks.
+    chunk_waves(chunks, summed, errors, [&](std::size_t ci) {
+      // A thread that could not allocate skips its chunks; the collected error is rethrown.
+      if (!ready) return;
+      const std::size_t begin = ci * kReduceChunkRows;
+      const std::size_t end = std::min(n, begin + kReduceChunkRows);
+      double inertia = 0.0;
+      std::int64_t changed = 0;
+      for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
+        const std::size_t rows = std::min(kAssignBlockRows, end - b0);
+        argmin_rows(xc.row(b0), rows, d, packed, labels.data());
+        for (std::size_t i = 0; i < rows; ++i) {
+          const auto best = static_cast<std::size_t>(labels[i]);
+          const std::size_t row = b0 + i;
+          const auto dist =
+              static_cast<float>(squared_distance(xc.row(row), centroids.row(best), d));
+          const auto label = static_cast<std::int32_t>(best);
+          if (track_changes && assignment[row] != label) ++changed;
+          assignment[row] = label;
+          distance[row] = dist;
+          inertia += weighted(weight, row, dist);
         }
       }
-      if (summed != nullptr) {
-#pragma omp single
-        errors.run([&] { summed->fold_wave(w0, w1); });
-      }
-    }
+      chunk_inertia[ci] = inertia;
+      chunk_changed[ci] = changed;
+      // Added while the chunk's rows are still in cache.
+      if (summed != nullptr) errors.run([&] { summed->add_chunk(ci, xc, assignment); });
+    });
   }
   errors.rethrow();
 

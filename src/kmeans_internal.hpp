@@ -154,6 +154,28 @@ class ClusterAccumulator {
   std::vector<double> mine_;  // with several processes: this one's chunk partials, in order
 };
 
+/// The chunk loop of a pass that builds cluster sums, called by every thread of an OpenMP
+/// parallel region: `chunk(ci)` once per chunk (dynamic schedule), in waves of
+/// kUpdateWaveChunks; after each wave one thread folds it into `summed` (when given), so the
+/// sums fold in chunk order whichever thread added which chunk. `chunk` adds its own chunk to
+/// `summed` once its labels are final. A fold that throws is collected in `errors`.
+template <class Chunk>
+void chunk_waves(std::size_t chunks, ClusterAccumulator* summed, ExceptionCollector& errors,
+                 Chunk chunk) {
+  for (std::size_t w0 = 0; w0 < chunks; w0 += kUpdateWaveChunks) {
+    const std::size_t w1 = std::min(chunks, w0 + kUpdateWaveChunks);
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t ci = static_cast<std::ptrdiff_t>(w0); ci < static_cast<std::ptrdiff_t>(w1);
+         ++ci) {
+      chunk(static_cast<std::size_t>(ci));
+    }
+    if (summed != nullptr) {
+#pragma omp single
+      errors.run([&] { summed->fold_wave(w0, w1); });
+    }
+  }
+}
+
 /// Sums over fixed chunks of kReduceChunkRows rows, folded in global chunk order (through
 /// reducer.gather_chunks when there are several processes).
 ClusterSums accumulate_clusters(MatrixView xc, std::span<const std::int32_t> assignment,
@@ -291,49 +313,42 @@ AssignStats bounded_assign(MatrixView xc, LloydState& state, const PackedCentres
       scratch.resize(scratch_size);
       ready = true;
     });
-    for (std::size_t w0 = 0; w0 < chunks; w0 += kUpdateWaveChunks) {
-      const std::size_t w1 = std::min(chunks, w0 + kUpdateWaveChunks);
-#pragma omp for schedule(dynamic, 1)
-      for (std::ptrdiff_t ci = static_cast<std::ptrdiff_t>(w0);
-           ci < static_cast<std::ptrdiff_t>(w1); ++ci) {
-        // A thread that could not allocate skips its chunks; the collected error is rethrown.
-        if (!ready) continue;
-        errors.run([&] {
-          const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
-          const std::size_t end = std::min(n, begin + kReduceChunkRows);
-          std::int64_t changed = 0;
-          for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
-            const std::size_t b1 = std::min(end, b0 + kAssignBlockRows);
-            todo.clear();
-            for (std::size_t i = b0; i < b1; ++i)
-              if (full || !keeps(i, std::span<double>(scratch))) todo.push_back(i);
-            for (std::size_t m = 0; m < todo.size(); ++m)
-              std::copy(xc.row(todo[m]), xc.row(todo[m]) + d, gathered.data() + m * d);
-            score_rows(gathered.data(), todo.size(), d, packed, scores.data(), ldo);
-            for (std::size_t m = 0; m < todo.size(); ++m) {
-              const std::size_t i = todo[m];
-              const float* s = scores.data() + m * ldo;
-              const std::size_t best = argmin_scores(s, k);
-              rescored(i, s, best);
-              const auto label = static_cast<std::int32_t>(best);
-              if (state.assignment[i] != label) ++changed;
-              state.assignment[i] = label;
-              state.distance[i] = static_cast<float>(squared_distance(xc.row(i), c.row(best), d));
-            }
+    chunk_waves(chunks, &summed, errors, [&](std::size_t ci) {
+      // A thread that could not allocate skips its chunks; the collected error is rethrown.
+      if (!ready) return;
+      errors.run([&] {
+        const std::size_t begin = ci * kReduceChunkRows;
+        const std::size_t end = std::min(n, begin + kReduceChunkRows);
+        std::int64_t changed = 0;
+        for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
+          const std::size_t b1 = std::min(end, b0 + kAssignBlockRows);
+          todo.clear();
+          for (std::size_t i = b0; i < b1; ++i)
+            if (full || !keeps(i, std::span<double>(scratch))) todo.push_back(i);
+          for (std::size_t m = 0; m < todo.size(); ++m)
+            std::copy(xc.row(todo[m]), xc.row(todo[m]) + d, gathered.data() + m * d);
+          score_rows(gathered.data(), todo.size(), d, packed, scores.data(), ldo);
+          for (std::size_t m = 0; m < todo.size(); ++m) {
+            const std::size_t i = todo[m];
+            const float* s = scores.data() + m * ldo;
+            const std::size_t best = argmin_scores(s, k);
+            rescored(i, s, best);
+            const auto label = static_cast<std::int32_t>(best);
+            if (state.assignment[i] != label) ++changed;
+            state.assignment[i] = label;
+            state.distance[i] = static_cast<float>(squared_distance(xc.row(i), c.row(best), d));
           }
-          // Summed in row order, as assign_rows does, so the inertia has the same bits.
-          double inertia = 0.0;
-          for (std::size_t i = begin; i < end; ++i)
-            inertia += weighted(state.weight, i, state.distance[i]);
-          chunk_inertia[static_cast<std::size_t>(ci)] = inertia;
-          chunk_changed[static_cast<std::size_t>(ci)] = changed;
-          // Added while the chunk's rows are still in cache.
-          summed.add_chunk(static_cast<std::size_t>(ci), xc, state.assignment);
-        });
-      }
-#pragma omp single
-      errors.run([&] { summed.fold_wave(w0, w1); });
-    }
+        }
+        // Summed in row order, as assign_rows does, so the inertia has the same bits.
+        double inertia = 0.0;
+        for (std::size_t i = begin; i < end; ++i)
+          inertia += weighted(state.weight, i, state.distance[i]);
+        chunk_inertia[ci] = inertia;
+        chunk_changed[ci] = changed;
+        // Added while the chunk's rows are still in cache.
+        summed.add_chunk(ci, xc, state.assignment);
+      });
+    });
   }
   errors.rethrow();
   return combine_chunk_stats(std::move(chunk_inertia), chunk_changed);

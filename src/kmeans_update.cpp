@@ -88,15 +88,10 @@ ClusterSums accumulate_clusters(MatrixView xc, std::span<const std::int32_t> ass
                                 std::size_t k, Reducer& reducer, std::span<const float> weight) {
   ClusterAccumulator acc(xc.rows, k, xc.cols, weight, reducer.size() > 1);
   const std::size_t chunks = acc.chunks();
-  for (std::size_t w0 = 0; w0 < chunks; w0 += kUpdateWaveChunks) {
-    const std::size_t w1 = std::min(chunks, w0 + kUpdateWaveChunks);
-#pragma omp parallel for schedule(dynamic, 1) if (w1 - w0 > 1)
-    for (std::ptrdiff_t ci = static_cast<std::ptrdiff_t>(w0); ci < static_cast<std::ptrdiff_t>(w1);
-         ++ci) {
-      acc.add_chunk(static_cast<std::size_t>(ci), xc, assignment);
-    }
-    acc.fold_wave(w0, w1);
-  }
+  ExceptionCollector errors;
+#pragma omp parallel if (chunks > 1)
+  chunk_waves(chunks, &acc, errors, [&](std::size_t ci) { acc.add_chunk(ci, xc, assignment); });
+  errors.rethrow();
   return acc.finish(reducer);
 }
 
