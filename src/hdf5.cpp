@@ -653,20 +653,10 @@ Writer::Writer(std::string path) : impl_(std::make_unique<Impl>()) {
   impl_->path = std::move(path);
   const std::string& p = impl_->path;
   if (p.empty()) throw Error("HDF5 output: empty file name");
+  require_writable_folder(p);
   fs::path folder = fs::path(p).parent_path();
   if (folder.empty()) folder = ".";
   std::error_code ec;
-  const fs::file_status folder_status = fs::status(folder, ec);
-  if (!fs::exists(folder_status)) {
-    throw Error(fmt::format("{}: cannot write: folder '{}' does not exist", p, folder.string()));
-  }
-  if (!fs::is_directory(folder_status)) {
-    throw Error(fmt::format("{}: cannot write: '{}' is not a folder", p, folder.string()));
-  }
-  if (::access(folder.c_str(), W_OK) != 0) {
-    throw Error(fmt::format("{}: cannot write: folder '{}' is not writable ({})", p,
-                            folder.string(), std::strerror(errno)));
-  }
   if (fs::is_directory(fs::status(p, ec))) {
     throw Error(fmt::format("{}: cannot write: it is a folder", p));
   }

@@ -13,6 +13,11 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Throws Error when no file could be created at `file`: its folder is missing, not a folder or
+/// not writable. The message reads "<file>: cannot write[ <what>]: folder '<folder>' ...".
+/// Outputs call it before the expensive work, so a bad path fails in seconds.
+void require_writable_folder(const std::string& file, const std::string& what = "");
+
 /// A problem in a data file at a known place. what() reads
 /// "<file>:<line>: column '<column>' (<col_no>): <reason>: '<value>'".
 class InputError : public Error {
