@@ -527,13 +527,18 @@ struct Writer::Impl {
             const std::size_t c = first + b;
             const std::size_t begin = c * chunk_rows * row_bytes;
             const std::size_t bytes = std::min(chunk_rows, rows - c * chunk_rows) * row_bytes;
-            // An edge chunk is stored at full size; its rows past the end hold the fill value 0.
-            raw.assign(chunk_bytes, 0);
-            std::memcpy(raw.data(), data + begin, bytes);
-            const unsigned char* input = raw.data();
+            // A whole chunk is filtered straight from the data; only the edge chunk, stored at
+            // full size with the fill value 0 past the last row, needs a padded copy.
+            const unsigned char* input = data + begin;
+            if (bytes < chunk_bytes) {
+              raw.resize(chunk_bytes);
+              std::memcpy(raw.data(), input, bytes);
+              std::memset(raw.data() + bytes, 0, chunk_bytes - bytes);
+              input = raw.data();
+            }
             if (element_bytes > 1) {  // HDF5's shuffle: byte j of every element, then byte j + 1
               shuffled.resize(chunk_bytes);
-              shuffle_bytes(raw.data(), elements, element_bytes, shuffled.data());
+              shuffle_bytes(input, elements, element_bytes, shuffled.data());
               input = shuffled.data();
             }
             uLongf size = compressBound(static_cast<uLong>(chunk_bytes));
