@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -399,9 +400,21 @@ struct Writer::Impl {
   Hid file;
   Hid lcpl;  // link creation: make missing parent groups, UTF-8 names
   bool committed = false;
+  /// Datasets being appended to, kept open between blocks (closed before the file).
+  struct Growing {
+    Hid ds;
+    Hid stored;  // file type (strings: the UTF-8 variable-length type)
+    std::uint64_t rows = 0;
+    std::uint64_t cols = 1;
+    std::size_t element_bytes = 0;
+    std::vector<hsize_t> chunk;
+    bool filtered = false;  // shuffle + deflate (numbers, when HDF5 has deflate)
+  };
+  std::map<std::string, Growing> growing;
 
   ~Impl() {
     if (committed) return;
+    growing.clear();
     file.reset();
     if (!temp.empty()) {
       std::error_code ec;
@@ -502,9 +515,10 @@ struct Writer::Impl {
   // same two filters in parallel (HDF5's byte shuffle, then zlib's compress2 at the same
   // level, exactly what H5Z's deflate filter calls), and H5Dwrite_chunk stores them in order: the
   // file holds the bytes HDF5's own pipeline would have written (tests/test_hdf5.cpp compares).
+  // `first_row` (a multiple of the chunk rows) places the data further down a growing dataset.
   void write_chunks(hid_t ds, const std::vector<hsize_t>& dims, const std::vector<hsize_t>& chunk,
-                    std::size_t element_bytes, const unsigned char* data,
-                    const std::string& obj) const {
+                    std::size_t element_bytes, const unsigned char* data, const std::string& obj,
+                    std::uint64_t first_row = 0) const {
     std::size_t row_bytes = element_bytes;
     for (std::size_t i = 1; i < dims.size(); ++i) row_bytes *= static_cast<std::size_t>(dims[i]);
     const auto rows = static_cast<std::size_t>(dims[0]);
@@ -553,13 +567,100 @@ struct Writer::Impl {
       }
       errors.rethrow();
       for (std::size_t b = 0; b < count; ++b) {
-        offset[0] = static_cast<hsize_t>((first + b) * chunk_rows);
+        offset[0] = static_cast<hsize_t>(first_row + (first + b) * chunk_rows);
         if (H5Dwrite_chunk(ds, H5P_DEFAULT, 0, offset.data(), packed[b].size(), packed[b].data()) <
             0) {
           fail(path, obj, "cannot write dataset");
         }
       }
     }
+  }
+
+  // Rows in a growing dataset's chunks: the chunk shape write() would give a large dataset, so
+  // a streamed result is stored (and compressed) like an in-memory one.
+  static constexpr hsize_t kGrowingShapeRows = hsize_t{1} << 32;
+
+  Growing& growing_dataset(const std::string& obj, hid_t stored, std::size_t element_bytes,
+                           std::uint64_t cols) {
+    auto it = growing.find(obj);
+    if (it != growing.end()) {
+      if (it->second.cols != cols)
+        fail(path, obj,
+             fmt::format("appended with {} columns, created with {}", cols, it->second.cols));
+      return it->second;
+    }
+    require_new(obj);
+    Growing g;
+    g.cols = cols;
+    g.element_bytes = element_bytes;
+    std::vector<hsize_t> dims = {0}, max = {H5S_UNLIMITED};
+    std::vector<hsize_t> shape = {kGrowingShapeRows};
+    if (cols != 1) {
+      dims.push_back(cols);
+      max.push_back(cols);
+      shape.push_back(cols);
+    }
+    g.chunk = chunk_shape(shape, element_bytes);
+    if (g.chunk.empty()) {  // no deflate filter available: chunked (to grow), unfiltered
+      g.chunk = shape;
+      g.chunk[0] = std::max<hsize_t>(1, kChunkBytes / (element_bytes * cols));
+    }
+    g.filtered = H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 && H5Tget_class(stored) != H5T_STRING;
+    Hid space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), max.data()), H5Sclose);
+    if (!space.valid()) fail(path, obj, "cannot create a growing dataspace");
+    Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    if (!dcpl.valid() ||
+        H5Pset_chunk(dcpl.get(), static_cast<int>(g.chunk.size()), g.chunk.data()) < 0 ||
+        (g.filtered &&
+         (H5Pset_shuffle(dcpl.get()) < 0 || H5Pset_deflate(dcpl.get(), kDeflateLevel) < 0))) {
+      fail(path, obj, "cannot set up chunking and compression");
+    }
+    g.ds = Hid(H5Dcreate2(file.get(), obj.c_str(), stored, space.get(), lcpl.get(), dcpl.get(),
+                          H5P_DEFAULT),
+               H5Dclose);
+    if (!g.ds.valid()) fail(path, obj, "cannot create dataset");
+    g.stored = Hid(H5Tcopy(stored), H5Tclose);
+    return growing.emplace(obj, std::move(g)).first->second;
+  }
+
+  void append_rows(const std::string& p, hid_t stored, hid_t memory, std::size_t element_bytes,
+                   const void* data, std::size_t n, std::uint64_t cols) {
+    require_open();
+    const std::string obj = object_path(p);
+    if (cols == 0 || n % cols != 0)
+      fail(path, obj, fmt::format("{} values are not whole rows of {} columns", n, cols));
+    Growing& g = growing_dataset(obj, stored, element_bytes, cols);
+    const std::uint64_t rows = n / cols;
+    if (rows == 0) return;
+    std::vector<hsize_t> size = {g.rows + rows}, start = {g.rows}, count = {rows};
+    if (cols != 1) {
+      size.push_back(cols);
+      start.push_back(0);
+      count.push_back(cols);
+    }
+    if (H5Dset_extent(g.ds.get(), size.data()) < 0) fail(path, obj, "cannot extend dataset");
+    if (g.filtered && g.rows % g.chunk[0] == 0 && H5Tequal(stored, memory) > 0) {
+      // Starts on a chunk edge: the chunks are filtered in parallel as write() does. A block
+      // ending inside a chunk leaves it padded; the next append rewrites it through HDF5.
+      write_chunks(g.ds.get(), count, g.chunk, element_bytes,
+                   static_cast<const unsigned char*>(data), obj, g.rows);
+    } else {
+      Hid fspace(H5Dget_space(g.ds.get()), H5Sclose);
+      Hid mspace(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose);
+      if (!fspace.valid() || !mspace.valid() ||
+          H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
+                              nullptr) < 0 ||
+          H5Dwrite(g.ds.get(), memory, mspace.get(), fspace.get(), H5P_DEFAULT, data) < 0) {
+        fail(path, obj, "cannot append to dataset");
+      }
+    }
+    g.rows += rows;
+  }
+
+  template <class T>
+  void append_numbers(const std::string& p, std::span<const T> v, std::uint64_t cols) {
+    constexpr Kind k = kind_of<T>();
+    append_rows(p, file_type(k), mem_type(k), sizeof(T), v.data(), v.size(), cols);
   }
 
   template <class T>
@@ -747,6 +848,33 @@ void Writer::write_strings(const std::string& path, const std::vector<std::strin
   impl_->write_dataset(path, type.get(), type.get(), sizeof(char*), ptrs.data(), ptrs.size(), {});
 }
 
+void Writer::append(const std::string& path, std::span<const float> v, std::uint64_t cols) {
+  impl_->append_numbers(path, v, cols);
+}
+void Writer::append(const std::string& path, std::span<const double> v, std::uint64_t cols) {
+  impl_->append_numbers(path, v, cols);
+}
+void Writer::append(const std::string& path, std::span<const std::int32_t> v, std::uint64_t cols) {
+  impl_->append_numbers(path, v, cols);
+}
+void Writer::append(const std::string& path, std::span<const std::int64_t> v, std::uint64_t cols) {
+  impl_->append_numbers(path, v, cols);
+}
+void Writer::append(const std::string& path, std::span<const std::uint8_t> v, std::uint64_t cols) {
+  impl_->append_numbers(path, v, cols);
+}
+
+void Writer::append_strings(const std::string& path, const std::vector<std::string>& v) {
+  impl_->require_open();
+  const std::string obj = impl_->object_path(path);
+  impl_->check_strings(obj, v, "string");
+  Hid type = utf8_vlen_type();
+  if (!type.valid()) fail(impl_->path, obj, "cannot build a string type");
+  std::vector<const char*> ptrs(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) ptrs[i] = v[i].c_str();
+  impl_->append_rows(path, type.get(), type.get(), sizeof(char*), ptrs.data(), ptrs.size(), 1);
+}
+
 void Writer::attr(const std::string& object, const std::string& name, double v) {
   impl_->write_attr(object, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, nullptr);
 }
@@ -833,6 +961,7 @@ void Writer::write_table(const std::string& path, const Table& t) {
 void Writer::commit() {
   impl_->require_open();
   Impl& w = *impl_;
+  w.growing.clear();
   if (H5Fflush(w.file.get(), H5F_SCOPE_GLOBAL) < 0) fail(w.path, "/", "cannot flush");
   w.lcpl.reset();
   if (w.file.close() < 0) fail(w.path, "/", "cannot close temporary file '" + w.temp + "'");
@@ -1024,6 +1153,86 @@ std::vector<std::string> Reader::read_strings(const std::string& path) const {
                             [&](hid_t mt, void* buf) {
                               return H5Dread(ds.get(), mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
                             });
+}
+
+namespace {
+
+// File and memory dataspaces selecting elements [first, first + count) of a 1-D dataset.
+struct RowSelection {
+  Hid file;
+  Hid memory;
+};
+
+RowSelection select_rows(const std::string& file_path, const std::string& obj, hid_t ds,
+                         std::uint64_t first, std::uint64_t count) {
+  RowSelection sel{Hid(H5Dget_space(ds), H5Sclose), Hid()};
+  if (!sel.file.valid()) fail(file_path, obj, "cannot inspect dataset");
+  if (H5Sget_simple_extent_ndims(sel.file.get()) != 1) fail(file_path, obj, "is not 1-D");
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(sel.file.get(), &n, nullptr);
+  if (first > n || count > n - first)
+    fail(file_path, obj,
+         fmt::format("rows {}..{} pass the end ({} rows)", first, first + count, n));
+  const hsize_t start = first, size = std::max<hsize_t>(count, 1);
+  sel.memory = Hid(H5Screate_simple(1, &size, nullptr), H5Sclose);
+  if (!sel.memory.valid() ||
+      H5Sselect_hyperslab(sel.file.get(), H5S_SELECT_SET, &start, nullptr, &size, nullptr) < 0)
+    fail(file_path, obj, "cannot select rows");
+  return sel;
+}
+
+}  // namespace
+
+template <Element T>
+std::vector<T> Reader::read_rows(const std::string& path, std::uint64_t first,
+                                 std::uint64_t count) const {
+  constexpr Kind k = kind_of<T>();
+  const std::string obj = impl_->object_path(path);
+  Hid ds = impl_->open_dataset(obj);
+  Hid type(H5Dget_type(ds.get()), H5Tclose);
+  if (!type.valid()) fail(impl_->path, obj, "cannot inspect dataset");
+  if (!converts_losslessly(type.get(), k)) {
+    fail(impl_->path, obj,
+         fmt::format("dataset is {}, which does not convert losslessly to {}", describe(type.get()),
+                     kind_name(k)));
+  }
+  const RowSelection sel = select_rows(impl_->path, obj, ds.get(), first, count);
+  std::vector<T> out(count);
+  if (count > 0 && H5Dread(ds.get(), mem_type(k), sel.memory.get(), sel.file.get(), H5P_DEFAULT,
+                           out.data()) < 0) {
+    fail(impl_->path, obj, "cannot read dataset");
+  }
+  return out;
+}
+
+template std::vector<float> Reader::read_rows<float>(const std::string&, std::uint64_t,
+                                                     std::uint64_t) const;
+template std::vector<double> Reader::read_rows<double>(const std::string&, std::uint64_t,
+                                                       std::uint64_t) const;
+template std::vector<std::int32_t> Reader::read_rows<std::int32_t>(const std::string&,
+                                                                   std::uint64_t,
+                                                                   std::uint64_t) const;
+template std::vector<std::int64_t> Reader::read_rows<std::int64_t>(const std::string&,
+                                                                   std::uint64_t,
+                                                                   std::uint64_t) const;
+template std::vector<std::uint8_t> Reader::read_rows<std::uint8_t>(const std::string&,
+                                                                   std::uint64_t,
+                                                                   std::uint64_t) const;
+
+std::vector<std::string> Reader::read_string_rows(const std::string& path, std::uint64_t first,
+                                                  std::uint64_t count) const {
+  const std::string obj = impl_->object_path(path);
+  Hid ds = impl_->open_dataset(obj);
+  Hid type(H5Dget_type(ds.get()), H5Tclose);
+  if (!type.valid()) fail(impl_->path, obj, "cannot inspect dataset");
+  if (H5Tget_class(type.get()) != H5T_STRING) {
+    fail(impl_->path, obj, "dataset is " + describe(type.get()) + ", not strings");
+  }
+  const RowSelection sel = select_rows(impl_->path, obj, ds.get(), first, count);
+  if (count == 0) return {};
+  return read_string_values(impl_->path, obj, type.get(), count, [&](hid_t mt, void* buf) {
+    return H5Dread(ds.get(), mt, sel.memory.get(), sel.file.get(), H5P_DEFAULT, buf);
+  });
 }
 
 bool Reader::has_attr(const std::string& object, const std::string& name) const {

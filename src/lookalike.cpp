@@ -399,7 +399,36 @@ LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t
                                       MatrixView seeds, const LookalikeResult& fitted,
                                       const LookalikeOptions& options,
                                       std::span<const std::int64_t> self_seed) {
+  return NewAccountScorer(fitted, options).score(x, segment, seeds, self_seed);
+}
+
+NewAccountScorer::NewAccountScorer(const LookalikeResult& fitted, const LookalikeOptions& options)
+    : fitted_(fitted), options_(options) {
   validate_options(options);
+  const std::size_t fitted_n = fitted.combined.size();
+  if (fitted_n == 0) throw Error("lookalike: the fitted result is empty");
+  if (fitted.knn_similarity.size() != fitted_n || fitted.segment_score.size() != fitted_n ||
+      fitted.model_score.size() != fitted_n) {
+    throw Error("lookalike: the fitted raw scores differ in length from the fitted combined");
+  }
+  auto sorted = [](std::vector<float> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  if (options.method == LookalikeMethod::ensemble) {
+    const std::array<const std::vector<float>*, kMethods> fitted_raw = {
+        &fitted.knn_similarity, &fitted.segment_score, &fitted.model_score};
+    for (std::size_t m = 0; m < kMethods; ++m)
+      if (fitted.method_weight[m] != 0.0) population_[m] = sorted(*fitted_raw[m]);
+  }
+  combined_ = sorted(fitted.combined);
+}
+
+LookalikeNewScores NewAccountScorer::score(MatrixView x, std::span<const std::int32_t> segment,
+                                           MatrixView seeds,
+                                           std::span<const std::int64_t> self_seed) const {
+  const LookalikeResult& fitted = fitted_;
+  const LookalikeOptions& options = options_;
   const std::size_t n = x.rows;
   if (segment.size() != n) throw Error("lookalike: segment must have one entry per row");
   if (seeds.rows != fitted.seed_rows.size()) {
@@ -409,11 +438,6 @@ LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t
     throw Error("lookalike: feature count differs from the fitted model");
   }
   const std::size_t fitted_n = fitted.combined.size();
-  if (fitted_n == 0) throw Error("lookalike: the fitted result is empty");
-  if (fitted.knn_similarity.size() != fitted_n || fitted.segment_score.size() != fitted_n ||
-      fitted.model_score.size() != fitted_n) {
-    throw Error("lookalike: the fitted raw scores differ in length from the fitted combined");
-  }
   if (!self_seed.empty()) {
     if (self_seed.size() != n) throw Error("lookalike: self_seed must have one entry per row");
     for (const std::int64_t s : self_seed) {
@@ -450,10 +474,6 @@ LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t
   out.reasons.resize(n);
   for (std::size_t i = 0; i < n; ++i) out.reasons[i] = top_reasons(x.row(i), fitted.model_coef);
 
-  auto sorted = [](std::vector<float> v) {
-    std::sort(v.begin(), v.end());
-    return v;
-  };
   switch (options.method) {
     case LookalikeMethod::knn:
       out.combined = out.knn_similarity;
@@ -465,16 +485,13 @@ LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t
       out.combined = out.model_score;
       break;
     case LookalikeMethod::ensemble: {
-      const std::array<const std::vector<float>*, kMethods> fitted_raw = {
-          &fitted.knn_similarity, &fitted.segment_score, &fitted.model_score};
       const std::array<const std::vector<float>*, kMethods> new_raw = {
           &out.knn_similarity, &out.segment_score, &out.model_score};
       std::vector<double> sum(n, 0.0);
       for (std::size_t m = 0; m < kMethods; ++m) {
         if (fitted.method_weight[m] == 0.0) continue;
-        const std::vector<float> population = sorted(*fitted_raw[m]);
         for (std::size_t i = 0; i < n; ++i) {
-          sum[i] += fitted.method_weight[m] * position_in(population, (*new_raw[m])[i]);
+          sum[i] += fitted.method_weight[m] * position_in(population_[m], (*new_raw[m])[i]);
         }
       }
       out.combined.resize(n);
@@ -482,7 +499,7 @@ LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t
       break;
     }
   }
-  const std::vector<float> population = sorted(fitted.combined);
+  const std::vector<float>& population = combined_;
   out.score.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     out.score[i] = static_cast<float>(100.0 * position_in(population, out.combined[i]));

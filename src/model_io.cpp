@@ -2,6 +2,8 @@
 // the same normalizer, centroids and lookalike model. Dataset names follow docs/hdf5-schema.md.
 #include "icp/model_io.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <ctime>
 #include <unordered_map>
@@ -11,6 +13,7 @@
 #include "icp/kmeans.hpp"
 #include "icp/output.hpp"
 #include "icp/pipeline.hpp"
+#include "icp/table_h5.hpp"
 
 #ifndef ICP_VERSION
 #define ICP_VERSION "0.0.0"
@@ -144,24 +147,36 @@ ScoringModel load_scoring_model(const std::string& results_path) {
   return m;
 }
 
-ScoredAccounts score_csv(const ScoringModel& model, const std::string& csv_path) {
+namespace {
+
+/// The job as `icp score` reads new accounts with it: prospects need the features (and id), not
+/// the columns that defined seeds or value in the fit.
+JobConfig scoring_job(const ScoringModel& model) {
   JobConfig job = model.config;
-  // New accounts are prospects: they need the features (and id), not the columns that defined
-  // seeds or value in the fit.
   job.seeds.rule.clear();
   job.seeds.negative_rule.clear();
   job.value_column.clear();
   job.csv.quarantine_path.clear();  // never overwrite the fit's quarantine file
-  IngestStats stats;
-  const Table table = read_accounts(job, csv_path, &stats);
-  ScoredAccounts out = score_table(model, table);
-  out.ingest = stats;
-  return out;
+  // The stored job names the fit's format; new accounts are read by their own extension.
+  job.input_format.clear();
+  return job;
 }
 
-ScoredAccounts score_table(const ScoringModel& model, const Table& table) {
+/// Seed index of each model seed id, for recognising seeds among the new rows.
+std::unordered_map<std::string, std::int64_t> seed_lookup(const ScoringModel& model) {
+  std::unordered_map<std::string, std::int64_t> seed_of;
+  if (model.config.id_column.empty()) return seed_of;
+  seed_of.reserve(model.seed_ids.size());
+  for (std::size_t s = 0; s < model.seed_ids.size(); ++s)
+    seed_of.emplace(model.seed_ids[s], static_cast<std::int64_t>(s));
+  return seed_of;
+}
+
+/// Scores one table of accounts (all of them, or one block) without ranking them.
+ScoredAccounts score_rows(const ScoringModel& model, const NewAccountScorer& scorer,
+                          const std::unordered_map<std::string, std::int64_t>& seed_of,
+                          const Table& table) {
   const std::size_t n = table.rows;
-  if (n == 0) throw Error(table.source + ": no accepted rows to score");
   ScoredAccounts out;
   out.source_line = table.source_line;
   if (!model.config.id_column.empty()) {
@@ -178,10 +193,6 @@ ScoredAccounts score_table(const ScoringModel& model, const Table& table) {
 
   std::vector<std::int64_t> self_seed;
   if (!model.config.id_column.empty()) {
-    std::unordered_map<std::string, std::int64_t> seed_of;
-    seed_of.reserve(model.seed_ids.size());
-    for (std::size_t s = 0; s < model.seed_ids.size(); ++s)
-      seed_of.emplace(model.seed_ids[s], static_cast<std::int64_t>(s));
     self_seed.assign(n, -1);
     for (std::size_t i = 0; i < n; ++i) {
       const auto it = seed_of.find(out.ids[i]);
@@ -190,13 +201,11 @@ ScoredAccounts score_table(const ScoringModel& model, const Table& table) {
       ++out.known_seeds;
     }
   }
-  out.scores = score_new_accounts(x, out.assignment, model.fitted.seeds, model.fitted,
-                                  model.options, self_seed);
-  out.rank = rank_descending(out.scores.combined);
+  out.scores = scorer.score(x, out.assignment, model.fitted.seeds, self_seed);
   return out;
 }
 
-void write_scores(const ScoringModel& model, const ScoredAccounts& s, h5::Writer& w) {
+void write_header(const ScoringModel& model, h5::Writer& w) {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
   gmtime_r(&t, &tm);
@@ -207,46 +216,173 @@ void write_scores(const ScoringModel& model, const ScoredAccounts& s, h5::Writer
   w.attr("/", "created_utc", std::string(stamp));
   w.attr("/", "kind", "scores");
   w.attr("/", "model", model.path);
-  w.write_strings("/accounts/id", s.ids);
-  w.write("/accounts/source_line", sp(s.source_line));
   w.write_strings("/features/names", model.feature_names);
-  w.write("/segments/assignment", sp(s.assignment));
-  w.write("/segments/distance", sp(s.distance));
+}
+
+/// Appends one block of scored rows to every per-account dataset except the rank.
+void append_block(const ScoringModel& model,
+                  const std::unordered_map<std::int64_t, std::size_t>& seed_index,
+                  const ScoredAccounts& s, h5::Writer& w) {
+  w.append_strings("/accounts/id", s.ids);
+  w.append("/accounts/source_line", sp(s.source_line));
+  w.append("/segments/assignment", sp(s.assignment));
+  w.append("/segments/distance", sp(s.distance));
   const LookalikeNewScores& sc = s.scores;
-  w.write("/lookalike/score", sp(sc.score));
-  w.write("/lookalike/combined", sp(sc.combined));
-  w.write("/lookalike/rank", sp(s.rank));
-  w.write("/lookalike/tier", sp(sc.tier));
-  w.attr("/lookalike/tier", "encoding", "ASCII letter codes: 65 = A (best) ... 69 = E");
-  w.write("/lookalike/nearest_seed", sp(sc.nearest_seed));
+  w.append("/lookalike/score", sp(sc.score));
+  w.append("/lookalike/combined", sp(sc.combined));
+  w.append("/lookalike/tier", sp(sc.tier));
+  w.append("/lookalike/nearest_seed", sp(sc.nearest_seed));
   std::vector<std::string> nearest_id(sc.nearest_seed.size());
-  std::unordered_map<std::int64_t, std::size_t> seed_index;
-  seed_index.reserve(model.fitted.seed_rows.size());
-  for (std::size_t k = 0; k < model.fitted.seed_rows.size(); ++k)
-    seed_index.emplace(model.fitted.seed_rows[k], k);
   for (std::size_t i = 0; i < nearest_id.size(); ++i) {
     const auto it = seed_index.find(sc.nearest_seed[i]);
     if (it != seed_index.end()) nearest_id[i] = model.seed_ids[it->second];
   }
-  w.write_strings("/lookalike/nearest_seed_id", nearest_id);
-  w.write("/lookalike/nearest_seed_distance", sp(sc.nearest_seed_distance));
-  w.write("/lookalike/knn_similarity", sp(sc.knn_similarity));
-  w.write("/lookalike/segment_score", sp(sc.segment_score));
-  w.write("/lookalike/model_score", sp(sc.model_score));
+  w.append_strings("/lookalike/nearest_seed_id", nearest_id);
+  w.append("/lookalike/nearest_seed_distance", sp(sc.nearest_seed_distance));
+  w.append("/lookalike/knn_similarity", sp(sc.knn_similarity));
+  w.append("/lookalike/segment_score", sp(sc.segment_score));
+  w.append("/lookalike/model_score", sp(sc.model_score));
   std::vector<std::int32_t> reasons;
   reasons.reserve(sc.reasons.size() * 3);
   for (const auto& a : sc.reasons) reasons.insert(reasons.end(), a.begin(), a.end());
-  w.write("/lookalike/reasons", sp(reasons), {sc.reasons.size(), 3});
+  w.append("/lookalike/reasons", sp(reasons), 3);
+}
+
+void write_footer(const ScoringModel& model, const IngestStats& ingest, std::int64_t known_seeds,
+                  h5::Writer& w) {
+  w.attr("/lookalike/tier", "encoding", "ASCII letter codes: 65 = A (best) ... 69 = E");
   w.attr("/lookalike", "method", to_string(model.options.method));
   w.attr("/lookalike", "method_weight",
          std::span<const double>(model.fitted.method_weight.data(),
                                  model.fitted.method_weight.size()));
   w.attr("/lookalike", "tiers", sp(model.options.tiers));
-  w.attr("/lookalike", "known_seeds", s.known_seeds);
+  w.attr("/lookalike", "known_seeds", known_seeds);
   w.group("/run");
-  w.attr("/run", "rows_read", s.ingest.rows_read);
-  w.attr("/run", "rows_accepted", s.ingest.rows_accepted);
-  w.attr("/run", "rows_quarantined", s.ingest.rows_quarantined);
+  w.attr("/run", "rows_read", ingest.rows_read);
+  w.attr("/run", "rows_accepted", ingest.rows_accepted);
+  w.attr("/run", "rows_quarantined", ingest.rows_quarantined);
+}
+
+std::unordered_map<std::int64_t, std::size_t> seed_row_index(const ScoringModel& model) {
+  std::unordered_map<std::int64_t, std::size_t> seed_index;
+  seed_index.reserve(model.fitted.seed_rows.size());
+  for (std::size_t k = 0; k < model.fitted.seed_rows.size(); ++k)
+    seed_index.emplace(model.fitted.seed_rows[k], k);
+  return seed_index;
+}
+
+/// Block of rows ranked at a time when the ranks are written: bounds the int64 ranks in flight.
+constexpr std::size_t kRankBlockRows = std::size_t{1} << 16;
+
+/// rank_descending's ranks (1 = highest, ties to the lower row) without its n-entry order: a
+/// sorted copy and one counter per sorted position, 8 bytes per row, the ranks written in blocks.
+void append_ranks(std::span<const float> combined, h5::Writer& w) {
+  const std::size_t n = combined.size();
+  std::vector<float> ascending(combined.begin(), combined.end());
+  std::sort(ascending.begin(), ascending.end());
+  // taken[lo]: rows already ranked among those equal to ascending[lo] (lo = its first position).
+  std::vector<std::uint32_t> taken(n, 0);
+  std::vector<std::int64_t> rank;
+  for (std::size_t b0 = 0; b0 < n; b0 += kRankBlockRows) {
+    const std::size_t b1 = std::min(n, b0 + kRankBlockRows);
+    rank.resize(b1 - b0);
+    for (std::size_t i = b0; i < b1; ++i) {
+      const float v = combined[i];
+      const auto lo = std::lower_bound(ascending.begin(), ascending.end(), v);
+      const auto hi = std::upper_bound(lo, ascending.end(), v);
+      const auto greater = static_cast<std::size_t>(ascending.end() - hi);
+      auto& before = taken[static_cast<std::size_t>(lo - ascending.begin())];
+      rank[i - b0] = static_cast<std::int64_t>(greater + before) + 1;
+      ++before;
+    }
+    w.append("/lookalike/rank", sp(rank));
+  }
+}
+
+}  // namespace
+
+ScoredAccounts score_csv(const ScoringModel& model, const std::string& csv_path) {
+  IngestStats stats;
+  const Table table = read_accounts(scoring_job(model), csv_path, &stats);
+  ScoredAccounts out = score_table(model, table);
+  out.ingest = stats;
+  return out;
+}
+
+ScoredAccounts score_table(const ScoringModel& model, const Table& table) {
+  if (table.rows == 0) throw Error(table.source + ": no accepted rows to score");
+  const NewAccountScorer scorer(model.fitted, model.options);
+  ScoredAccounts out = score_rows(model, scorer, seed_lookup(model), table);
+  out.rank = rank_descending(out.scores.combined);
+  return out;
+}
+
+void write_scores(const ScoringModel& model, const ScoredAccounts& s, h5::Writer& w) {
+  write_header(model, w);
+  append_block(model, seed_row_index(model), s, w);
+  w.append("/lookalike/rank", sp(s.rank));
+  write_footer(model, s.ingest, s.known_seeds, w);
+}
+
+std::size_t streamed_block_rows(std::uint64_t memory_limit, std::uint64_t resident,
+                                std::uint64_t rows) {
+  const std::uint64_t held = resident + kStreamReserveBytes + kStreamBytesPerRow * rows;
+  const std::uint64_t budget = memory_limit > held ? memory_limit - held : 0;
+  const std::uint64_t fit = budget / kStreamBytesPerBlockRow;
+  if (fit < kStreamMinBlockRows) {
+    const std::uint64_t need = held + kStreamBytesPerBlockRow * kStreamMinBlockRows;
+    throw Error(fmt::format(
+        "--memory-limit {} MiB is too small to stream {} rows: the model takes {} MiB, the ranks "
+        "{} bytes per row, and a block of {} rows about {} MiB; at least {} MiB is needed",
+        memory_limit >> 20, rows, resident >> 20, kStreamBytesPerRow, kStreamMinBlockRows,
+        (kStreamBytesPerBlockRow * kStreamMinBlockRows) >> 20, (need >> 20) + 1));
+  }
+  const std::uint64_t capped = std::min<std::uint64_t>(fit, kStreamMaxBlockRows);
+  return static_cast<std::size_t>(capped - capped % kStreamMinBlockRows);
+}
+
+StreamedScores score_h5_streamed(const ScoringModel& model, const std::string& h5_path,
+                                 std::size_t block_rows, h5::Writer& out) {
+  if (block_rows == 0) throw Error("streamed scoring: block_rows must be positive");
+  const JobConfig job = scoring_job(model);
+  CsvOptions csv = job.csv;
+  csv.columns = required_columns(job);
+  csv.unique_column = job.id_column;
+  const H5TableBlocks source(h5_path, job.input_group, csv);
+  const std::size_t n = source.rows();
+  StreamedScores result;
+  result.block_rows = block_rows;
+
+  // Repeated ids span blocks: one scan finds them (and, under the fail policy, the first bad
+  // row) before any output, so a failing input costs a read, not a scoring pass.
+  std::uint64_t first_bad = n;
+  const std::vector<std::uint64_t> repeats = source.repeated_rows(block_rows, &first_bad);
+  if (csv.on_error == ErrorPolicy::fail && (first_bad < n || !repeats.empty())) {
+    const std::uint64_t row = repeats.empty() ? first_bad : std::min(first_bad, repeats.front());
+    (void)source.read(static_cast<std::size_t>(row), 1, repeats);  // throws that row's error
+  }
+
+  write_header(model, out);
+  const NewAccountScorer scorer(model.fitted, model.options);
+  const auto seed_of = seed_lookup(model);
+  const auto seed_index = seed_row_index(model);
+  std::vector<float> combined;
+  for (std::size_t first = 0; first < n; first += block_rows) {
+    const Table table =
+        source.read(first, std::min(block_rows, n - first), repeats, &result.ingest);
+    ++result.blocks;
+    if (table.rows == 0) continue;
+    const ScoredAccounts block = score_rows(model, scorer, seed_of, table);
+    append_block(model, seed_index, block, out);
+    combined.insert(combined.end(), block.scores.combined.begin(), block.scores.combined.end());
+    result.known_seeds += block.known_seeds;
+    for (const std::uint8_t t : block.scores.tier)
+      if (t >= 'A' && t <= 'E') ++result.tiers[static_cast<std::size_t>(t - 'A')];
+  }
+  if (combined.empty()) throw Error(h5_path + ": no accepted rows to score");
+  append_ranks(combined, out);
+  write_footer(model, result.ingest, result.known_seeds, out);
+  return result;
 }
 
 }  // namespace icp

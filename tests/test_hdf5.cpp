@@ -501,6 +501,57 @@ TEST(H5Chunked, ParallelFilteredChunksAreTheBytesHdf5Writes) {
   compare("/matrix", matrix, {70001, 3}, H5T_NATIVE_INT64);
 }
 
+TEST(H5Append, BlocksReadBackAsOneWriteAndRowRangesReadSlices) {
+  TempDir dir;
+  const std::string path = dir.file("grow.h5");
+  // Block sizes: a chunk-aligned start (parallel filtered chunks), a start inside a chunk (HDF5
+  // rewrites the padded chunk), a single row, an empty block.
+  const std::vector<std::size_t> blocks = {70000, 1, 0, 65536, 12345};
+  std::vector<float> all;
+  std::vector<std::int32_t> pairs;
+  std::vector<std::string> names;
+  {
+    icp::h5::Writer w(path);
+    for (const std::size_t rows : blocks) {
+      std::vector<float> f(rows);
+      std::vector<std::int32_t> p(rows * 2);
+      std::vector<std::string> s(rows);
+      for (std::size_t i = 0; i < rows; ++i) {
+        f[i] = static_cast<float>(all.size() + i) * 0.25f - 7.0f;
+        p[2 * i] = static_cast<std::int32_t>(all.size() + i);
+        p[2 * i + 1] = -p[2 * i];
+        s[i] = "id-" + std::to_string(all.size() + i);
+      }
+      w.append("/g/f", std::span<const float>(f));
+      w.append("/g/pairs", std::span<const std::int32_t>(p), 2);
+      w.append_strings("/g/s", s);
+      all.insert(all.end(), f.begin(), f.end());
+      pairs.insert(pairs.end(), p.begin(), p.end());
+      names.insert(names.end(), s.begin(), s.end());
+    }
+    EXPECT_NE(error_of([&] {
+                w.append("/g/pairs", std::span<const std::int32_t>(pairs), 4);
+              }).find("created with 2"),
+              std::string::npos);
+    w.commit();
+  }
+  const icp::h5::Reader rd(path);
+  EXPECT_TRUE(same_bits(rd.read<float>("/g/f"), all));
+  EXPECT_EQ(rd.read<std::int32_t>("/g/pairs"), pairs);
+  EXPECT_EQ(rd.dims("/g/pairs"), (std::vector<std::uint64_t>{all.size(), 2}));
+  EXPECT_EQ(rd.read_strings("/g/s"), names);
+  const auto slice = rd.read_rows<float>("/g/f", 69999, 3);
+  EXPECT_TRUE(same_bits(slice, std::vector<float>(all.begin() + 69999, all.begin() + 70002)));
+  EXPECT_EQ(rd.read_string_rows("/g/s", 70000, 2),
+            (std::vector<std::string>{names[70000], names[70001]}));
+  EXPECT_TRUE(rd.read_rows<double>("/g/f", all.size(), 0).empty());
+  EXPECT_NE(
+      error_of([&] { (void)rd.read_rows<float>("/g/f", all.size() - 1, 2); }).find("pass the end"),
+      std::string::npos);
+  EXPECT_NE(error_of([&] { (void)rd.read_rows<std::int32_t>("/g/pairs", 0, 1); }).find("not 1-D"),
+            std::string::npos);
+}
+
 TEST(H5Attr, EveryTypeOnRootGroupAndDataset) {
   TempDir dir;
   const std::string path = dir.file("a.h5");

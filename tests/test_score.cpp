@@ -10,17 +10,21 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "icp/config.hpp"
+#include "icp/csv.hpp"
 #include "icp/error.hpp"
 #include "icp/generate.hpp"
 #include "icp/hdf5.hpp"
 #include "icp/model_io.hpp"
 #include "icp/output.hpp"
 #include "icp/pipeline.hpp"
+#include "icp/table_h5.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -33,9 +37,11 @@ int run_icp(const std::string& args, std::string* output = nullptr) {
   return r.code;
 }
 
-std::string job_text(const fs::path& input, const fs::path& output, const std::string& method) {
-  return "[input]\npath = \"" + input.string() +
-         "\"\nid_column = \"account_id\"\non_error = \"fail\"\n"
+std::string job_text(const fs::path& input, const fs::path& output, const std::string& method,
+                     const std::string& on_error = "fail") {
+  return "[input]\npath = \"" + input.string() + "\"\nid_column = \"account_id\"\non_error = \"" +
+         on_error +
+         "\"\n"
          "[[features.numeric]]\ncolumn = \"employees\"\ntransform = \"log1p\"\n"
          "scaling = \"robust\"\n"
          "[[features.numeric]]\ncolumn = \"annual_revenue\"\ntransform = \"log1p\"\n"
@@ -70,9 +76,9 @@ class Score : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   /// Runs the job in memory and writes its results file, as `icp run` does.
-  icp::RunResult fit(const std::string& method) {
+  icp::RunResult fit(const std::string& method, const std::string& on_error = "fail") {
     const fs::path job = dir_ / "job.toml";
-    std::ofstream(job) << job_text(dir_ / "accounts.csv", dir_ / "results.h5", method);
+    std::ofstream(job) << job_text(dir_ / "accounts.csv", dir_ / "results.h5", method, on_error);
     icp::JobConfig c = icp::load_config(job.string());
     c.config_text = icp::to_toml(c);
     icp::RunResult r = icp::run_job(c);
@@ -205,6 +211,121 @@ TEST_F(Score, ClearErrors) {
             2);
   EXPECT_NE(out.find("annual_revenue"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir_ / "s.h5"));
+}
+
+/// The fit's input as an HDF5 table (the layout `icp convert` writes) with cells a streamed run
+/// must reject exactly as a whole-table read does: an infinite number, an id repeating an
+/// earlier one across block edges, and a repeat of a row that is itself rejected.
+void write_h5_input(const fs::path& csv, const fs::path& h5) {
+  icp::CsvOptions o;
+  o.columns = {{"account_id", icp::ColumnType::text},
+               {"employees", icp::ColumnType::numeric},
+               {"annual_revenue", icp::ColumnType::numeric},
+               {"product_signups_90d", icp::ColumnType::numeric},
+               {"email_engagement", icp::ColumnType::numeric},
+               {"industry", icp::ColumnType::categorical},
+               {"country", icp::ColumnType::categorical}};
+  icp::Table t = icp::read_csv(csv.string(), o);
+  auto& id = t.columns[0].text;
+  auto& employees = t.columns[1].numeric;
+  employees[10] = std::numeric_limits<double>::infinity();
+  id[2500] = id[3];     // repeats an accepted row in another block
+  id[2600] = id[10];    // repeats the rejected row 10: accepted, as in a whole-table read
+  id[2700] = id[2500];  // a third copy
+  icp::h5::Writer w(h5.string());
+  icp::write_table_h5(w, "/accounts", t);
+  w.commit();
+}
+
+/// Every per-account dataset and run count of two scores files, bit for bit.
+void expect_same_scores(const fs::path& a, const fs::path& b) {
+  const icp::h5::Reader x(a.string()), y(b.string());
+  for (const char* name : {"/accounts/id", "/lookalike/nearest_seed_id", "/features/names"})
+    EXPECT_EQ(x.read_strings(name), y.read_strings(name)) << name;
+  for (const char* name : {"/segments/distance", "/lookalike/score", "/lookalike/combined",
+                           "/lookalike/nearest_seed_distance", "/lookalike/knn_similarity",
+                           "/lookalike/segment_score", "/lookalike/model_score"}) {
+    const auto u = x.read<float>(name), v = y.read<float>(name);
+    ASSERT_EQ(u.size(), v.size()) << name;
+    EXPECT_EQ(0, std::memcmp(u.data(), v.data(), u.size() * sizeof(float))) << name;
+  }
+  for (const char* name : {"/accounts/source_line", "/lookalike/rank", "/lookalike/nearest_seed"})
+    EXPECT_EQ(x.read<std::int64_t>(name), y.read<std::int64_t>(name)) << name;
+  for (const char* name : {"/segments/assignment", "/lookalike/reasons"})
+    EXPECT_EQ(x.read<std::int32_t>(name), y.read<std::int32_t>(name)) << name;
+  EXPECT_EQ(x.dims("/lookalike/reasons"), y.dims("/lookalike/reasons"));
+  EXPECT_EQ(x.read<std::uint8_t>("/lookalike/tier"), y.read<std::uint8_t>("/lookalike/tier"));
+  for (const char* attr : {"rows_read", "rows_accepted", "rows_quarantined"})
+    EXPECT_EQ(x.attr_int("/run", attr), y.attr_int("/run", attr)) << attr;
+  EXPECT_EQ(x.attr_int("/lookalike", "known_seeds"), y.attr_int("/lookalike", "known_seeds"));
+}
+
+TEST_F(Score, StreamedScoringEqualsAWholeTableRunForAnyBlockSize) {
+  fit("ensemble", "quarantine");
+  write_h5_input(dir_ / "accounts.csv", dir_ / "accounts.h5");
+  const std::string common = "score -q --model " + (dir_ / "results.h5").string() + " --input " +
+                             (dir_ / "accounts.h5").string() + " --output ";
+  std::string out;
+  ASSERT_EQ(run_icp(common + (dir_ / "whole.h5").string(), &out), 0) << out;
+  {
+    const icp::h5::Reader rd((dir_ / "whole.h5").string());
+    EXPECT_EQ(rd.attr_int("/run", "rows_read"), 3000);
+    EXPECT_EQ(rd.attr_int("/run", "rows_quarantined"), 3);  // the Inf and two repeats of row 3
+  }
+  // Small blocks (47 of them), blocks that cut the repeats apart, one larger than the table.
+  for (const int block : {64, 777, 2501, 5000}) {
+    SCOPED_TRACE("block rows " + std::to_string(block));
+    const fs::path streamed = dir_ / ("streamed" + std::to_string(block) + ".h5");
+    ASSERT_EQ(run_icp(common + streamed.string() + " --block-rows " + std::to_string(block), &out),
+              0)
+        << out;
+    expect_same_scores(dir_ / "whole.h5", streamed);
+  }
+}
+
+TEST_F(Score, StreamedScoringFailsAsAWholeTableRunDoesBeforeWritingAnything) {
+  fit("ensemble");  // on_error = fail
+  write_h5_input(dir_ / "accounts.csv", dir_ / "accounts.h5");
+  const std::string common = "score -q --model " + (dir_ / "results.h5").string() + " --input " +
+                             (dir_ / "accounts.h5").string() + " --output " +
+                             (dir_ / "s.h5").string();
+  std::string whole, streamed;
+  EXPECT_EQ(run_icp(common, &whole), 2);
+  EXPECT_EQ(run_icp(common + " --block-rows 1000", &streamed), 2);
+  // The first bad row in row order (the Inf at row 11), named the same way by both.
+  EXPECT_NE(whole.find("/accounts/employees: row 11"), std::string::npos) << whole;
+  EXPECT_EQ(streamed, whole);
+  EXPECT_FALSE(fs::exists(dir_ / "s.h5"));
+  // A CSV cannot be streamed: the message says how to convert it.
+  EXPECT_EQ(run_icp("score -q --model " + (dir_ / "results.h5").string() + " --input " +
+                        (dir_ / "accounts.csv").string() + " --output " + (dir_ / "s.h5").string() +
+                        " --memory-limit 1G",
+                    &streamed),
+            2);
+  EXPECT_NE(streamed.find("icp convert"), std::string::npos) << streamed;
+  EXPECT_EQ(run_icp(common + " --memory-limit 12X", &streamed), 2);
+  EXPECT_NE(streamed.find("'12X'"), std::string::npos) << streamed;
+}
+
+TEST(StreamedBlockRows, FitsTheLimitInWholeMultiplesAndSaysWhatIsNeeded) {
+  const std::uint64_t mib = std::uint64_t{1} << 20;
+  const std::size_t rows = 37'000'000;
+  const std::size_t b = icp::streamed_block_rows(1024 * mib, 200 * mib, rows);
+  EXPECT_EQ(b % icp::kStreamMinBlockRows, 0u);
+  EXPECT_GE(b, icp::kStreamMinBlockRows);
+  // What the run holds stays under the limit.
+  EXPECT_LE(200 * mib + icp::kStreamReserveBytes + icp::kStreamBytesPerRow * rows +
+                icp::kStreamBytesPerBlockRow * b,
+            1024 * mib);
+  // More memory never means smaller blocks, and blocks stop growing at the cap.
+  EXPECT_GE(icp::streamed_block_rows(4096 * mib, 200 * mib, rows), b);
+  EXPECT_EQ(icp::streamed_block_rows(std::uint64_t{64} << 30, 0, 1000), icp::kStreamMaxBlockRows);
+  try {
+    (void)icp::streamed_block_rows(256 * mib, 200 * mib, rows);
+    ADD_FAILURE() << "a limit below the ranks' memory must throw";
+  } catch (const icp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("at least"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -98,6 +98,17 @@ class Writer {
   /// (HDF5 strings end at the first NUL), naming the element.
   void write_strings(const std::string& path, const std::vector<std::string>& v);
 
+  /// Datasets written one block of rows at a time, for results too large to hold at once. The
+  /// first append creates a growing rows x `cols` dataset (chunked and compressed like write's,
+  /// whatever its final size); each later append adds `v.size() / cols` rows at its end and must
+  /// give the same `cols`. The values read back equal one write() of all blocks concatenated.
+  void append(const std::string& path, std::span<const float> v, std::uint64_t cols = 1);
+  void append(const std::string& path, std::span<const double> v, std::uint64_t cols = 1);
+  void append(const std::string& path, std::span<const std::int32_t> v, std::uint64_t cols = 1);
+  void append(const std::string& path, std::span<const std::int64_t> v, std::uint64_t cols = 1);
+  void append(const std::string& path, std::span<const std::uint8_t> v, std::uint64_t cols = 1);
+  void append_strings(const std::string& path, const std::vector<std::string>& v);
+
   /// Attributes on an existing group or dataset ("/" for the root). An attribute of the same
   /// name is replaced.
   void attr(const std::string& object, const std::string& name, double v);
@@ -165,6 +176,13 @@ class Reader {
 
   /// A string dataset (variable or fixed length), flattened.
   std::vector<std::string> read_strings(const std::string& path) const;
+
+  /// Elements [first, first + count) of a 1-D dataset: one block of a column too large to read
+  /// whole. Throws naming the dataset when it is not 1-D or the range passes its end.
+  template <Element T>
+  std::vector<T> read_rows(const std::string& path, std::uint64_t first, std::uint64_t count) const;
+  std::vector<std::string> read_string_rows(const std::string& path, std::uint64_t first,
+                                            std::uint64_t count) const;
 
   bool has_attr(const std::string& object, const std::string& name) const;
   /// Single-valued numeric attributes; attr_int rejects floating-point attributes.

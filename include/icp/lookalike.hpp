@@ -134,6 +134,23 @@ LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t
                                       const LookalikeOptions& options,
                                       std::span<const std::int64_t> self_seed = {});
 
+/// score_new_accounts for accounts that arrive in blocks (`icp score --memory-limit`): the
+/// fitted population is checked and sorted once, not per block. Every row is scored on its own,
+/// so blocks of any size give the bits of one call on all rows. Keeps references to `fitted`
+/// and `options`, which must outlive it.
+class NewAccountScorer {
+ public:
+  NewAccountScorer(const LookalikeResult& fitted, const LookalikeOptions& options);
+  LookalikeNewScores score(MatrixView x, std::span<const std::int32_t> segment, MatrixView seeds,
+                           std::span<const std::int64_t> self_seed = {}) const;
+
+ private:
+  const LookalikeResult& fitted_;
+  const LookalikeOptions& options_;
+  std::array<std::vector<float>, 3> population_;  ///< fitted knn, segment, model scores, sorted
+  std::vector<float> combined_;                   ///< fitted combined, sorted
+};
+
 // ---- Building blocks (public so they can be tested and reused) ----
 
 /// Exact k nearest seeds of every row of x. `self_seed[i]` is the seed index that row i must

@@ -3,7 +3,11 @@
 // columns as string datasets). `icp convert` writes it once so repeated runs skip CSV parsing.
 #pragma once
 
+#include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "icp/csv.hpp"
 #include "icp/hdf5.hpp"
@@ -28,6 +32,42 @@ inline constexpr const char* kSourceLineDataset = "__source_line__";
 /// HDF5 is read on the calling thread (serial HDF5 is not thread-safe).
 Table read_table_h5(const std::string& path, const std::string& group, const CsvOptions& options,
                     IngestStats* stats = nullptr);
+
+/// The same table read one block of rows at a time, for inputs larger than memory (`icp score
+/// --memory-limit`). Blocks get read_table_h5's checks and messages (rows numbered in the whole
+/// table); a bad row throws under the fail policy and is counted, never written to a quarantine
+/// file, under the quarantine policy. Repeats of options.unique_column span blocks, so they come
+/// from repeated_rows() (a scan of the whole table) and are handed to each read().
+class H5TableBlocks {
+ public:
+  /// Opens the table and checks that every column exists, is 1-D and has the same length.
+  H5TableBlocks(const std::string& path, const std::string& group, const CsvOptions& options);
+  ~H5TableBlocks();
+  H5TableBlocks(const H5TableBlocks&) = delete;
+  H5TableBlocks& operator=(const H5TableBlocks&) = delete;
+
+  /// Rows stored (read, before any is rejected).
+  std::size_t rows() const noexcept;
+
+  /// Rows (from 0, sorted) whose unique-column value repeats that of an earlier accepted row:
+  /// exactly the rows read_table_h5 rejects as "duplicate value". Reads the table in blocks of
+  /// `block_rows`, holding 9 bytes per row plus one block. Empty without a unique column.
+  /// `first_rejected` (optional) receives the first row rejected for a bad cell, or rows(): with
+  /// the repeats, where the fail policy stops, before any block is processed.
+  std::vector<std::uint64_t> repeated_rows(std::size_t block_rows,
+                                           std::uint64_t* first_rejected = nullptr) const;
+
+  /// Rows [first, first + count), rejecting those listed in `repeats` as duplicates. Adds the
+  /// block's counts (not bytes or seconds) to `stats`.
+  Table read(std::size_t first, std::size_t count, std::span<const std::uint64_t> repeats,
+             IngestStats* stats = nullptr) const;
+
+ private:
+  friend Table read_table_h5(const std::string&, const std::string&, const CsvOptions&,
+                             IngestStats*);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 /// Writes `table` under `group`: numeric -> float64 (NaN = missing), categorical -> strings (the
 /// level, "" = missing), text -> strings, plus kSourceLineDataset (int64). Reading it back with

@@ -1,10 +1,16 @@
 // `icp score`: new accounts through a finished run's normalizer, segments and lookalike model.
+#include <unistd.h>
+
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <memory>
 #include <optional>
 
 #include "command.hpp"
+#include "icp/config.hpp"
+#include "icp/error.hpp"
 #include "icp/hdf5.hpp"
 #include "icp/model_io.hpp"
 #include "icp/parallel.hpp"
@@ -14,13 +20,103 @@ namespace {
 
 struct ScoreArgs {
   std::string model, input, output;
+  std::string memory_limit;
+  std::size_t block_rows = 0;
   std::optional<int> threads;
   bool quiet = false;
 };
 
+/// "1G", "512M", "1.5G", "800000000": bytes, with binary K/M/G/T suffixes.
+std::uint64_t parse_size(const std::string& text) {
+  std::size_t used = 0;
+  double value = -1.0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (!unit.empty() && (unit.back() == 'i')) unit.pop_back();
+  double scale = 1.0;
+  if (unit.size() == 1) {
+    switch (std::toupper(static_cast<unsigned char>(unit[0]))) {
+      case 'K':
+        scale = 1024.0;
+        break;
+      case 'M':
+        scale = 1024.0 * 1024.0;
+        break;
+      case 'G':
+        scale = 1024.0 * 1024.0 * 1024.0;
+        break;
+      case 'T':
+        scale = 1024.0 * 1024.0 * 1024.0 * 1024.0;
+        break;
+      default:
+        used = 0;
+    }
+  } else if (!unit.empty()) {
+    used = 0;
+  }
+  if (used == 0 || !(value > 0.0) || value * scale > 1e18)
+    throw Error("--memory-limit '" + text + "': expected a size such as 1G, 512M or 800000000");
+  return static_cast<std::uint64_t>(value * scale);
+}
+
+/// Resident bytes of this process now (Linux /proc; 0 where unavailable).
+std::uint64_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int got = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return got == 2 ? resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
+int score_streamed(const ScoreArgs& a, const ScoringModel& model) {
+  if (resolve_input_format("", a.input) != "hdf5")
+    throw Error(a.input +
+                ": streamed scoring (--memory-limit, --block-rows) reads HDF5 input; "
+                "convert the CSV once with `icp convert " +
+                a.input + " accounts.h5`");
+  h5::Writer out(a.output);  // a bad output path fails before the work
+  std::size_t block = a.block_rows;
+  if (block == 0) {
+    const h5::Reader probe(a.input);
+    const std::string group = model.config.input_group;
+    std::uint64_t rows = 0;
+    for (const std::string& name : probe.list(group)) {
+      const std::vector<std::uint64_t> dims = probe.dims(group + "/" + name);
+      if (dims.size() == 1) rows = std::max<std::uint64_t>(rows, dims[0]);
+    }
+    block = streamed_block_rows(parse_size(a.memory_limit), resident_bytes(), rows);
+  }
+  const StreamedScores s = score_h5_streamed(model, a.input, block, out);
+  out.commit();
+  if (!a.quiet) {
+    const auto& in = s.ingest;
+    std::fprintf(stderr, "  rows read %s = accepted %s + quarantined %s (%zu blocks of %s rows)\n",
+                 with_commas(in.rows_read).c_str(), with_commas(in.rows_accepted).c_str(),
+                 with_commas(in.rows_quarantined).c_str(), s.blocks,
+                 with_commas(static_cast<long long>(s.block_rows)).c_str());
+    if (s.known_seeds > 0)
+      std::fprintf(stderr, "  %s rows are seeds of the model (scored without themselves)\n",
+                   with_commas(s.known_seeds).c_str());
+    std::printf("scored %s accounts with %s (%s): tiers A %lld  B %lld  C %lld  D %lld  E %lld\n",
+                with_commas(in.rows_accepted).c_str(), a.model.c_str(),
+                to_string(model.options.method), static_cast<long long>(s.tiers[0]),
+                static_cast<long long>(s.tiers[1]), static_cast<long long>(s.tiers[2]),
+                static_cast<long long>(s.tiers[3]), static_cast<long long>(s.tiers[4]));
+    std::printf("scores: %s\n", a.output.c_str());
+  }
+  return 0;
+}
+
 int score(const ScoreArgs& a) {
   const ScoringModel model = load_scoring_model(a.model);
   set_threads(a.threads ? *a.threads : model.config.threads);
+  if (!a.memory_limit.empty() || a.block_rows > 0) return score_streamed(a, model);
   h5::Writer out(a.output);  // a bad output path fails before the work
   const ScoredAccounts scored = score_csv(model, a.input);
   write_scores(model, scored, out);
@@ -55,6 +151,13 @@ const Registrar registrar{
       cmd->add_option("--threads", a->threads,
                       "Threads for OpenMP and oneTBB together (0 = all cores)")
           ->check(CLI::NonNegativeNumber);
+      cmd->add_option("--memory-limit", a->memory_limit,
+                      "Stream an HDF5 input in blocks sized to stay under this much memory "
+                      "(e.g. 1G, 512M); the scores equal an in-memory run's");
+      cmd->add_option("--block-rows", a->block_rows,
+                      "Stream an HDF5 input in blocks of this many rows (overrides the size "
+                      "--memory-limit would choose)")
+          ->check(CLI::PositiveNumber);
       cmd->add_flag("-q,--quiet", a->quiet, "No progress or summary output");
       return [a] { return score(*a); };
     }};
