@@ -96,9 +96,10 @@ int score_streamed(const ScoreArgs& a, const ScoringModel& model) {
   out.commit();
   if (!a.quiet) {
     const auto& in = s.ingest;
-    std::fprintf(stderr, "  rows read %s = accepted %s + quarantined %s (%zu blocks of %s rows)\n",
+    std::fprintf(stderr,
+                 "  rows read %s = accepted %s + quarantined %s (%zu block%s of up to %s rows)\n",
                  with_commas(in.rows_read).c_str(), with_commas(in.rows_accepted).c_str(),
-                 with_commas(in.rows_quarantined).c_str(), s.blocks,
+                 with_commas(in.rows_quarantined).c_str(), s.blocks, s.blocks == 1 ? "" : "s",
                  with_commas(static_cast<long long>(s.block_rows)).c_str());
     if (s.known_seeds > 0)
       std::fprintf(stderr, "  %s rows are seeds of the model (scored without themselves)\n",
