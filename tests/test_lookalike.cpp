@@ -306,6 +306,22 @@ TEST(LookalikePlanted, EveryMethodFindsHeldOutSeeds) {
   }
 }
 
+TEST(LookalikePlanted, AMethodAtChanceGetsNoEnsembleWeight) {
+  // One segment for every row: the segment score is the same for all, so its AUC is 0.5 and no
+  // weighting's ranking depends on its share; the weights stay at the AUC-gain prior's 0 for it.
+  Planted p = planted();
+  std::fill(p.segment.begin(), p.segment.end(), 0);
+  icp::LookalikeOptions o;
+  const icp::LookalikeResult r =
+      icp::score_lookalike(p.x.view(), p.segment, 1, p.seed, p.negative, o);
+  ASSERT_EQ(r.backtest.size(), 4u);
+  EXPECT_DOUBLE_EQ(r.backtest[1].auc, 0.5);
+  EXPECT_EQ(r.method_weight[1], 0.0);
+  EXPECT_NEAR(r.method_weight[0] + r.method_weight[2], 1.0, 1e-12);
+  // The two informative methods separate the blob; the ensemble keeps that.
+  EXPECT_GT(r.backtest[3].auc, 0.9);
+}
+
 TEST(LookalikeScore, RanksTiersAndPercentiles) {
   const Planted p = planted();
   icp::LookalikeOptions o;

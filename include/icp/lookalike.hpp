@@ -17,7 +17,7 @@ enum class LookalikeMethod {
   knn,       ///< mean exact squared distance to the nearest seeds
   segment,   ///< smoothed seed rate of the account's k-means segment
   model,     ///< positive-unlabeled L2 logistic regression (seeds vs everyone else)
-  ensemble,  ///< backtest-weighted rank average of the three
+  ensemble,  ///< rank average of the three, weights chosen on the backtest (docs/hdf5-schema.md)
 };
 
 /// "knn", "segment", "model" or "ensemble".
