@@ -6,6 +6,7 @@
 
 #include <fast_float/fast_float.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -103,6 +104,17 @@ class MappedFile {
 
   const char* data() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }
+
+  /// Drops the whole pages inside [begin, end) from this process (they stay in the page cache
+  /// and come back on the next touch): a parsed chunk's bytes are not needed again, so the
+  /// file's resident size stays near the chunks in flight instead of growing to the whole file.
+  void release(std::size_t begin, std::size_t end) const noexcept {
+    static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const std::size_t first = (begin + page - 1) / page * page;
+    const std::size_t last = std::min(end, size_) / page * page;
+    if (data_ == nullptr || last <= first) return;
+    ::madvise(const_cast<char*>(data_) + first, last - first, MADV_DONTNEED);
+  }
 
  private:
   int fd_ = -1;
@@ -368,6 +380,11 @@ struct ChunkOut {
   /// (a std::deque would be copied, not moved, when the vector of chunks reallocates, since its
   /// move constructor may throw; this also makes ChunkOut move-only).
   std::vector<std::unique_ptr<std::string>> key_store;
+  /// cell_hash of each key, 0 when the key is a missing token (then key_missing is 1): taken
+  /// while the bytes are in cache, so the duplicate check reads a key's text again only when
+  /// two hashes are equal, and the chunk's pages can be released after parsing.
+  std::vector<std::size_t> key_hash;
+  std::vector<std::uint8_t> key_missing;
   std::vector<BadRow> bad;
   std::optional<BadRow> fatal;  ///< unterminated quote: nothing after it can be trusted
   bool stopped = false;         ///< fail policy hit a bad row, or fatal
@@ -524,6 +541,37 @@ std::string field_count_reason(std::size_t expected, std::size_t found) {
 
 /// Parses the records starting in [begin, end). The last record may run past `end`; end_pos
 /// tells where it really stopped, which is how a wrong boundary is detected.
+/// Rows parsed before a chunk sizes its vectors: enough to estimate the bytes per row.
+constexpr std::size_t kReserveAfterRows = 64;
+
+/// Reserves every per-row vector of a chunk for the rows its remaining bytes should hold (10%
+/// over the estimate from the rows so far), so chunks neither copy their columns while growing
+/// nor keep up to half their capacity unused until the stitch.
+void reserve_rest(ChunkOut& out, const Plan& plan, std::size_t begin, std::size_t pos,
+                  std::size_t end) {
+  const double per_row = static_cast<double>(pos - begin) / static_cast<double>(out.lines.size());
+  const auto rows = static_cast<std::size_t>(static_cast<double>(end - begin) / per_row * 1.1) + 16;
+  out.lines.reserve(rows);
+  if (plan.unique_field) {
+    out.keys.reserve(rows);
+    out.key_hash.reserve(rows);
+    out.key_missing.reserve(rows);
+  }
+  for (std::size_t k = 0; k < out.cols.size(); ++k) {
+    switch (plan.opts->columns[k].type) {
+      case ColumnType::numeric:
+        out.cols[k].numeric.reserve(rows);
+        break;
+      case ColumnType::categorical:
+        out.cols[k].codes.reserve(rows);
+        break;
+      case ColumnType::text:
+        out.cols[k].text.reserve(rows);
+        break;
+    }
+  }
+}
+
 void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::size_t end,
                  ChunkOut& out) {
   const CsvOptions& opts = *plan.opts;
@@ -667,8 +715,12 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
       } else {
         out.keys.push_back(key);
       }
+      const bool key_missing = missing(key);
+      out.key_missing.push_back(key_missing ? 1 : 0);
+      out.key_hash.push_back(key_missing ? 0 : cell_hash(key));
     }
     out.lines.push_back(rec_line);
+    if (out.lines.size() == kReserveAfterRows) reserve_rest(out, plan, begin, pos, end);
   }
   out.lines_consumed = lines;
   out.end_pos = pos;
@@ -678,8 +730,8 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
 /// the first line end outside quotes at or after it (quote parity up to the edge says whether a
 /// line end is inside a field), then every chunk parsed on its own. `edge` gets chunks + 1
 /// entries. Exact as long as no quote sits inside an unquoted field; the caller checks.
-std::vector<ChunkOut> parse_parallel(const Scanner& sc, const Plan& plan, std::size_t body,
-                                     std::size_t chunk, int nthreads,
+std::vector<ChunkOut> parse_parallel(const MappedFile& file, const Scanner& sc, const Plan& plan,
+                                     std::size_t body, std::size_t chunk, int nthreads,
                                      std::vector<std::size_t>& edge) {
   const char* buf = sc.data();
   const std::size_t n = sc.size();
@@ -722,7 +774,10 @@ std::vector<ChunkOut> parse_parallel(const Scanner& sc, const Plan& plan, std::s
 #pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t si = 0; si < nchunks_signed; ++si) {
       const auto i = static_cast<std::size_t>(si);
-      errors.run([&] { parse_chunk(sc, plan, edge[i], edge[i + 1], outs[i]); });
+      errors.run([&] {
+        parse_chunk(sc, plan, edge[i], edge[i + 1], outs[i]);
+        file.release(edge[i], edge[i + 1]);
+      });
     }
   }
   errors.rethrow();
@@ -856,13 +911,17 @@ constexpr std::size_t kKeyBlock = std::size_t{1} << 16;
 /// Every present key that repeats an earlier one, in file order. Keys are numbered in file
 /// order, hashed and counting-sorted by partition block by block (stable, so each partition
 /// lists its keys in file order), then each partition is checked on its own; all in parallel.
-std::vector<KeyPos> find_repeats(const std::vector<ChunkOut>& outs,
-                                 const std::vector<std::string>& missing_tokens, int nthreads) {
+std::vector<KeyPos> find_repeats(const std::vector<ChunkOut>& outs, int nthreads) {
   std::vector<std::size_t> first(outs.size() + 1, 0);  // global index of each chunk's first key
   for (std::size_t c = 0; c < outs.size(); ++c) first[c + 1] = first[c] + outs[c].keys.size();
   const std::size_t n = first.back();
-  std::vector<std::string_view> keys(n);
-  std::vector<std::size_t> hashes(n);
+  // Keys, hashes and missing flags stay in their chunks (no copy of 25 bytes per row): a global
+  // index is found through `first`.
+  auto chunk_of = [&](std::size_t i) {
+    return static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), i) -
+                                    first.begin()) -
+           1;
+  };
   std::vector<std::uint8_t> part(n);  // partition, or kKeyPartitions for a missing key
   const std::size_t nblocks = (n + kKeyBlock - 1) / kKeyBlock;
   // count[b * (P + 1) + p]: keys of block b in partition p; becomes the scatter offset.
@@ -876,30 +935,33 @@ std::vector<KeyPos> find_repeats(const std::vector<ChunkOut>& outs,
   std::vector<std::vector<std::size_t>> found(kKeyPartitions);
   const int team = std::max(1, nthreads);
   ExceptionCollector errors;
+  // Calls f(i, chunk, row) for the keys of block `blk`, in order.
+  auto each_key = [&](std::size_t blk, auto&& f) {
+    const std::size_t end = std::min(n, (blk + 1) * kKeyBlock);
+    std::size_t i = blk * kKeyBlock;
+    if (i >= end) return;
+    std::size_t c = chunk_of(i);
+    for (; i < end; ++i) {
+      while (i >= first[c + 1]) ++c;
+      f(i, c, i - first[c]);
+    }
+  };
 #pragma omp parallel num_threads(team) if (team > 1)
   {
-#pragma omp for schedule(dynamic, 1)
-    for (std::ptrdiff_t sc = 0; sc < static_cast<std::ptrdiff_t>(outs.size()); ++sc) {
-      const auto c = static_cast<std::size_t>(sc);
-      std::copy(outs[c].keys.begin(), outs[c].keys.end(),
-                keys.begin() + static_cast<std::ptrdiff_t>(first[c]));
-    }
 #pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t sb = 0; sb < static_cast<std::ptrdiff_t>(nblocks); ++sb) {
       const auto blk = static_cast<std::size_t>(sb);
       std::size_t* cnt = &count[blk * (kKeyPartitions + 1)];
-      for (std::size_t i = blk * kKeyBlock; i < std::min(n, (blk + 1) * kKeyBlock); ++i) {
-        if (is_missing(keys[i], missing_tokens)) {
+      each_key(blk, [&](std::size_t i, std::size_t c, std::size_t row) {
+        if (outs[c].key_missing[row] != 0) {
           part[i] = static_cast<std::uint8_t>(kKeyPartitions);
-          continue;
+          return;
         }
-        const std::size_t h = cell_hash(keys[i]);
         // High bits pick the partition: the set inside uses the low bits.
-        const auto p = static_cast<std::uint8_t>((h >> 58) % kKeyPartitions);
-        hashes[i] = h;
+        const auto p = static_cast<std::uint8_t>((outs[c].key_hash[row] >> 58) % kKeyPartitions);
         part[i] = p;
         ++cnt[p];
-      }
+      });
     }
 #pragma omp single
     {
@@ -921,17 +983,20 @@ std::vector<KeyPos> find_repeats(const std::vector<ChunkOut>& outs,
     for (std::ptrdiff_t sb = 0; sb < static_cast<std::ptrdiff_t>(nblocks); ++sb) {
       const auto blk = static_cast<std::size_t>(sb);
       std::size_t* next = &count[blk * (kKeyPartitions + 1)];
-      for (std::size_t i = blk * kKeyBlock; i < std::min(n, (blk + 1) * kKeyBlock); ++i)
-        if (part[i] < kKeyPartitions) entries[next[part[i]]++] = Entry{i, hashes[i]};
+      each_key(blk, [&](std::size_t i, std::size_t c, std::size_t row) {
+        if (part[i] < kKeyPartitions) entries[next[part[i]]++] = Entry{i, outs[c].key_hash[row]};
+      });
     }
 #pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t sp = 0; sp < static_cast<std::ptrdiff_t>(kKeyPartitions); ++sp) {
       errors.run([&] {
         const auto p = static_cast<std::size_t>(sp);
         KeySet seen(part_begin[p + 1] - part_begin[p]);
-        for (std::size_t e = part_begin[p]; e < part_begin[p + 1]; ++e)
-          if (!seen.insert(keys[entries[e].index], entries[e].hash))
-            found[p].push_back(entries[e].index);
+        for (std::size_t e = part_begin[p]; e < part_begin[p + 1]; ++e) {
+          const std::size_t i = entries[e].index;
+          const std::size_t c = chunk_of(i);
+          if (!seen.insert(outs[c].keys[i - first[c]], entries[e].hash)) found[p].push_back(i);
+        }
       });
     }
   }
@@ -942,9 +1007,7 @@ std::vector<KeyPos> find_repeats(const std::vector<ChunkOut>& outs,
   std::vector<KeyPos> pos;
   pos.reserve(all.size());
   for (const std::size_t i : all) {
-    const auto c =
-        static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), i) - first.begin()) -
-        1;
+    const std::size_t c = chunk_of(i);
     pos.push_back(KeyPos{c, i - first[c]});
   }
   return pos;
@@ -1018,7 +1081,7 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
       parse_chunk(sc, plan, start, n, outs.back());
       break;
     }
-    std::vector<ChunkOut> part = parse_parallel(sc, plan, start, chunk, nthreads, edge);
+    std::vector<ChunkOut> part = parse_parallel(file, sc, plan, start, chunk, nthreads, edge);
     bool again = false;
     std::size_t take = part.size();
     for (std::size_t i = 0; i < part.size(); ++i) {
@@ -1051,7 +1114,7 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
   std::vector<std::vector<char>> drop(outs.size());
   std::vector<BadRow> dups;
   if (plan.unique_field) {
-    const std::vector<KeyPos> repeats = find_repeats(outs, options.missing_tokens, nthreads);
+    const std::vector<KeyPos> repeats = find_repeats(outs, nthreads);
     const std::size_t uf = *plan.unique_field;
     for (std::size_t c = 0; c < outs.size(); ++c) drop[c].assign(outs[c].lines.size(), 0);
     for (const KeyPos& r : repeats) {
@@ -1132,9 +1195,10 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
         case ColumnType::numeric:
           col.numeric.reserve(kept);
           for (std::size_t c = 0; c < outs.size(); ++c) {
-            const auto& v = outs[c].cols[k].numeric;
+            auto& v = outs[c].cols[k].numeric;
             for (std::size_t j = 0; j < v.size(); ++j)
               if (keep(c, j)) col.numeric.push_back(v[j]);
+            std::vector<double>().swap(v);  // freed as stitched: the table grows as these go
           }
           break;
         case ColumnType::categorical: {
@@ -1162,6 +1226,7 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
               }
               col.codes.push_back(g);
             }
+            std::vector<std::int32_t>().swap(co.codes);
           }
           break;
         }
@@ -1171,9 +1236,14 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
             auto& v = outs[c].cols[k].text;
             for (std::size_t j = 0; j < v.size(); ++j)
               if (keep(c, j)) col.text.push_back(std::move(v[j]));
+            std::vector<std::string>().swap(v);
           }
           break;
       }
+      // The chunks' columns were small heap blocks, so freeing them leaves the pages with the
+      // allocator: hand them back to the system after every column, or the process would hold
+      // both copies of the table at the end of the stitch.
+      ::malloc_trim(0);
     });
   stitch_errors.rethrow();
 
