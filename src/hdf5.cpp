@@ -682,6 +682,21 @@ struct Writer::Impl {
     }
   }
 
+  // Checks strings for a string dataset and hands `write` HDF5's UTF-8 variable-length type and
+  // the strings as the char pointers it stores.
+  template <class Write>
+  void with_string_pointers(const std::string& p, const std::vector<std::string>& v,
+                            Write&& write) {
+    require_open();
+    const std::string obj = object_path(p);
+    check_strings(obj, v, "string");
+    Hid type = utf8_vlen_type();
+    if (!type.valid()) fail(path, obj, "cannot build a string type");
+    std::vector<const char*> ptrs(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) ptrs[i] = v[i].c_str();
+    write(type.get(), ptrs);
+  }
+
   Hid open_object(const std::string& object) const {
     const std::string obj = normalize(object);
     if (obj.empty() || !link_exists(file.get(), obj))
@@ -838,14 +853,9 @@ void Writer::write(const std::string& path, std::span<const std::uint8_t> v,
 }
 
 void Writer::write_strings(const std::string& path, const std::vector<std::string>& v) {
-  impl_->require_open();
-  const std::string obj = impl_->object_path(path);
-  impl_->check_strings(obj, v, "string");
-  Hid type = utf8_vlen_type();
-  if (!type.valid()) fail(impl_->path, obj, "cannot build a string type");
-  std::vector<const char*> ptrs(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) ptrs[i] = v[i].c_str();
-  impl_->write_dataset(path, type.get(), type.get(), sizeof(char*), ptrs.data(), ptrs.size(), {});
+  impl_->with_string_pointers(path, v, [&](hid_t type, const std::vector<const char*>& ptrs) {
+    impl_->write_dataset(path, type, type, sizeof(char*), ptrs.data(), ptrs.size(), {});
+  });
 }
 
 void Writer::append(const std::string& path, std::span<const float> v, std::uint64_t cols) {
@@ -865,14 +875,9 @@ void Writer::append(const std::string& path, std::span<const std::uint8_t> v, st
 }
 
 void Writer::append_strings(const std::string& path, const std::vector<std::string>& v) {
-  impl_->require_open();
-  const std::string obj = impl_->object_path(path);
-  impl_->check_strings(obj, v, "string");
-  Hid type = utf8_vlen_type();
-  if (!type.valid()) fail(impl_->path, obj, "cannot build a string type");
-  std::vector<const char*> ptrs(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) ptrs[i] = v[i].c_str();
-  impl_->append_rows(path, type.get(), type.get(), sizeof(char*), ptrs.data(), ptrs.size(), 1);
+  impl_->with_string_pointers(path, v, [&](hid_t type, const std::vector<const char*>& ptrs) {
+    impl_->append_rows(path, type, type, sizeof(char*), ptrs.data(), ptrs.size(), 1);
+  });
 }
 
 void Writer::attr(const std::string& object, const std::string& name, double v) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <map>
 #include <numeric>
 #include <stdexcept>
@@ -107,11 +108,13 @@ const Column& column_of(const Table& table, const std::string& name, ColumnType 
   return *c;
 }
 
+/// `values` is scratch, reused across features: at 10M rows a fresh 80 MB vector per feature
+/// spent more time having its pages zeroed by the kernel than in the selections.
 void fit_numeric(const Table& table, const NumericFeature& nf, const MissingOptions& miss,
-                 Reducer& reducer, std::vector<FeatureSpec>& out) {
+                 Reducer& reducer, std::vector<double>& values, std::vector<FeatureSpec>& out) {
   const Column& col = column_of(table, nf.column, ColumnType::numeric);
   const std::size_t n = table.rows;
-  std::vector<double> values;
+  values.clear();
   values.reserve(n);
   for (std::size_t i = 0; i < n; ++i)
     if (!std::isnan(col.numeric[i]))
@@ -323,8 +326,34 @@ std::vector<ColumnPlan> make_plans(const Normalizer& norm, const Table& table) {
 Normalizer fit_normalizer(const Table& table, const NormalizeOptions& options, Reducer& reducer) {
   if (table.rows == 0) throw Error(table.source + ": no accepted rows to normalize");
   Normalizer norm;
-  for (const auto& nf : options.numeric)
-    fit_numeric(table, nf, options.missing, reducer, norm.features);
+  // Numeric features are independent: fitted two or more at a time, each thread reusing one
+  // scratch vector, and appended in the job's order. The selections inside are serial, so this
+  // is where threads help. With several processes every statistic is a collective, which must
+  // be called in the same order on every process: one feature at a time then.
+  const std::size_t nnum = options.numeric.size();
+  std::vector<std::vector<FeatureSpec>> specs(nnum);
+  std::vector<std::exception_ptr> failed(nnum);
+  const int team =
+      reducer.size() == 1
+          ? static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads()), nnum))
+          : 1;
+#pragma omp parallel num_threads(std::max(team, 1)) if (team > 1)
+  {
+    std::vector<double> values;
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t sf = 0; sf < static_cast<std::ptrdiff_t>(nnum); ++sf) {
+      const auto f = static_cast<std::size_t>(sf);
+      try {
+        fit_numeric(table, options.numeric[f], options.missing, reducer, values, specs[f]);
+      } catch (...) {
+        failed[f] = std::current_exception();
+      }
+    }
+  }
+  for (std::size_t f = 0; f < nnum; ++f) {  // the first failing feature in job order
+    if (failed[f]) std::rethrow_exception(failed[f]);
+    norm.features.insert(norm.features.end(), specs[f].begin(), specs[f].end());
+  }
   for (const auto& cf : options.categorical)
     fit_categorical(table, cf, options.missing, norm.features);
   if (norm.features.empty()) throw Error("normalize: no features configured");

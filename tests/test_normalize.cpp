@@ -162,10 +162,43 @@ TEST(Normalize, ErrorsForAbsentOrEmptyColumns) {
 }
 
 TEST(Normalize, SameBitsAtOneAndTwoThreads) {
-  std::vector<double> v(50000);
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(double(i)) * 1e4 + double(i % 97);
-  const auto t = table_of({numeric("x", v)});
+  // Several numeric features, fitted concurrently at 2 threads: same specs in the same order.
+  std::vector<double> v(50000), w(50000), u(50000);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    v[i] = std::sin(double(i)) * 1e4 + double(i % 97);
+    w[i] = i % 11 == 0 ? kNaN : std::cos(double(i)) * 3.0 + double(i % 13);
+    u[i] = double(i % 1000) * 0.5;
+  }
+  const auto t = table_of({numeric("x", v), numeric("y", w), numeric("z", u)});
   icp::NormalizeOptions o;
+  o.numeric = {nf("x", icp::Scaling::zscore, icp::Transform::log1p),
+               nf("y", icp::Scaling::robust), nf("z", icp::Scaling::minmax)};
+  o.missing.flag = true;
+  icp::set_threads(1);
+  const icp::Normalizer n1 = icp::fit_normalizer(t, o);
+  icp::set_threads(2);
+  const icp::Normalizer n2 = icp::fit_normalizer(t, o);
+  ASSERT_EQ(n1.features.size(), 4u);  // x, y, y__missing, z
+  ASSERT_EQ(n2.features.size(), n1.features.size());
+  for (std::size_t j = 0; j < n1.features.size(); ++j) {
+    EXPECT_EQ(n1.features[j].name, n2.features[j].name);
+    EXPECT_EQ(0, std::memcmp(&n1.features[j].center, &n2.features[j].center, sizeof(double)));
+    EXPECT_EQ(0, std::memcmp(&n1.features[j].scale, &n2.features[j].scale, sizeof(double)));
+    EXPECT_EQ(0, std::memcmp(&n1.features[j].offset, &n2.features[j].offset, sizeof(double)));
+  }
+  EXPECT_EQ(n1.features[2].name, "y__missing");
+  // The first bad feature in job order is the one reported, whichever thread meets it first.
+  icp::NormalizeOptions bad = o;
+  bad.numeric = {nf("x", icp::Scaling::zscore), nf("nope1", icp::Scaling::zscore),
+                 nf("nope2", icp::Scaling::zscore)};
+  try {
+    (void)icp::fit_normalizer(t, bad);
+    ADD_FAILURE() << "missing columns must throw";
+  } catch (const icp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nope1"), std::string::npos) << e.what();
+  }
+  icp::set_threads(1);
+  o.missing.flag = false;
   o.numeric = {nf("x", icp::Scaling::zscore, icp::Transform::log1p)};
   icp::set_threads(1);
   const auto a = icp::apply_normalizer(icp::fit_normalizer(t, o), t);
