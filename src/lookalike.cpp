@@ -324,22 +324,6 @@ void validate_options(const LookalikeOptions& o) {
   }
 }
 
-// Normalized midrank v would have in `population_sorted` (see score_new_accounts): for a member
-// of the population this is, bit for bit, what normalized_midrank gave it, and a value between
-// two members lands halfway between their midranks.
-double position_in(std::span<const float> population_sorted, float v) {
-  const std::size_t m = population_sorted.size();
-  if (m < 2) return 1.0;  // normalized_midrank gives a lone row 1
-  const auto lo = std::lower_bound(population_sorted.begin(), population_sorted.end(), v);
-  const auto hi = std::upper_bound(lo, population_sorted.end(), v);
-  const auto below = static_cast<std::size_t>(lo - population_sorted.begin());
-  const auto equal = static_cast<std::size_t>(hi - lo);
-  if (below + equal == 0) return 0.0;  // under every member
-  // Same expression as normalized_midrank with i = below, j = below + equal.
-  const double midrank0 = 0.5 * static_cast<double>(below + (below + equal) - 1);
-  return std::clamp(midrank0 / static_cast<double>(m - 1), 0.0, 1.0);
-}
-
 // ceil(fraction * n) per tier cut-off; the epsilon keeps 0.1 * 1000 from rounding up to 101.
 std::array<std::int64_t, kMaxTiers> tier_ends(std::span<const double> tiers, std::size_t n) {
   std::array<std::int64_t, kMaxTiers> end{};
@@ -521,17 +505,57 @@ NewAccountScorer::NewAccountScorer(const LookalikeResult& fitted, const Lookalik
       fitted.model_score.size() != fitted_n) {
     throw Error("lookalike: the fitted raw scores differ in length from the fitted combined");
   }
-  auto sorted = [](std::vector<float> v) {
-    std::sort(v.begin(), v.end());
-    return v;
-  };
   if (options.method == LookalikeMethod::ensemble) {
     const std::array<const std::vector<float>*, kMethods> fitted_raw = {
         &fitted.knn_similarity, &fitted.segment_score, &fitted.model_score};
     for (std::size_t m = 0; m < kMethods; ++m)
-      if (fitted.method_weight[m] != 0.0) population_[m] = sorted(*fitted_raw[m]);
+      if (fitted.method_weight[m] != 0.0) population_[m] = SortedScores(*fitted_raw[m]);
   }
-  combined_ = sorted(fitted.combined);
+  combined_ = SortedScores(fitted.combined);
+}
+
+NewAccountScorer::SortedScores::SortedScores(std::vector<float> values)
+    : sorted(std::move(values)) {
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t i = 0; i < sorted.size(); i += kSampleStride) sample.push_back(sorted[i]);
+}
+
+// sample[t] = sorted[t * S]. The first sample not below v (index t) bounds the answer to
+// ((t - 1) S, t S]: sorted[(t - 1) S] < v <= sorted[t S]. Same for upper with <= and <.
+std::size_t NewAccountScorer::SortedScores::lower(float v) const noexcept {
+  const auto t =
+      static_cast<std::size_t>(std::lower_bound(sample.begin(), sample.end(), v) - sample.begin());
+  const std::size_t from = t == 0 ? 0 : (t - 1) * kSampleStride + 1;
+  const std::size_t to = t < sample.size() ? t * kSampleStride : sorted.size();
+  return static_cast<std::size_t>(
+      std::lower_bound(sorted.begin() + static_cast<std::ptrdiff_t>(from),
+                       sorted.begin() + static_cast<std::ptrdiff_t>(to), v) -
+      sorted.begin());
+}
+
+std::size_t NewAccountScorer::SortedScores::upper(float v) const noexcept {
+  const auto t =
+      static_cast<std::size_t>(std::upper_bound(sample.begin(), sample.end(), v) - sample.begin());
+  const std::size_t from = t == 0 ? 0 : (t - 1) * kSampleStride + 1;
+  const std::size_t to = t < sample.size() ? t * kSampleStride : sorted.size();
+  return static_cast<std::size_t>(
+      std::upper_bound(sorted.begin() + static_cast<std::ptrdiff_t>(from),
+                       sorted.begin() + static_cast<std::ptrdiff_t>(to), v) -
+      sorted.begin());
+}
+
+// Normalized midrank v would have in the population (see score_new_accounts): for a member of
+// the population this is, bit for bit, what normalized_midrank gave it, and a value between two
+// members lands halfway between their midranks.
+double NewAccountScorer::position(const SortedScores& p, float v) const noexcept {
+  const std::size_t m = p.sorted.size();
+  if (m < 2) return 1.0;
+  const std::size_t below = p.lower(v);
+  const std::size_t equal = p.upper(v) - below;
+  if (below + equal == 0) return 0.0;  // under every member
+  // Same expression as normalized_midrank with i = below, j = below + equal.
+  const double midrank0 = 0.5 * static_cast<double>(below + (below + equal) - 1);
+  return std::clamp(midrank0 / static_cast<double>(m - 1), 0.0, 1.0);
 }
 
 LookalikeNewScores NewAccountScorer::score(MatrixView x, std::span<const std::int32_t> segment,
@@ -582,7 +606,14 @@ LookalikeNewScores NewAccountScorer::score(MatrixView x, std::span<const std::in
   model.intercept = fitted.model_intercept;
   out.model_score = logits(x, model);
   out.reasons.resize(n);
-  for (std::size_t i = 0; i < n; ++i) out.reasons[i] = top_reasons(x.row(i), fitted.model_coef);
+  // Rows are independent from here on: each loop is split over the threads (every row's result
+  // is computed as on one thread, so the bits do not depend on the split).
+  const auto rows = static_cast<std::ptrdiff_t>(n);
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t si = 0; si < rows; ++si) {
+    const auto i = static_cast<std::size_t>(si);
+    out.reasons[i] = top_reasons(x.row(i), fitted.model_coef);
+  }
 
   switch (options.method) {
     case LookalikeMethod::knn:
@@ -597,28 +628,30 @@ LookalikeNewScores NewAccountScorer::score(MatrixView x, std::span<const std::in
     case LookalikeMethod::ensemble: {
       const std::array<const std::vector<float>*, kMethods> new_raw = {
           &out.knn_similarity, &out.segment_score, &out.model_score};
-      std::vector<double> sum(n, 0.0);
-      for (std::size_t m = 0; m < kMethods; ++m) {
-        if (fitted.method_weight[m] == 0.0) continue;
-        for (std::size_t i = 0; i < n; ++i) {
-          sum[i] += fitted.method_weight[m] * position_in(population_[m], (*new_raw[m])[i]);
-        }
-      }
       out.combined.resize(n);
-      for (std::size_t i = 0; i < n; ++i) out.combined[i] = static_cast<float>(sum[i]);
+#pragma omp parallel for schedule(static)
+      for (std::ptrdiff_t si = 0; si < rows; ++si) {
+        const auto i = static_cast<std::size_t>(si);
+        double sum = 0.0;  // methods added in the same order as before: same bits
+        for (std::size_t m = 0; m < kMethods; ++m) {
+          if (fitted.method_weight[m] == 0.0) continue;
+          sum += fitted.method_weight[m] * position(population_[m], (*new_raw[m])[i]);
+        }
+        out.combined[i] = static_cast<float>(sum);
+      }
       break;
     }
   }
-  const std::vector<float>& population = combined_;
+  const std::vector<float>& population = combined_.sorted;
   out.score.resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    out.score[i] = static_cast<float>(100.0 * position_in(population, out.combined[i]));
-  }
   // Cut-off value of tier t: the combined of the fitted row ranked tier_end[t] (1-based), i.e.
   // population[m - tier_end[t]] in ascending order.
   const std::array<std::int64_t, kMaxTiers> tier_end = tier_ends(options.tiers, fitted_n);
   out.tier.assign(n, 'E');
-  for (std::size_t i = 0; i < n; ++i) {
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t si = 0; si < rows; ++si) {
+    const auto i = static_cast<std::size_t>(si);
+    out.score[i] = static_cast<float>(100.0 * position(combined_, out.combined[i]));
     for (std::size_t t = 0; t < options.tiers.size(); ++t) {
       const auto end = static_cast<std::size_t>(
           std::clamp<std::int64_t>(tier_end[t], 1, static_cast<std::int64_t>(fitted_n)));
