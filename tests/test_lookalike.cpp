@@ -109,6 +109,35 @@ TEST(LookalikeKnn, TiesGoToTheLowerSeedIndex) {
   EXPECT_EQ(r.distance[1], 0.0f);
 }
 
+TEST(LookalikeKnn, NearestFirstOrderKeepsTiesAndSelfExclusion) {
+  // 32 to 4,096 seeds take the path that visits seed groups nearest first: with small integers
+  // many distances tie exactly, duplicated seeds sit in different groups, and seed rows exclude
+  // themselves; the kept seeds must still be those of the stored order (lower index first).
+  std::mt19937 gen(11);
+  std::uniform_int_distribution<int> v(-2, 2);
+  icp::Matrix seeds(300, 4);
+  for (float& f : seeds.storage()) f = static_cast<float>(v(gen));
+  for (std::size_t s = 150; s < 300; s += 7)
+    for (std::size_t j = 0; j < 4; ++j) seeds(s, j) = seeds(s - 150, j);
+  icp::Matrix x(400, 4);
+  for (float& f : x.storage()) f = static_cast<float>(v(gen));
+  std::vector<std::int64_t> self(400, -1);
+  for (std::size_t i = 0; i < 400; i += 5) {
+    const std::size_t s = (i * 3) % 300;
+    for (std::size_t j = 0; j < 4; ++j) x(i, j) = seeds(s, j);
+    self[i] = static_cast<std::int64_t>(s);
+  }
+  expect_matches_brute_force(x, seeds, self, 10);
+  expect_matches_brute_force(x, seeds, {}, 1);
+}
+
+TEST(LookalikeKnn, ManySeedsUseTheStoredOrder) {
+  // Beyond 4,096 seeds the all-seed score block would not stay in cache: tiles in stored order.
+  const icp::Matrix x = random_matrix(40, 6, 12);
+  const icp::Matrix seeds = random_matrix(5000, 6, 13);
+  expect_matches_brute_force(x, seeds, {}, 10);
+}
+
 TEST(LookalikeKnn, KLargerThanTheSeedCount) {
   const icp::Matrix x = random_matrix(50, 5, 6);
   const icp::Matrix seeds = random_matrix(3, 5, 7);
