@@ -551,7 +551,10 @@ double NewAccountScorer::position(const SortedScores& p, float v) const noexcept
   const std::size_t m = p.sorted.size();
   if (m < 2) return 1.0;
   const std::size_t below = p.lower(v);
-  const std::size_t equal = p.upper(v) - below;
+  // Most values (continuous scores) equal no member: the second search is needed only if the
+  // first landed on v itself.
+  const bool present = below < m && p.sorted[below] == v;
+  const std::size_t equal = present ? p.upper(v) - below : 0;
   if (below + equal == 0) return 0.0;  // under every member
   // Same expression as normalized_midrank with i = below, j = below + equal.
   const double midrank0 = 0.5 * static_cast<double>(below + (below + equal) - 1);
