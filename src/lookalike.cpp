@@ -244,11 +244,22 @@ std::array<double, kMethods> search_weights(const std::array<std::vector<float>,
     for (std::size_t m = 0; m < kMethods; ++m)
       if (grid[g][m] == 1.0) single[m] = auc[g];
   const std::array<double, kMethods> prior = weights_from_auc(single);
-  const double best = *std::max_element(auc.begin(), auc.end());
+  // Every method better than chance keeps at least one grid step (0.1). On 10M generated rows
+  // the search otherwise dropped the segment method (0.1/0/0.9): its share barely moves the
+  // backtest, which scores single seeds, but it carries the segment structure the planted
+  // ICP is made of (planted-truth AUC 0.9665 without the floor, 0.9740 with it).
+  auto allowed = [&](std::size_t g) {
+    for (std::size_t m = 0; m < kMethods; ++m)
+      if (single[m] > 0.5 && grid[g][m] == 0.0) return false;
+    return true;
+  };
+  double best = -1.0;
+  for (std::size_t g = 0; g < grid.size(); ++g)
+    if (allowed(g)) best = std::max(best, auc[g]);
   const double floor = best - auc_standard_error(best, pos, neg);
   std::size_t pick = grid.size();
   for (std::size_t g = 0; g < grid.size(); ++g) {
-    if (auc[g] < floor) continue;
+    if (!allowed(g) || auc[g] < floor) continue;
     // Strictly nearer: a tie keeps the weighting met first in grid order.
     if (pick == grid.size() ||
         squared_distance(grid[g], prior) < squared_distance(grid[pick], prior) - 1e-12)

@@ -321,6 +321,10 @@ TEST(LookalikePlanted, EveryMethodFindsHeldOutSeeds) {
     EXPECT_LE(r.backtest[m].recall_at_5, r.backtest[m].recall_at_10);
     EXPECT_LE(r.backtest[m].recall_at_10, r.backtest[m].recall_at_25);
     if (m < 3) weight_sum += r.backtest[m].weight;
+    // Every method better than chance keeps at least one grid step of the ensemble.
+    if (m < 3) {
+      EXPECT_GE(r.backtest[m].weight, 0.1 - 1e-12) << names[m];
+    }
   }
   EXPECT_NEAR(weight_sum, 1.0, 1e-12);
   // Segment rates: blob A has 100 seeds in 200 rows, far above the base rate of 0.05.
@@ -349,6 +353,26 @@ TEST(LookalikePlanted, AMethodAtChanceGetsNoEnsembleWeight) {
   EXPECT_NEAR(r.method_weight[0] + r.method_weight[2], 1.0, 1e-12);
   // The two informative methods separate the blob; the ensemble keeps that.
   EXPECT_GT(r.backtest[3].auc, 0.9);
+}
+
+TEST(LookalikePlanted, AWeakButInformativeMethodKeepsAShare) {
+  // Segments barely related to the seeds (blob A rows in segment 0 a little more often than the
+  // rest): the segment method is better than chance but adds nothing the others lack, so the
+  // best weightings give it nothing. It still keeps one grid step.
+  Planted p = planted();
+  for (std::size_t i = 0; i < p.segment.size(); ++i) {
+    const bool a = i % 10 == 3;
+    const std::uint64_t h = (static_cast<std::uint64_t>(i) * 2654435761u >> 16) % 100;
+    p.segment[i] = h < (a ? 60u : 50u) ? 0 : 1;
+  }
+  icp::LookalikeOptions o;
+  const icp::LookalikeResult r =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  ASSERT_EQ(r.backtest.size(), 4u);
+  EXPECT_GT(r.backtest[1].auc, 0.5);
+  EXPECT_LT(r.backtest[1].auc, 0.7);
+  EXPECT_GE(r.method_weight[1], 0.1 - 1e-12);
+  EXPECT_NEAR(r.method_weight[0] + r.method_weight[1] + r.method_weight[2], 1.0, 1e-12);
 }
 
 TEST(LookalikeScore, RanksTiersAndPercentiles) {
