@@ -355,9 +355,13 @@ StreamedScores score_h5_streamed(const ScoringModel& model, const std::string& h
 
   // Repeated ids span blocks: one scan finds them (and, under the fail policy, the first bad
   // row) before any output, so a failing input costs a read, not a scoring pass.
+  // Without a unique column and under the quarantine policy there is nothing to find first, so
+  // the scan is skipped (repeated_rows returns at once).
+  const bool fail = csv.on_error == ErrorPolicy::fail;
   std::uint64_t first_bad = n;
-  const std::vector<std::uint64_t> repeats = source.repeated_rows(block_rows, &first_bad);
-  if (csv.on_error == ErrorPolicy::fail && (first_bad < n || !repeats.empty())) {
+  const std::vector<std::uint64_t> repeats =
+      source.repeated_rows(block_rows, fail ? &first_bad : nullptr);
+  if (fail && (first_bad < n || !repeats.empty())) {
     const std::uint64_t row = repeats.empty() ? first_bad : std::min(first_bad, repeats.front());
     (void)source.read(static_cast<std::size_t>(row), 1, repeats);  // throws that row's error
   }
@@ -367,6 +371,7 @@ StreamedScores score_h5_streamed(const ScoringModel& model, const std::string& h
   const auto seed_of = seed_lookup(model);
   const auto seed_index = seed_row_index(model);
   std::vector<float> combined;
+  combined.reserve(n);  // address space only: pages are touched as blocks arrive
   for (std::size_t first = 0; first < n; first += block_rows) {
     const Table table =
         source.read(first, std::min(block_rows, n - first), repeats, &result.ingest);
