@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 
 #include "icp/error.hpp"
 #include "icp/lookalike.hpp"
@@ -93,6 +94,30 @@ void finish_row(MatrixView x, MatrixView seeds, std::size_t i, const Candidate* 
     sum += exact[c].first;
   }
   if (valid > 0) result.mean[i] = sum / static_cast<double>(valid);
+}
+
+// Blocks of `rows` rows of an n-row matrix split over the threads. Each thread first builds its
+// buffers with make() (guarded on its own: every thread must reach the worksharing loop, and one
+// whose buffers failed skips its blocks), then runs block(buffers, first_row, rows) per block.
+// Exceptions are collected and rethrown after the parallel region.
+template <class Make, class Block>
+void for_each_row_block(std::size_t n, std::size_t rows, Make&& make, Block&& block) {
+  const std::size_t blocks = chunk_count(n, rows);
+  ExceptionCollector errors;
+#pragma omp parallel
+  {
+    std::optional<decltype(make())> buffers;
+    errors.run([&] { buffers.emplace(make()); });
+#pragma omp for schedule(dynamic, 1)
+    for (std::size_t b = 0; b < blocks; ++b) {
+      if (!buffers) continue;
+      errors.run([&] {
+        const std::size_t r0 = b * rows;
+        block(*buffers, r0, std::min(rows, n - r0));
+      });
+    }
+  }
+  errors.rethrow();
 }
 
 // ---- Seeds visited nearest first ----
@@ -192,87 +217,77 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
                                            static_cast<Eigen::Index>(d));
   const std::size_t row_block =
       std::clamp<std::size_t>(kKnnOrderedBlockFloats / m, 16, kKnnRowBlock);
-  const std::size_t blocks = chunk_count(n, row_block);
-  ExceptionCollector errors;
-#pragma omp parallel
-  {
+  struct Buffers {
     RowMatrixF tile;
     std::vector<Candidate> kept_all;
     std::vector<std::pair<double, std::int64_t>> exact;
-    bool ready = false;
-    errors.run([&] {
-      tile.resize(static_cast<Eigen::Index>(row_block), static_cast<Eigen::Index>(m));
-      kept_all.resize(keep);
-      exact.resize(keep);
-      ready = true;
-    });
-#pragma omp for schedule(dynamic, 1)
-    for (std::size_t b = 0; b < blocks; ++b) {
-      if (!ready) continue;
-      errors.run([&] {
-        const std::size_t r0 = b * row_block;
-        const std::size_t rb = std::min(row_block, n - r0);
-        Eigen::Map<const RowMatrixF> xb(x.row(r0), static_cast<Eigen::Index>(rb),
-                                        static_cast<Eigen::Index>(d));
-        for (std::size_t s0 = 0; s0 < m; s0 += kKnnSeedBlock) {
-          const std::size_t sb = std::min(kKnnSeedBlock, m - s0);
-          tile.block(0, static_cast<Eigen::Index>(s0), static_cast<Eigen::Index>(rb),
-                     static_cast<Eigen::Index>(sb))
-              .noalias() =
-              xb *
-              seed_matrix.middleRows(static_cast<Eigen::Index>(s0), static_cast<Eigen::Index>(sb))
-                  .transpose();
-        }
-        for (std::size_t r = 0; r < rb; ++r) {
-          const std::int64_t self = self_seed.empty() ? -1 : self_seed[r0 + r];
-          const float* score = tile.data() + r * static_cast<std::size_t>(tile.cols());
-          const float* norm = order.norm.data();
-          std::size_t nearest = 0;
-          float nearest_value = std::numeric_limits<float>::infinity();
-          for (std::size_t t = 0; t < p; ++t) {
-            const std::size_t at = order.pivot_at[t];
-            const float v = norm[at] - 2.0f * score[at];
-            if (v < nearest_value) nearest_value = v, nearest = t;
-          }
-          Candidate* kept = kept_all.data();
-          std::size_t size = 0;
-          for (std::size_t t = 0; t < p; ++t) {
-            const std::size_t g = order.visit[nearest * p + t];
-            const std::size_t g0 = order.begin[g], g1 = order.begin[g + 1];
-            float bound =
-                size < keep ? std::numeric_limits<float>::infinity() : kept[keep - 1].value;
-            for (std::size_t j0 = g0; j0 < g1; j0 += kKnnScanLanes) {
-              const std::size_t len = std::min(kKnnScanLanes, g1 - j0);
-              std::array<float, kKnnScanLanes> value;
-              std::uint32_t hits = 0;
-              for (std::size_t u = 0; u < len; ++u) {
-                value[u] = norm[j0 + u] - 2.0f * score[j0 + u];
-                hits |= (value[u] <= bound ? 1u : 0u) << u;
-              }
-              while (hits != 0) {
-                const auto u = static_cast<std::size_t>(std::countr_zero(hits));
-                hits &= hits - 1;
-                const std::int32_t seed = order.index[j0 + u];
-                if (seed == self) continue;
-                const float v = value[u];
-                if (size == keep && !before(v, seed, kept[keep - 1].value, kept[keep - 1].seed))
-                  continue;
-                std::size_t pos = size < keep ? size++ : keep - 1;
-                while (pos > 0 && before(v, seed, kept[pos - 1].value, kept[pos - 1].seed)) {
-                  kept[pos] = kept[pos - 1];
-                  --pos;
-                }
-                kept[pos] = Candidate{v, seed};
-                if (size == keep) bound = kept[keep - 1].value;
-              }
-            }
-          }
-          finish_row(x, seeds, r0 + r, kept, size, k, exact, result);
-        }
-      });
+  };
+  auto make = [&] {
+    Buffers f;
+    f.tile.resize(static_cast<Eigen::Index>(row_block), static_cast<Eigen::Index>(m));
+    f.kept_all.resize(keep);
+    f.exact.resize(keep);
+    return f;
+  };
+  for_each_row_block(n, row_block, make, [&](Buffers& f, std::size_t r0, std::size_t rb) {
+    RowMatrixF& tile = f.tile;
+    std::vector<std::pair<double, std::int64_t>>& exact = f.exact;
+    Eigen::Map<const RowMatrixF> xb(x.row(r0), static_cast<Eigen::Index>(rb),
+                                    static_cast<Eigen::Index>(d));
+    for (std::size_t s0 = 0; s0 < m; s0 += kKnnSeedBlock) {
+      const std::size_t sb = std::min(kKnnSeedBlock, m - s0);
+      tile.block(0, static_cast<Eigen::Index>(s0), static_cast<Eigen::Index>(rb),
+                 static_cast<Eigen::Index>(sb))
+          .noalias() =
+          xb * seed_matrix.middleRows(static_cast<Eigen::Index>(s0), static_cast<Eigen::Index>(sb))
+                   .transpose();
     }
-  }
-  errors.rethrow();
+    for (std::size_t r = 0; r < rb; ++r) {
+      const std::int64_t self = self_seed.empty() ? -1 : self_seed[r0 + r];
+      const float* score = tile.data() + r * static_cast<std::size_t>(tile.cols());
+      const float* norm = order.norm.data();
+      std::size_t nearest = 0;
+      float nearest_value = std::numeric_limits<float>::infinity();
+      for (std::size_t t = 0; t < p; ++t) {
+        const std::size_t at = order.pivot_at[t];
+        const float v = norm[at] - 2.0f * score[at];
+        if (v < nearest_value) nearest_value = v, nearest = t;
+      }
+      Candidate* kept = f.kept_all.data();
+      std::size_t size = 0;
+      for (std::size_t t = 0; t < p; ++t) {
+        const std::size_t g = order.visit[nearest * p + t];
+        const std::size_t g0 = order.begin[g], g1 = order.begin[g + 1];
+        float bound = size < keep ? std::numeric_limits<float>::infinity() : kept[keep - 1].value;
+        for (std::size_t j0 = g0; j0 < g1; j0 += kKnnScanLanes) {
+          const std::size_t len = std::min(kKnnScanLanes, g1 - j0);
+          std::array<float, kKnnScanLanes> value;
+          std::uint32_t hits = 0;
+          for (std::size_t u = 0; u < len; ++u) {
+            value[u] = norm[j0 + u] - 2.0f * score[j0 + u];
+            hits |= (value[u] <= bound ? 1u : 0u) << u;
+          }
+          while (hits != 0) {
+            const auto u = static_cast<std::size_t>(std::countr_zero(hits));
+            hits &= hits - 1;
+            const std::int32_t seed = order.index[j0 + u];
+            if (seed == self) continue;
+            const float v = value[u];
+            if (size == keep && !before(v, seed, kept[keep - 1].value, kept[keep - 1].seed))
+              continue;
+            std::size_t pos = size < keep ? size++ : keep - 1;
+            while (pos > 0 && before(v, seed, kept[pos - 1].value, kept[pos - 1].seed)) {
+              kept[pos] = kept[pos - 1];
+              --pos;
+            }
+            kept[pos] = Candidate{v, seed};
+            if (size == keep) bound = kept[keep - 1].value;
+          }
+        }
+      }
+      finish_row(x, seeds, r0 + r, kept, size, k, exact, result);
+    }
+  });
 }
 
 }  // namespace
@@ -309,101 +324,91 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
     return result;
   }
 
-  const std::size_t blocks = chunk_count(n, kKnnRowBlock);
-  ExceptionCollector errors;
-#pragma omp parallel
-  {
-    // Every thread must reach the worksharing loop even if its buffers failed to allocate, so
-    // the allocation is guarded separately and a thread without buffers skips its blocks.
+  struct Buffers {
     RowMatrixF tile;
     std::vector<Candidate> heaps;
     std::vector<std::size_t> heap_size;
     std::vector<std::pair<double, std::int64_t>> exact;
-    bool ready = false;
-    errors.run([&] {
-      tile.resize(static_cast<Eigen::Index>(kKnnRowBlock),
+  };
+  auto make = [&] {
+    Buffers f;
+    f.tile.resize(static_cast<Eigen::Index>(kKnnRowBlock),
                   static_cast<Eigen::Index>(std::min(kKnnSeedBlock, m)));
-      heaps.resize(kKnnRowBlock * keep);
-      heap_size.resize(kKnnRowBlock);
-      exact.resize(keep);
-      ready = true;
-    });
-#pragma omp for schedule(dynamic, 1)
-    for (std::size_t b = 0; b < blocks; ++b) {
-      if (!ready) continue;
-      errors.run([&] {
-        const std::size_t r0 = b * kKnnRowBlock;
-        const std::size_t rb = std::min(kKnnRowBlock, n - r0);
-        Eigen::Map<const RowMatrixF> xb(x.row(r0), static_cast<Eigen::Index>(rb),
-                                        static_cast<Eigen::Index>(d));
-        std::fill(heap_size.begin(), heap_size.end(), std::size_t{0});
-        for (std::size_t s0 = 0; s0 < m; s0 += kKnnSeedBlock) {
-          const std::size_t sb = std::min(kKnnSeedBlock, m - s0);
-          auto g = tile.topLeftCorner(static_cast<Eigen::Index>(rb), static_cast<Eigen::Index>(sb));
-          g.noalias() =
-              xb *
-              seed_matrix.middleRows(static_cast<Eigen::Index>(s0), static_cast<Eigen::Index>(sb))
-                  .transpose();
-          for (std::size_t r = 0; r < rb; ++r) {
-            const std::int64_t self = self_seed.empty() ? -1 : self_seed[r0 + r];
-            Candidate* heap = heaps.data() + r * keep;
-            std::size_t& size = heap_size[r];
-            const float* score_row = tile.data() + r * static_cast<std::size_t>(tile.cols());
-            const float* norm = seed_norm.data() + s0;
-            // Once the heap is full almost no seed beats its worst candidate, so each group of
-            // lanes is first tested branch-free (vectorized) into a bit mask and only its set
-            // bits are visited. Same comparisons as a plain loop: same candidates.
-            float bound = size < keep ? std::numeric_limits<float>::infinity()
-                                      : heap[sorted ? keep - 1 : 0].value;
-            for (std::size_t j0 = 0; j0 < sb; j0 += kKnnScanLanes) {
-              const std::size_t len = std::min(kKnnScanLanes, sb - j0);
-              std::array<float, kKnnScanLanes> value;
-              std::uint32_t hits = 0;
-              for (std::size_t t = 0; t < len; ++t) {
-                value[t] = norm[j0 + t] - 2.0f * score_row[j0 + t];
-                hits |= (value[t] < bound ? 1u : 0u) << t;
+    f.heaps.resize(kKnnRowBlock * keep);
+    f.heap_size.resize(kKnnRowBlock);
+    f.exact.resize(keep);
+    return f;
+  };
+  for_each_row_block(n, kKnnRowBlock, make, [&](Buffers& f, std::size_t r0, std::size_t rb) {
+    RowMatrixF& tile = f.tile;
+    std::vector<Candidate>& heaps = f.heaps;
+    std::vector<std::size_t>& heap_size = f.heap_size;
+    Eigen::Map<const RowMatrixF> xb(x.row(r0), static_cast<Eigen::Index>(rb),
+                                    static_cast<Eigen::Index>(d));
+    std::fill(heap_size.begin(), heap_size.end(), std::size_t{0});
+    for (std::size_t s0 = 0; s0 < m; s0 += kKnnSeedBlock) {
+      const std::size_t sb = std::min(kKnnSeedBlock, m - s0);
+      auto g = tile.topLeftCorner(static_cast<Eigen::Index>(rb), static_cast<Eigen::Index>(sb));
+      g.noalias() =
+          xb * seed_matrix.middleRows(static_cast<Eigen::Index>(s0), static_cast<Eigen::Index>(sb))
+                   .transpose();
+      for (std::size_t r = 0; r < rb; ++r) {
+        const std::int64_t self = self_seed.empty() ? -1 : self_seed[r0 + r];
+        Candidate* heap = heaps.data() + r * keep;
+        std::size_t& size = heap_size[r];
+        const float* score_row = tile.data() + r * static_cast<std::size_t>(tile.cols());
+        const float* norm = seed_norm.data() + s0;
+        // Once the heap is full almost no seed beats its worst candidate, so each group of
+        // lanes is first tested branch-free (vectorized) into a bit mask and only its set
+        // bits are visited. Same comparisons as a plain loop: same candidates.
+        float bound = size < keep ? std::numeric_limits<float>::infinity()
+                                  : heap[sorted ? keep - 1 : 0].value;
+        for (std::size_t j0 = 0; j0 < sb; j0 += kKnnScanLanes) {
+          const std::size_t len = std::min(kKnnScanLanes, sb - j0);
+          std::array<float, kKnnScanLanes> value;
+          std::uint32_t hits = 0;
+          for (std::size_t t = 0; t < len; ++t) {
+            value[t] = norm[j0 + t] - 2.0f * score_row[j0 + t];
+            hits |= (value[t] < bound ? 1u : 0u) << t;
+          }
+          // Visit only the lanes that passed, in seed order.
+          while (hits != 0) {
+            const auto t = static_cast<std::size_t>(std::countr_zero(hits));
+            hits &= hits - 1;
+            // An insertion below may have tightened the bound since the mask was taken.
+            if (!(value[t] < bound)) continue;
+            const auto seed = static_cast<std::int32_t>(s0 + j0 + t);
+            if (seed == self) continue;
+            if (sorted) {
+              // Ascending by (value, seed); the newcomer has the largest seed index so far,
+              // so it goes after equal values, and a full array drops its last (worst).
+              std::size_t pos = size < keep ? size++ : keep - 1;
+              while (pos > 0 && heap[pos - 1].value > value[t]) {
+                heap[pos] = heap[pos - 1];
+                --pos;
               }
-              // Visit only the lanes that passed, in seed order.
-              while (hits != 0) {
-                const auto t = static_cast<std::size_t>(std::countr_zero(hits));
-                hits &= hits - 1;
-                // An insertion below may have tightened the bound since the mask was taken.
-                if (!(value[t] < bound)) continue;
-                const auto seed = static_cast<std::int32_t>(s0 + j0 + t);
-                if (seed == self) continue;
-                if (sorted) {
-                  // Ascending by (value, seed); the newcomer has the largest seed index so far,
-                  // so it goes after equal values, and a full array drops its last (worst).
-                  std::size_t pos = size < keep ? size++ : keep - 1;
-                  while (pos > 0 && heap[pos - 1].value > value[t]) {
-                    heap[pos] = heap[pos - 1];
-                    --pos;
-                  }
-                  heap[pos] = Candidate{value[t], seed};
-                  if (size == keep) bound = heap[keep - 1].value;
-                  continue;
-                }
-                if (size < keep) {
-                  heap[size++] = Candidate{value[t], seed};
-                  std::push_heap(heap, heap + size, heap_less);
-                } else {
-                  // Seeds arrive in increasing index order and only a strictly smaller value
-                  // displaces a kept seed: ties go to the lower index.
-                  std::pop_heap(heap, heap + size, heap_less);
-                  heap[size - 1] = Candidate{value[t], seed};
-                  std::push_heap(heap, heap + size, heap_less);
-                }
-                if (size == keep) bound = heap[0].value;
-              }
+              heap[pos] = Candidate{value[t], seed};
+              if (size == keep) bound = heap[keep - 1].value;
+              continue;
             }
+            if (size < keep) {
+              heap[size++] = Candidate{value[t], seed};
+              std::push_heap(heap, heap + size, heap_less);
+            } else {
+              // Seeds arrive in increasing index order and only a strictly smaller value
+              // displaces a kept seed: ties go to the lower index.
+              std::pop_heap(heap, heap + size, heap_less);
+              heap[size - 1] = Candidate{value[t], seed};
+              std::push_heap(heap, heap + size, heap_less);
+            }
+            if (size == keep) bound = heap[0].value;
           }
         }
-        for (std::size_t r = 0; r < rb; ++r)
-          finish_row(x, seeds, r0 + r, heaps.data() + r * keep, heap_size[r], k, exact, result);
-      });
+      }
     }
-  }
-  errors.rethrow();
+    for (std::size_t r = 0; r < rb; ++r)
+      finish_row(x, seeds, r0 + r, heaps.data() + r * keep, heap_size[r], k, f.exact, result);
+  });
   return result;
 }
 
