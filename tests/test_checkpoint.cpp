@@ -19,6 +19,7 @@
 
 #include "icp/checkpoint.hpp"
 #include "icp/kmeans.hpp"
+#include "test_bits.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -33,9 +34,7 @@ icp::Matrix blobs(std::size_t n, std::size_t d, unsigned seed) {
   return x;
 }
 
-bool same_bits(double a, double b) {
-  return std::memcmp(&a, &b, sizeof a) == 0;
-}
+using icp_test::same_bits;
 
 void expect_same(const icp::KMeansResult& a, const icp::KMeansResult& b, const std::string& what) {
   EXPECT_EQ(a.centroids.storage(), b.centroids.storage()) << what;

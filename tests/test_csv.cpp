@@ -15,6 +15,7 @@
 #include "icp/csv.hpp"
 #include "icp/error.hpp"
 #include "icp/text.hpp"
+#include "test_bits.hpp"
 
 namespace {
 
@@ -70,10 +71,7 @@ icp::CsvOptions account_options() {
   return o;
 }
 
-bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
-  return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
-}
+using icp_test::same_bits;
 
 void expect_same_table(const icp::Table& a, const icp::Table& b, const std::string& what) {
   ASSERT_EQ(a.rows, b.rows) << what;

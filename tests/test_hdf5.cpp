@@ -19,6 +19,7 @@
 
 #include "icp/error.hpp"
 #include "icp/hdf5.hpp"
+#include "test_bits.hpp"
 
 namespace {
 
@@ -69,11 +70,7 @@ std::string error_of(F&& f) {
   return "no exception";
 }
 
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
-}
+using icp_test::same_bits;
 
 // Raw HDF5 handles for the tests that inspect storage or create types Writer never writes.
 struct RawFile {

@@ -14,6 +14,7 @@
 #include "icp/error.hpp"
 #include "icp/kmeans.hpp"
 #include "icp/parallel.hpp"
+#include "test_bits.hpp"
 
 namespace {
 
@@ -82,14 +83,7 @@ std::vector<std::vector<double>> grid_centres(int count, int d, double spacing) 
   return c;
 }
 
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
-}
-
-bool same_bits(double a, double b) {
-  return std::memcmp(&a, &b, sizeof a) == 0;
-}
+using icp_test::same_bits;
 
 // --- Kernel -----------------------------------------------------------------------------------
 

@@ -11,17 +11,13 @@
 #include "../src/kmeans_internal.hpp"
 #include "icp/kmeans.hpp"
 #include "icp/parallel.hpp"
+#include "test_bits.hpp"
 
 namespace {
 
 namespace kd = icp::kmeans_detail;
 
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
-}
-
-bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+using icp_test::same_bits;
 
 icp::Matrix uniform(std::size_t n, std::size_t d, std::uint64_t seed, float lo = -1.0f,
                     float hi = 1.0f) {

@@ -22,6 +22,7 @@
 #include "icp/kmeans.hpp"
 #include "icp/parallel.hpp"
 #include "icp/pipeline.hpp"
+#include "test_bits.hpp"
 
 namespace {
 
@@ -85,10 +86,7 @@ double potential(const icp::Matrix& x, const icp::Matrix& c) {
   return total;
 }
 
-bool same_bits(const icp::Matrix& a, const icp::Matrix& b) {
-  return a.rows() == b.rows() && a.cols() == b.cols() &&
-         std::memcmp(a.data(), b.data(), a.rows() * a.cols() * sizeof(float)) == 0;
-}
+using icp_test::same_bits;
 
 class ThreadGuard {
  public:

@@ -12,6 +12,7 @@
 #include "icp/hdf5.hpp"
 #include "icp/kmeans.hpp"
 #include "icp/parallel.hpp"
+#include "test_bits.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -33,9 +34,7 @@ std::vector<float> small_integer_weights(std::size_t n) {
   return w;
 }
 
-bool same_bits(double a, double b) {
-  return std::memcmp(&a, &b, sizeof a) == 0;
-}
+using icp_test::same_bits;
 
 }  // namespace
 

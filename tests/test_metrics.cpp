@@ -15,6 +15,7 @@
 #include "icp/error.hpp"
 #include "icp/metrics.hpp"
 #include "icp/parallel.hpp"
+#include "test_bits.hpp"
 
 namespace {
 
@@ -155,9 +156,7 @@ std::vector<std::int64_t> all_rows(std::size_t n) {
   return r;
 }
 
-bool same_bits(double a, double b) {
-  return std::memcmp(&a, &b, sizeof a) == 0;
-}
+using icp_test::same_bits;
 
 class MetricsTest : public ::testing::Test {
  protected:

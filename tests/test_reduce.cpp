@@ -12,6 +12,7 @@
 #include "icp/kmeans.hpp"
 #include "icp/parallel.hpp"
 #include "icp/reduce.hpp"
+#include "test_bits.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -151,9 +152,7 @@ std::vector<icp::KMeansResult> fit_split(const icp::Matrix& x, int p, const icp:
   return out;
 }
 
-bool same_bits(double a, double b) {
-  return std::memcmp(&a, &b, sizeof a) == 0;
-}
+using icp_test::same_bits;
 
 void expect_same_fit(const icp::KMeansResult& one, const std::vector<icp::KMeansResult>& parts,
                      const std::string& what) {

@@ -21,6 +21,7 @@
 #include "icp/parallel.hpp"
 #include "icp/pipeline.hpp"
 #include "icp/sweep.hpp"
+#include "test_bits.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -56,9 +57,7 @@ Blobs blobs(int k, std::size_t d, std::uint64_t seed) {
   return b;
 }
 
-bool same_bits(double a, double b) {
-  return std::memcmp(&a, &b, sizeof a) == 0;
-}
+using icp_test::same_bits;
 
 fs::path temp_dir(const std::string& name) {
   const fs::path p =

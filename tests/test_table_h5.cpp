@@ -22,6 +22,7 @@
 #include "icp/hdf5.hpp"
 #include "icp/pipeline.hpp"
 #include "icp/table_h5.hpp"
+#include "test_bits.hpp"
 
 namespace {
 
@@ -63,10 +64,7 @@ icp::ColumnRequest req(const std::string& name, icp::ColumnType type) {
   return r;
 }
 
-bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
-  return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
-}
+using icp_test::same_bits;
 
 template <class T>
 bool same_bytes(const std::vector<T>& a, const std::vector<T>& b) {
