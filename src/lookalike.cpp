@@ -335,6 +335,25 @@ void validate_options(const LookalikeOptions& o) {
   }
 }
 
+// Normalized midrank v would have in `population_sorted` (see score_new_accounts): for a member
+// of the population this is, bit for bit, what normalized_midrank gave it, and a value between
+// two members lands halfway between their midranks.
+double position_in(std::span<const float> population_sorted, float v) {
+  const std::size_t m = population_sorted.size();
+  if (m < 2) return 1.0;  // normalized_midrank gives a lone row 1
+  const auto lo = std::lower_bound(population_sorted.begin(), population_sorted.end(), v);
+  // Most values (continuous scores) equal no member: the second search only when lo is v.
+  const auto hi = lo != population_sorted.end() && *lo == v
+                      ? std::upper_bound(lo, population_sorted.end(), v)
+                      : lo;
+  const auto below = static_cast<std::size_t>(lo - population_sorted.begin());
+  const auto equal = static_cast<std::size_t>(hi - lo);
+  if (below + equal == 0) return 0.0;  // under every member
+  // Same expression as normalized_midrank with i = below, j = below + equal.
+  const double midrank0 = 0.5 * static_cast<double>(below + (below + equal) - 1);
+  return std::clamp(midrank0 / static_cast<double>(m - 1), 0.0, 1.0);
+}
+
 // ceil(fraction * n) per tier cut-off; the epsilon keeps 0.1 * 1000 from rounding up to 101.
 std::array<std::int64_t, kMaxTiers> tier_ends(std::span<const double> tiers, std::size_t n) {
   std::array<std::int64_t, kMaxTiers> end{};
@@ -516,60 +535,17 @@ NewAccountScorer::NewAccountScorer(const LookalikeResult& fitted, const Lookalik
       fitted.model_score.size() != fitted_n) {
     throw Error("lookalike: the fitted raw scores differ in length from the fitted combined");
   }
+  auto sorted = [](std::vector<float> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
   if (options.method == LookalikeMethod::ensemble) {
     const std::array<const std::vector<float>*, kMethods> fitted_raw = {
         &fitted.knn_similarity, &fitted.segment_score, &fitted.model_score};
     for (std::size_t m = 0; m < kMethods; ++m)
-      if (fitted.method_weight[m] != 0.0) population_[m] = SortedScores(*fitted_raw[m]);
+      if (fitted.method_weight[m] != 0.0) population_[m] = sorted(*fitted_raw[m]);
   }
-  combined_ = SortedScores(fitted.combined);
-}
-
-NewAccountScorer::SortedScores::SortedScores(std::vector<float> values)
-    : sorted(std::move(values)) {
-  std::sort(sorted.begin(), sorted.end());
-  for (std::size_t i = 0; i < sorted.size(); i += kSampleStride) sample.push_back(sorted[i]);
-}
-
-// sample[t] = sorted[t * S]. The first sample not below v (index t) bounds the answer to
-// ((t - 1) S, t S]: sorted[(t - 1) S] < v <= sorted[t S]. Same for upper with <= and <.
-std::size_t NewAccountScorer::SortedScores::lower(float v) const noexcept {
-  const auto t =
-      static_cast<std::size_t>(std::lower_bound(sample.begin(), sample.end(), v) - sample.begin());
-  const std::size_t from = t == 0 ? 0 : (t - 1) * kSampleStride + 1;
-  const std::size_t to = t < sample.size() ? t * kSampleStride : sorted.size();
-  return static_cast<std::size_t>(
-      std::lower_bound(sorted.begin() + static_cast<std::ptrdiff_t>(from),
-                       sorted.begin() + static_cast<std::ptrdiff_t>(to), v) -
-      sorted.begin());
-}
-
-std::size_t NewAccountScorer::SortedScores::upper(float v) const noexcept {
-  const auto t =
-      static_cast<std::size_t>(std::upper_bound(sample.begin(), sample.end(), v) - sample.begin());
-  const std::size_t from = t == 0 ? 0 : (t - 1) * kSampleStride + 1;
-  const std::size_t to = t < sample.size() ? t * kSampleStride : sorted.size();
-  return static_cast<std::size_t>(
-      std::upper_bound(sorted.begin() + static_cast<std::ptrdiff_t>(from),
-                       sorted.begin() + static_cast<std::ptrdiff_t>(to), v) -
-      sorted.begin());
-}
-
-// Normalized midrank v would have in the population (see score_new_accounts): for a member of
-// the population this is, bit for bit, what normalized_midrank gave it, and a value between two
-// members lands halfway between their midranks.
-double NewAccountScorer::position(const SortedScores& p, float v) const noexcept {
-  const std::size_t m = p.sorted.size();
-  if (m < 2) return 1.0;
-  const std::size_t below = p.lower(v);
-  // Most values (continuous scores) equal no member: the second search is needed only if the
-  // first landed on v itself.
-  const bool present = below < m && p.sorted[below] == v;
-  const std::size_t equal = present ? p.upper(v) - below : 0;
-  if (below + equal == 0) return 0.0;  // under every member
-  // Same expression as normalized_midrank with i = below, j = below + equal.
-  const double midrank0 = 0.5 * static_cast<double>(below + (below + equal) - 1);
-  return std::clamp(midrank0 / static_cast<double>(m - 1), 0.0, 1.0);
+  combined_ = sorted(fitted.combined);
 }
 
 LookalikeNewScores NewAccountScorer::score(MatrixView x, std::span<const std::int32_t> segment,
@@ -649,14 +625,14 @@ LookalikeNewScores NewAccountScorer::score(MatrixView x, std::span<const std::in
         double sum = 0.0;  // methods added in the same order as before: same bits
         for (std::size_t m = 0; m < kMethods; ++m) {
           if (fitted.method_weight[m] == 0.0) continue;
-          sum += fitted.method_weight[m] * position(population_[m], (*new_raw[m])[i]);
+          sum += fitted.method_weight[m] * position_in(population_[m], (*new_raw[m])[i]);
         }
         out.combined[i] = static_cast<float>(sum);
       }
       break;
     }
   }
-  const std::vector<float>& population = combined_.sorted;
+  const std::vector<float>& population = combined_;
   out.score.resize(n);
   // Cut-off value of tier t: the combined of the fitted row ranked tier_end[t] (1-based), i.e.
   // population[m - tier_end[t]] in ascending order.
@@ -665,7 +641,7 @@ LookalikeNewScores NewAccountScorer::score(MatrixView x, std::span<const std::in
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t si = 0; si < rows; ++si) {
     const auto i = static_cast<std::size_t>(si);
-    out.score[i] = static_cast<float>(100.0 * position(combined_, out.combined[i]));
+    out.score[i] = static_cast<float>(100.0 * position_in(combined_, out.combined[i]));
     for (std::size_t t = 0; t < options.tiers.size(); ++t) {
       const auto end = static_cast<std::size_t>(
           std::clamp<std::int64_t>(tier_end[t], 1, static_cast<std::int64_t>(fitted_n)));

@@ -48,9 +48,22 @@ struct Candidate {
   std::int32_t seed;
 };
 
-// Max-heap on (value, seed): the top is the worst kept candidate.
-bool heap_less(const Candidate& a, const Candidate& b) {
+// The order candidates are kept in, (value, seed index): a total order, so the kept set does not
+// depend on the order seeds are visited in. The heap path's max-heap uses it too (its top is the
+// worst kept candidate).
+bool candidate_less(const Candidate& a, const Candidate& b) noexcept {
   return a.value < b.value || (a.value == b.value && a.seed < b.seed);
+}
+
+// Inserts c into kept[0, size), sorted by candidate_less, holding at most `keep`: when full, c
+// must beat kept[keep - 1], which falls off. About size / 2 predictable moves.
+void insert_sorted(Candidate* kept, std::size_t& size, std::size_t keep, Candidate c) noexcept {
+  std::size_t pos = size < keep ? size++ : keep - 1;
+  while (pos > 0 && candidate_less(c, kept[pos - 1])) {
+    kept[pos] = kept[pos - 1];
+    --pos;
+  }
+  kept[pos] = c;
 }
 
 // Lanes of the exact re-ranking sum: one float64 chain of d dependent adds per candidate was a
@@ -145,16 +158,9 @@ struct SeedOrder {
   std::size_t pivots = 0;
 };
 
-double squared_gap(const float* a, const float* b, std::size_t d) {
-  double sum = 0.0;
-  for (std::size_t j = 0; j < d; ++j) {
-    const double diff = static_cast<double>(a[j]) - static_cast<double>(b[j]);
-    sum += diff * diff;
-  }
-  return sum;
-}
-
-SeedOrder order_seeds(MatrixView seeds) {
+// `stored_norm`: the seeds' squared norms as the stored order computed them, so candidate values
+// have the plain path's bits.
+SeedOrder order_seeds(MatrixView seeds, const Eigen::VectorXf& stored_norm) {
   const std::size_t m = seeds.rows, d = seeds.cols;
   SeedOrder o;
   o.pivots = std::min(kKnnPivots, m);
@@ -167,7 +173,7 @@ SeedOrder order_seeds(MatrixView seeds) {
     std::size_t best = 0;
     double best_gap = std::numeric_limits<double>::infinity();
     for (std::size_t t = 0; t < p; ++t) {
-      const double gap = squared_gap(seeds.row(s), seeds.row(pivot[t]), d);
+      const double gap = exact_distance(seeds.row(s), seeds.row(pivot[t]), d);
       if (gap < best_gap) best_gap = gap, best = t;
     }
     group[s] = static_cast<std::uint8_t>(best);
@@ -183,6 +189,7 @@ SeedOrder order_seeds(MatrixView seeds) {
   for (std::size_t s = 0; s < m; ++s) {
     const std::size_t at = next[group[s]]++;
     std::copy_n(seeds.row(s), d, o.seeds.row(at));
+    o.norm[at] = stored_norm[static_cast<Eigen::Index>(s)];
     o.index[at] = static_cast<std::int32_t>(s);
     for (std::size_t t = 0; t < p; ++t)
       if (pivot[t] == s) o.pivot_at[t] = at;
@@ -191,7 +198,7 @@ SeedOrder order_seeds(MatrixView seeds) {
   for (std::size_t a = 0; a < p; ++a) {
     std::vector<std::pair<double, std::size_t>> by_gap(p);
     for (std::size_t b = 0; b < p; ++b)
-      by_gap[b] = {squared_gap(seeds.row(pivot[a]), seeds.row(pivot[b]), d), b};
+      by_gap[b] = {exact_distance(seeds.row(pivot[a]), seeds.row(pivot[b]), d), b};
     std::sort(by_gap.begin(), by_gap.end());
     for (std::size_t t = 0; t < p; ++t)
       o.visit[a * p + t] = static_cast<std::uint8_t>(by_gap[t].second);
@@ -199,19 +206,11 @@ SeedOrder order_seeds(MatrixView seeds) {
   return o;
 }
 
-// (value, stored seed index) order: the one the kept array is sorted by.
-bool before(float va, std::int32_t sa, float vb, std::int32_t sb) noexcept {
-  return va < vb || (va == vb && sa < sb);
-}
-
 void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> self_seed,
                  std::size_t k, std::size_t keep, KnnResult& result,
                  const Eigen::VectorXf& stored_norm) {
   const std::size_t n = x.rows, d = x.cols, m = seeds.rows;
-  SeedOrder order = order_seeds(seeds);
-  // Norms as the stored order computed them (same bits as the plain path's candidate values).
-  for (std::size_t at = 0; at < m; ++at)
-    order.norm[at] = stored_norm[static_cast<Eigen::Index>(order.index[at])];
+  const SeedOrder order = order_seeds(seeds, stored_norm);
   const std::size_t p = order.pivots;
   Eigen::Map<const RowMatrixF> seed_matrix(order.seeds.data(), static_cast<Eigen::Index>(m),
                                            static_cast<Eigen::Index>(d));
@@ -270,17 +269,10 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
           while (hits != 0) {
             const auto u = static_cast<std::size_t>(std::countr_zero(hits));
             hits &= hits - 1;
-            const std::int32_t seed = order.index[j0 + u];
-            if (seed == self) continue;
-            const float v = value[u];
-            if (size == keep && !before(v, seed, kept[keep - 1].value, kept[keep - 1].seed))
-              continue;
-            std::size_t pos = size < keep ? size++ : keep - 1;
-            while (pos > 0 && before(v, seed, kept[pos - 1].value, kept[pos - 1].seed)) {
-              kept[pos] = kept[pos - 1];
-              --pos;
-            }
-            kept[pos] = Candidate{v, seed};
+            const Candidate c{value[u], order.index[j0 + u]};
+            if (c.seed == self) continue;
+            if (size == keep && !candidate_less(c, kept[keep - 1])) continue;
+            insert_sorted(kept, size, keep, c);
             if (size == keep) bound = kept[keep - 1].value;
           }
         }
@@ -380,26 +372,20 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
             const auto seed = static_cast<std::int32_t>(s0 + j0 + t);
             if (seed == self) continue;
             if (sorted) {
-              // Ascending by (value, seed); the newcomer has the largest seed index so far,
-              // so it goes after equal values, and a full array drops its last (worst).
-              std::size_t pos = size < keep ? size++ : keep - 1;
-              while (pos > 0 && heap[pos - 1].value > value[t]) {
-                heap[pos] = heap[pos - 1];
-                --pos;
-              }
-              heap[pos] = Candidate{value[t], seed};
+              // The newcomer has the largest seed index so far: it goes after equal values.
+              insert_sorted(heap, size, keep, Candidate{value[t], seed});
               if (size == keep) bound = heap[keep - 1].value;
               continue;
             }
             if (size < keep) {
               heap[size++] = Candidate{value[t], seed};
-              std::push_heap(heap, heap + size, heap_less);
+              std::push_heap(heap, heap + size, candidate_less);
             } else {
               // Seeds arrive in increasing index order and only a strictly smaller value
               // displaces a kept seed: ties go to the lower index.
-              std::pop_heap(heap, heap + size, heap_less);
+              std::pop_heap(heap, heap + size, candidate_less);
               heap[size - 1] = Candidate{value[t], seed};
-              std::push_heap(heap, heap + size, heap_less);
+              std::push_heap(heap, heap + size, candidate_less);
             }
             if (size == keep) bound = heap[0].value;
           }

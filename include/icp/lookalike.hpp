@@ -145,24 +145,10 @@ class NewAccountScorer {
                            std::span<const std::int64_t> self_seed = {}) const;
 
  private:
-  /// A fitted score, sorted, with every kSampleStride-th value copied out: a search runs in the
-  /// small copy (cache resident) first, then in one stride of the full array, where a plain
-  /// binary search over 1M values missed the cache at each of its first ~10 steps.
-  struct SortedScores {
-    static constexpr std::size_t kSampleStride = 64;
-    std::vector<float> sorted;
-    std::vector<float> sample;
-    explicit SortedScores(std::vector<float> values = {});
-    /// std::lower_bound / std::upper_bound of v in `sorted`, as indices.
-    std::size_t lower(float v) const noexcept;
-    std::size_t upper(float v) const noexcept;
-  };
-  double position(const SortedScores& p, float v) const noexcept;
-
   const LookalikeResult& fitted_;
   const LookalikeOptions& options_;
-  std::array<SortedScores, 3> population_;  ///< fitted knn, segment, model scores
-  SortedScores combined_;                   ///< fitted combined
+  std::array<std::vector<float>, 3> population_;  ///< fitted knn, segment, model scores, sorted
+  std::vector<float> combined_;                   ///< fitted combined, sorted
 };
 
 // ---- Building blocks (public so they can be tested and reused) ----
