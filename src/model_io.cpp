@@ -342,14 +342,16 @@ std::size_t streamed_block_rows(std::uint64_t memory_limit, std::uint64_t reside
 }
 
 StreamedScores score_h5_streamed(const ScoringModel& model, const std::string& h5_path,
-                                 std::size_t block_rows, h5::Writer& out) {
-  if (block_rows == 0) throw Error("streamed scoring: block_rows must be positive");
+                                 const std::function<std::size_t(std::size_t)>& block_rows_for,
+                                 h5::Writer& out) {
   const JobConfig job = scoring_job(model);
   CsvOptions csv = job.csv;
   csv.columns = required_columns(job);
   csv.unique_column = job.id_column;
   const H5TableBlocks source(h5_path, job.input_group, csv);
   const std::size_t n = source.rows();
+  const std::size_t block_rows = block_rows_for(n);
+  if (block_rows == 0) throw Error("streamed scoring: block_rows must be positive");
   StreamedScores result;
   result.block_rows = block_rows;
 

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -101,8 +102,11 @@ struct StreamedScores {
 /// by block into `out`, never holding more than one block of rows: the same datasets and values
 /// as score_csv + write_scores on the whole table, whatever the block size. Repeated ids are
 /// found by a scan first (H5TableBlocks::repeated_rows); under the fail policy a bad row fails
-/// the run before anything is scored. The caller commits `out`.
+/// the run before anything is scored. `block_rows_for(rows)` gives the rows per block once the
+/// table's row count is known (e.g. streamed_block_rows for a memory limit). The caller commits
+/// `out`.
 StreamedScores score_h5_streamed(const ScoringModel& model, const std::string& h5_path,
-                                 std::size_t block_rows, h5::Writer& out);
+                                 const std::function<std::size_t(std::size_t)>& block_rows_for,
+                                 h5::Writer& out);
 
 }  // namespace icp

@@ -1,7 +1,6 @@
 // `icp score`: new accounts through a finished run's normalizer, segments and lookalike model.
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstdio>
@@ -81,18 +80,13 @@ int score_streamed(const ScoreArgs& a, const ScoringModel& model) {
                 "convert the CSV once with `icp convert " +
                 a.input + " accounts.h5`");
   h5::Writer out(a.output);  // a bad output path fails before the work
-  std::size_t block = a.block_rows;
-  if (block == 0) {
-    const h5::Reader probe(a.input);
-    const std::string group = model.config.input_group;
-    std::uint64_t rows = 0;
-    for (const std::string& name : probe.list(group)) {
-      const std::vector<std::uint64_t> dims = probe.dims(group + "/" + name);
-      if (dims.size() == 1) rows = std::max<std::uint64_t>(rows, dims[0]);
-    }
-    block = streamed_block_rows(parse_size(a.memory_limit), resident_bytes(), rows);
-  }
-  const StreamedScores s = score_h5_streamed(model, a.input, block, out);
+  // --block-rows wins; otherwise the limit is parsed now, so a bad value fails before any read,
+  // and turned into rows per block once the library knows the table's row count.
+  const std::uint64_t limit = a.block_rows > 0 ? 0 : parse_size(a.memory_limit);
+  auto block_rows_for = [&](std::size_t rows) {
+    return a.block_rows > 0 ? a.block_rows : streamed_block_rows(limit, resident_bytes(), rows);
+  };
+  const StreamedScores s = score_h5_streamed(model, a.input, block_rows_for, out);
   out.commit();
   if (!a.quiet) {
     const auto& in = s.ingest;
