@@ -403,10 +403,8 @@ struct Writer::Impl {
   /// Datasets being appended to, kept open between blocks (closed before the file).
   struct Growing {
     Hid ds;
-    Hid stored;  // file type (strings: the UTF-8 variable-length type)
     std::uint64_t rows = 0;
     std::uint64_t cols = 1;
-    std::size_t element_bytes = 0;
     std::vector<hsize_t> chunk;
     bool filtered = false;  // shuffle + deflate (numbers, when HDF5 has deflate)
   };
@@ -454,13 +452,16 @@ struct Writer::Impl {
     return chunk;
   }
 
-  // Chunked + shuffled + deflated for large datasets; H5P_DEFAULT (contiguous) otherwise.
-  Hid creation_plist(const std::vector<hsize_t>& chunk, const std::string& obj) const {
+  // Chunked (+ shuffled and deflated when `filtered`) for large datasets; H5P_DEFAULT
+  // (contiguous) without a chunk shape.
+  Hid creation_plist(const std::vector<hsize_t>& chunk, const std::string& obj,
+                     bool filtered = true) const {
     if (chunk.empty()) return Hid(H5P_DEFAULT, nullptr);
     Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
     if (!dcpl.valid() ||
         H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()) < 0 ||
-        H5Pset_shuffle(dcpl.get()) < 0 || H5Pset_deflate(dcpl.get(), kDeflateLevel) < 0) {
+        (filtered &&
+         (H5Pset_shuffle(dcpl.get()) < 0 || H5Pset_deflate(dcpl.get(), kDeflateLevel) < 0))) {
       fail(path, obj, "cannot set up chunking and compression");
     }
     return dcpl;
@@ -592,7 +593,6 @@ struct Writer::Impl {
     require_new(obj);
     Growing g;
     g.cols = cols;
-    g.element_bytes = element_bytes;
     std::vector<hsize_t> dims = {0}, max = {H5S_UNLIMITED};
     std::vector<hsize_t> shape = {kGrowingShapeRows};
     if (cols != 1) {
@@ -608,18 +608,11 @@ struct Writer::Impl {
     g.filtered = H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 && H5Tget_class(stored) != H5T_STRING;
     Hid space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), max.data()), H5Sclose);
     if (!space.valid()) fail(path, obj, "cannot create a growing dataspace");
-    Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-    if (!dcpl.valid() ||
-        H5Pset_chunk(dcpl.get(), static_cast<int>(g.chunk.size()), g.chunk.data()) < 0 ||
-        (g.filtered &&
-         (H5Pset_shuffle(dcpl.get()) < 0 || H5Pset_deflate(dcpl.get(), kDeflateLevel) < 0))) {
-      fail(path, obj, "cannot set up chunking and compression");
-    }
+    const Hid dcpl = creation_plist(g.chunk, obj, g.filtered);
     g.ds = Hid(H5Dcreate2(file.get(), obj.c_str(), stored, space.get(), lcpl.get(), dcpl.get(),
                           H5P_DEFAULT),
                H5Dclose);
     if (!g.ds.valid()) fail(path, obj, "cannot create dataset");
-    g.stored = Hid(H5Tcopy(stored), H5Tclose);
     return growing.emplace(obj, std::move(g)).first->second;
   }
 

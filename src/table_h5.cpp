@@ -377,20 +377,16 @@ std::vector<std::uint64_t> H5TableBlocks::repeated_rows(std::size_t block_rows,
   std::vector<std::uint8_t> accepted(t.n, 0);
   const UniqueRule unchecked{nullptr, {}, false};
   const std::hash<std::string_view> hash;
-  auto key_of = [&](const Block& b, std::size_t i) -> std::string {
-    return b.cols[*t.unique].text(i);
-  };
   for (std::size_t first = 0; first < t.n; first += block_rows) {
     const Block b = t.check(first, std::min(block_rows, t.n - first), unchecked);
     for (std::size_t i = 0; i < b.keep.size(); ++i) {
-      if (!b.keep[i]) {
-        if (first_rejected != nullptr)
-          *first_rejected = std::min<std::uint64_t>(*first_rejected, first + i);
+      if (!b.keep[i]) {  // rows come in order: the first one met is the first rejected
+        if (first_rejected != nullptr && *first_rejected == t.n) *first_rejected = first + i;
         continue;
       }
       accepted[first + i] = 1;
       if (!t.unique) continue;
-      const std::string key = key_of(b, i);
+      const std::string key = b.cols[*t.unique].text(i);
       if (!is_missing_token(key, t.options.missing_tokens)) hashes.push_back(hash(key));
     }
   }
