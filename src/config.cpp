@@ -346,6 +346,7 @@ void read_rest(Section& root, const toml::table& empty, const std::string& origi
     s.get("holdout", c.lookalike.holdout);
     if (!(c.lookalike.holdout > 0.0 && c.lookalike.holdout < 1.0))
       s.fail("holdout", "must be between 0 and 1 (exclusive)");
+    s.get("backtest_max_rows", c.lookalike.backtest_max_rows, 0, std::int64_t{1} << 40);
     s.get("top_n", c.lookalike.top_n, 1, std::int64_t{1} << 40);
     s.reject_unknown();
   }
@@ -507,7 +508,8 @@ std::string to_toml(const JobConfig& c) {
     << "\nl2 = " << number(c.lookalike.l2) << "\nbags = " << c.lookalike.bags << "\ntiers = [";
   for (std::size_t i = 0; i < c.lookalike.tiers.size(); ++i)
     o << (i ? ", " : "") << number(c.lookalike.tiers[i]);
-  o << "]\nholdout = " << number(c.lookalike.holdout) << "\ntop_n = " << c.lookalike.top_n << "\n";
+  o << "]\nholdout = " << number(c.lookalike.holdout)
+    << "\nbacktest_max_rows = " << c.lookalike.backtest_max_rows << "\ntop_n = " << c.lookalike.top_n << "\n";
   o << "\n[output]\npath = " << quoted(c.output.path) << "\ntop_csv = " << quoted(c.output.top_csv)
     << "\nreport = " << quoted(c.output.report) << "\n";
   o << "\n[run]\nthreads = " << c.threads << "\nseed = " << c.seed << "\n";

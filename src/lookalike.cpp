@@ -74,10 +74,33 @@ std::vector<std::size_t> reference_seeds(std::vector<std::size_t> seed_rows, std
   return seed_rows;
 }
 
+// Rows the backtest scores, ascending: empty for every row, else a seeded Bernoulli sample (row i
+// kept when a hash of (seed, i) falls below max_rows / n), so the choice depends only on n, the
+// cap and the seed, never on the thread count.
+struct BacktestSample {
+  std::uint64_t threshold = 0;  // 0: every row
+  std::uint64_t base = 0;
+  bool contains(std::size_t i) const noexcept {
+    return threshold == 0 || splitmix64(base + static_cast<std::uint64_t>(i)) < threshold;
+  }
+};
+
+BacktestSample backtest_sample(std::size_t n, std::int64_t cap, std::uint64_t seed) {
+  BacktestSample s;
+  if (cap <= 0 || n <= static_cast<std::size_t>(cap)) return s;
+  const double p = static_cast<double>(cap) / static_cast<double>(n);  // in (0, 1)
+  s.threshold = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ldexp(p, 64)));
+  s.base = seed ^ 0x6261636B74657374ULL;  // "backtest": a stream apart from holdout and knn
+  return s;
+}
+
+// Scores of the three methods for rows[t] (every row when `rows` is empty); the model is fitted
+// on every row either way. knn and the logits of a subset run on a gathered copy of its rows,
+// here (the MPI knn hook splits the whole matrix only).
 MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, int k,
                          std::span<const std::uint8_t> is_seed,
                          std::span<const std::uint8_t> is_negative,
-                         const LookalikeOptions& options) {
+                         const LookalikeOptions& options, std::span<const std::size_t> rows = {}) {
   const std::size_t n = x.rows;
   std::vector<std::size_t> all_seeds;
   for (std::size_t i = 0; i < n; ++i) {
@@ -91,9 +114,25 @@ MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, in
     std::copy_n(x.row(seed_rows[s]), x.cols, seeds.row(s));
     self_seed[seed_rows[s]] = static_cast<std::int64_t>(s);
   }
+  Matrix subset;
+  MatrixView scored = x;
+  if (!rows.empty()) {
+    subset = Matrix(rows.size(), x.cols);
+    std::vector<std::int64_t> self(rows.size());
+    const auto m = static_cast<std::int64_t>(rows.size());
+#pragma omp parallel for schedule(static)
+    for (std::int64_t t = 0; t < m; ++t) {
+      const std::size_t i = rows[static_cast<std::size_t>(t)];
+      std::copy_n(x.row(i), x.cols, subset.row(static_cast<std::size_t>(t)));
+      self[static_cast<std::size_t>(t)] = self_seed[i];
+    }
+    self_seed = std::move(self);
+    scored = subset.view();
+  }
   MethodScores out;
-  out.knn = options.knn ? options.knn(x, seeds.view(), self_seed, options.neighbors)
-                        : knn_to_seeds(x, seeds.view(), self_seed, options.neighbors);
+  out.knn = options.knn && rows.empty()
+                ? options.knn(x, seeds.view(), self_seed, options.neighbors)
+                : knn_to_seeds(scored, seeds.view(), self_seed, options.neighbors);
   // knn reports seed indices; callers want rows of x.
   for (std::int64_t& idx : out.knn.index) {
     if (idx >= 0) idx = static_cast<std::int64_t>(seed_rows[static_cast<std::size_t>(idx)]);
@@ -101,12 +140,13 @@ MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, in
   out.raw[0] = similarities(out.knn);
   out.knn_rows = seed_rows;
   out.segment_rate = segment_seed_rates(segment, k, is_seed, is_negative, options.prior_strength);
-  out.raw[1].resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    out.raw[1][i] = static_cast<float>(out.segment_rate[static_cast<std::size_t>(segment[i])]);
+  out.raw[1].resize(scored.rows);
+  for (std::size_t t = 0; t < scored.rows; ++t) {
+    const std::size_t i = rows.empty() ? t : rows[t];
+    out.raw[1][t] = static_cast<float>(out.segment_rate[static_cast<std::size_t>(segment[i])]);
   }
   out.model = fit_pu_logistic(x, is_seed, is_negative, options.l2, options.bags, options.seed);
-  out.raw[2] = logits(x, out.model);
+  out.raw[2] = logits(scored, out.model);
   return out;
 }
 
@@ -274,6 +314,8 @@ BacktestRow evaluate(const std::string& name, std::span<const float> all_scores,
   for (std::size_t t = 0; t < population.size(); ++t) s[t] = all_scores[population[t]];
   BacktestRow row;
   row.method = name;
+  row.population = static_cast<std::int64_t>(population.size());
+  row.positives = std::count_if(label.begin(), label.end(), [](std::uint8_t l) { return l != 0; });
   row.auc = roc_auc(s, label);
   row.recall_at_1 = recall_at(s, label, kRecallFractions[0]);
   row.recall_at_5 = recall_at(s, label, kRecallFractions[1]);
@@ -319,6 +361,8 @@ void check_finite(MatrixView x) {
 void validate_options(const LookalikeOptions& o) {
   if (o.neighbors < 1) throw Error("lookalike: neighbors must be >= 1");
   if (o.knn_max_seeds < 0) throw Error("lookalike: knn_max_seeds must be >= 0 (0 = all seeds)");
+  if (o.backtest_max_rows < 0)
+    throw Error("lookalike: backtest_max_rows must be >= 0 (0 = all rows)");
   if (!(o.prior_strength >= 0.0) || !std::isfinite(o.prior_strength)) {
     throw Error("lookalike: prior_strength must be finite and >= 0");
   }
@@ -420,36 +464,42 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
       std::swap(shuffled[t], shuffled[state % (t + 1)]);  // modulo bias is < 2^-40 here
     }
     std::vector<std::uint8_t> train(is_seed.begin(), is_seed.end());
-    std::vector<std::uint8_t> held(n, 0);
-    for (std::size_t t = 0; t < h; ++t) {
-      train[shuffled[t]] = 0;
-      held[shuffled[t]] = 1;
+    for (std::size_t t = 0; t < h; ++t) train[shuffled[t]] = 0;
+    // A sample that would measure fewer than two held-out seeds (a tiny seed set in a large
+    // market) measures nothing: then every row is scored.
+    BacktestSample sample = backtest_sample(n, options.backtest_max_rows, options.seed);
+    std::size_t sampled_held = 0;
+    for (std::size_t t = 0; t < h; ++t) sampled_held += sample.contains(shuffled[t]) ? 1 : 0;
+    if (sampled_held < 2) sample = BacktestSample{};
+    // Held-out seeds that are measured, in shuffle order, alternate between choosing the ensemble
+    // weights (fold 1) and measuring the ensemble (fold 2), so its figures are not those of its
+    // own choice. (With a single held-out seed it does both.)
+    std::vector<std::uint8_t> fold(n, 0);
+    for (std::size_t t = 0, j = 0; t < h; ++t) {
+      if (!sample.contains(shuffled[t])) continue;
+      fold[shuffled[t]] = h > 1 && j++ % 2 == 1 ? 2 : 1;
     }
-    const MethodScores fit = run_methods(x, segment, k, train, is_negative, options);
-    std::vector<std::size_t> population;
-    std::vector<std::uint8_t> label;
-    for (std::size_t i = 0; i < n; ++i) {
+    std::vector<std::size_t> rows;  // the scored rows (empty: all)
+    if (sample.threshold != 0) {
+      for (std::size_t i = 0; i < n; ++i)
+        if (sample.contains(i)) rows.push_back(i);
+    }
+    const MethodScores fit = run_methods(x, segment, k, train, is_negative, options, rows);
+    // Positions in the scored rows (fit.raw's index) of the population and of its two folds.
+    std::vector<std::size_t> population, measured;
+    std::vector<std::uint8_t> label, choose, measured_label;
+    for (std::size_t t = 0; t < fit.raw[0].size(); ++t) {
+      const std::size_t i = rows.empty() ? t : rows[t];
       if (train[i] != 0) continue;
-      population.push_back(i);
-      label.push_back(held[i]);
+      population.push_back(t);
+      label.push_back(fold[i] != 0 ? 1 : 0);
+      choose.push_back(fold[i]);
+      if (fold[i] == 1 && h > 1) continue;
+      measured.push_back(t);
+      measured_label.push_back(fold[i] != 0 ? 1 : 0);
     }
     for (std::size_t m = 0; m < kMethods; ++m)
       result.backtest.push_back(evaluate(kNames[m], fit.raw[m], population, label));
-    // The held-out seeds at even places of the shuffle choose the ensemble weights; the ensemble
-    // is then measured on the others only, so its figures are not those of its own choice. (With
-    // a single held-out seed it does both.)
-    std::vector<std::uint8_t> fold(n, 0);  // 1: chooses the weights, 2: measures the ensemble
-    for (std::size_t t = 0; t < h; ++t) fold[shuffled[t]] = h > 1 && t % 2 == 1 ? 2 : 1;
-    std::vector<std::uint8_t> choose(population.size());
-    std::vector<std::size_t> measured;
-    std::vector<std::uint8_t> measured_label;
-    for (std::size_t t = 0; t < population.size(); ++t) {
-      const std::uint8_t f = fold[population[t]];
-      choose[t] = f;
-      if (f == 1 && h > 1) continue;
-      measured.push_back(population[t]);
-      measured_label.push_back(f != 0 ? 1 : 0);
-    }
     result.method_weight = search_weights(fit.raw, population, choose);
     for (std::size_t m = 0; m < kMethods; ++m) result.backtest[m].weight = result.method_weight[m];
     result.backtest.push_back(evaluate("ensemble", rank_average(fit.raw, result.method_weight),

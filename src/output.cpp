@@ -146,7 +146,10 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
   h5::Table bt;
   std::vector<std::string> method;
   std::vector<double> auc, r1, r5, r10, r25, lift, weight;
+  std::vector<std::int64_t> population, positives;
   for (const auto& b : la.backtest) {
+    population.push_back(b.population);
+    positives.push_back(b.positives);
     method.push_back(b.method);
     auc.push_back(b.auc);
     r1.push_back(b.recall_at_1);
@@ -158,9 +161,11 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
   }
   bt.fields = {{"method", method},   {"auc", auc},          {"recall_at_1", r1},
                {"recall_at_5", r5},  {"recall_at_10", r10}, {"recall_at_25", r25},
-               {"lift_at_10", lift}, {"weight", weight}};
+               {"lift_at_10", lift}, {"weight", weight},       {"population", population},
+               {"positives", positives}};
   w.write_table("/lookalike/backtest", bt);
   w.attr("/lookalike/backtest", "holdout", r.config.lookalike.holdout);
+  w.attr("/lookalike/backtest", "max_rows", r.config.lookalike.backtest_max_rows);
   w.write("/lookalike/model/coef", sp(la.model_coef));
   w.attr("/lookalike/model", "intercept", la.model_intercept);
   w.write("/lookalike/model/segment_rate", sp(la.segment_rate));
@@ -382,6 +387,11 @@ const std::vector<T>& field(const h5::Table& t, const std::string& name) {
   throw Error("results file: table has no field '" + name + "'");
 }
 
+bool has_field(const h5::Table& t, const std::string& name) {
+  return std::any_of(t.fields.begin(), t.fields.end(),
+                     [&](const h5::TableField& f) { return f.name == name; });
+}
+
 std::vector<std::size_t> summary_order(const h5::Table& t) {
   const auto& rank = field<std::int64_t>(t, "icp_rank");
   std::vector<std::size_t> order(rank.size());
@@ -415,7 +425,13 @@ std::string inspect_text(const std::string& path, int top) {
                      field<std::string>(t, "label")[i], field<std::string>(t, "description")[i]);
   }
   if (!s.backtest.fields.empty() && s.backtest.rows() > 0) {
-    o += "\nBacktest (held-out seeds)\n";
+    o += "\nBacktest (held-out seeds)";
+    // Files written before these columns existed still print their table.
+    if (has_field(s.backtest, "population") && has_field(s.backtest, "positives"))
+      o += fmt::format(": {} held-out seeds among {} accounts measured",
+                       field<std::int64_t>(s.backtest, "positives")[0],
+                       field<std::int64_t>(s.backtest, "population")[0]);
+    o += "\n";
     o += fmt::format("  {:<10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>7}\n", "method", "AUC",
                      "rec@1%", "rec@5%", "rec@10%", "rec@25%", "lift@10%", "weight");
     const auto& b = s.backtest;

@@ -109,6 +109,7 @@ LookalikeOptions lookalike_options(const JobConfig& config) {
   o.knn_max_seeds = config.lookalike.knn_max_seeds;
   o.tiers = config.lookalike.tiers;
   o.holdout = config.lookalike.holdout;
+  o.backtest_max_rows = config.lookalike.backtest_max_rows;
   o.seed = config.seed;
   o.method = config.lookalike.method;
   o.prior_strength = config.lookalike.prior_strength;

@@ -13,6 +13,7 @@
 #include "icp/lookalike.hpp"
 #include "icp/matrix.hpp"
 #include "icp/parallel.hpp"
+#include "test_bits.hpp"
 
 namespace {
 
@@ -592,6 +593,53 @@ TEST(LookalikeThreads, OneAndTwoThreadsGiveIdenticalBits) {
     EXPECT_EQ(std::memcmp(&a.backtest[m].auc, &b.backtest[m].auc, sizeof(double)), 0);
     EXPECT_EQ(std::memcmp(&a.backtest[m].weight, &b.backtest[m].weight, sizeof(double)), 0);
   }
+}
+
+TEST(LookalikeBacktest, ASampleOfTheMarketEstimatesTheFullBacktest) {
+  // 20,000 rows, 1,000 seeds, 200 held out; 800 training seeds leave 19,200 rows measured.
+  const Planted p = planted(20000, 6);
+  icp::LookalikeOptions o;
+  o.method = icp::LookalikeMethod::model;  // final scores then do not depend on the weights
+  o.backtest_max_rows = 0;
+  const icp::LookalikeResult full =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  ASSERT_EQ(full.backtest.size(), 4u);
+  for (std::size_t m = 0; m < 3; ++m) {
+    EXPECT_EQ(full.backtest[m].population, 19200);
+    EXPECT_EQ(full.backtest[m].positives, 200);
+  }
+  EXPECT_EQ(full.backtest[3].positives, 100);  // the half that measures the ensemble
+
+  o.backtest_max_rows = 5000;  // each row kept with probability 1/4
+  icp::set_threads(1);
+  const icp::LookalikeResult one =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  icp::set_threads(2);
+  const icp::LookalikeResult two =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  icp::set_threads(0);
+  ASSERT_EQ(one.backtest.size(), 4u);
+  for (std::size_t m = 0; m < 4; ++m) {
+    const icp::BacktestRow& b = one.backtest[m];
+    // Binomial(19200, 1/4) and (200, 1/4), checked at about 5 standard deviations.
+    if (m < 3) {
+      EXPECT_NEAR(static_cast<double>(b.population), 4800.0, 300.0) << b.method;
+      EXPECT_NEAR(static_cast<double>(b.positives), 50.0, 30.0) << b.method;
+    }
+    EXPECT_NEAR(b.auc, full.backtest[m].auc, 0.03) << b.method;
+    EXPECT_EQ(b.population, two.backtest[m].population);
+    EXPECT_TRUE(icp_test::same_bits(b.auc, two.backtest[m].auc)) << b.method;
+  }
+  // The backtest only measures: the final fit and scores are those of the unsampled run.
+  EXPECT_TRUE(icp_test::same_bits(one.score, full.score));
+  EXPECT_TRUE(icp_test::same_bits(one.model_coef, full.model_coef));
+
+  // A sample too small to hold two held-out seeds measures every row instead.
+  o.backtest_max_rows = 10;
+  const icp::LookalikeResult tiny =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  EXPECT_EQ(tiny.backtest[0].population, 19200);
+  EXPECT_TRUE(icp_test::same_bits(tiny.backtest[0].auc, full.backtest[0].auc));
 }
 
 TEST(LookalikeErrors, RejectsBadInput) {

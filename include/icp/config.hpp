@@ -52,6 +52,7 @@ struct LookalikeOptionsConfig {
   int bags = 1;                  ///< model bagging over unlabeled half-samples (1 = none)
   std::vector<double> tiers = {0.01, 0.05, 0.10, 0.25};  ///< A/B/C/D cut-offs (top fractions)
   double holdout = 0.2;       ///< share of seeds held out by the backtest
+  std::int64_t backtest_max_rows = 1000000;  ///< backtest scores a seeded sample above it; 0 = all
   std::int64_t top_n = 1000;  ///< rows of the top-N CSV
 };
 

@@ -44,6 +44,12 @@ struct LookalikeOptions {
   int bags = 1;     ///< PU bagging over unlabeled half-samples (model); 1 = no bagging
   std::vector<double> tiers = {0.01, 0.05, 0.10, 0.25};  ///< top fractions -> A/B/C/D, rest E
   double holdout = 0.2;  ///< backtest: share of seeds held out (0 = no backtest)
+  /// The backtest scores at most about this many rows (0 = all): above it, a seeded uniform
+  /// sample of the market (every row kept with probability max_rows / n). Its AUC and recalls
+  /// are rank statistics, estimated as well from a million rows as from ten (the standard error
+  /// is set by the held-out seeds, which the sample keeps in proportion), while scoring every row
+  /// twice made the backtest half of the lookalike stage at 10M rows.
+  std::int64_t backtest_max_rows = 1000000;
   std::uint64_t seed = 42;
   LookalikeMethod method = LookalikeMethod::ensemble;
   /// Computes knn_to_seeds(x, seeds, self_seed, neighbors) for every row of x; null = here. The
@@ -65,6 +71,8 @@ struct BacktestRow {
   double recall_at_25 = 0.0;
   double lift_at_10 = 0.0;   ///< recall_at_10 / 0.10
   double weight = 0.0;       ///< ensemble weight (methods sum to 1; 1 for the ensemble row)
+  std::int64_t population = 0;  ///< rows measured: held-out seeds and non-seed accounts
+  std::int64_t positives = 0;   ///< held-out seeds among them
   std::vector<double> gain;  ///< kGainPoints: recall at the top 0%, 1%, ..., 100% (gain curve)
 };
 
