@@ -17,7 +17,6 @@ namespace {
 
 constexpr std::size_t kMethods = 3;   // knn, segment, model (the ensemble combines them)
 constexpr std::size_t kMaxTiers = 4;  // A..D; every remaining row is E
-constexpr std::array<double, 4> kRecallFractions = {0.01, 0.05, 0.10, 0.25};
 
 struct MethodScores {
   std::array<std::vector<float>, kMethods> raw;  // knn similarity, segment rate, model logit
@@ -312,17 +311,8 @@ BacktestRow evaluate(const std::string& name, std::span<const float> all_scores,
                      std::span<const std::size_t> population, std::span<const std::uint8_t> label) {
   std::vector<float> s(population.size());
   for (std::size_t t = 0; t < population.size(); ++t) s[t] = all_scores[population[t]];
-  BacktestRow row;
+  BacktestRow row = measure_ranking(s, label);
   row.method = name;
-  row.population = static_cast<std::int64_t>(population.size());
-  row.positives = std::count_if(label.begin(), label.end(), [](std::uint8_t l) { return l != 0; });
-  row.auc = roc_auc(s, label);
-  row.recall_at_1 = recall_at(s, label, kRecallFractions[0]);
-  row.recall_at_5 = recall_at(s, label, kRecallFractions[1]);
-  row.recall_at_10 = recall_at(s, label, kRecallFractions[2]);
-  row.recall_at_25 = recall_at(s, label, kRecallFractions[3]);
-  row.lift_at_10 = row.recall_at_10 / kRecallFractions[2];
-  row.gain = gain_curve(s, label);
   return row;
 }
 

@@ -189,6 +189,38 @@ TEST(LookalikeAuc, HandWorkedExampleWithTies) {
   EXPECT_THROW(icp::roc_auc(perfect, one_class), icp::Error);
 }
 
+TEST(LookalikeAuc, OneSortGivesTheFiguresOfTheSeparateFunctions) {
+  // Scores on a coarse grid so that ties are common; the AUC is checked against pair counting.
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> level(0, 40);
+  std::vector<float> s(3000);
+  std::vector<std::uint8_t> y(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    y[i] = rng() % 7 == 0 ? 1 : 0;
+    s[i] = static_cast<float>(level(rng) + (y[i] != 0 ? 6 : 0)) * 0.25f;
+  }
+  double won = 0.0, pairs = 0.0;
+  for (std::size_t a = 0; a < s.size(); ++a) {
+    if (y[a] == 0) continue;
+    for (std::size_t b = 0; b < s.size(); ++b) {
+      if (y[b] != 0) continue;
+      won += s[a] > s[b] ? 1.0 : s[a] == s[b] ? 0.5 : 0.0;
+      pairs += 1.0;
+    }
+  }
+  const icp::BacktestRow r = icp::measure_ranking(s, y);
+  EXPECT_NEAR(r.auc, won / pairs, 1e-12);
+  EXPECT_TRUE(icp_test::same_bits(r.auc, icp::roc_auc(s, y)));
+  EXPECT_TRUE(icp_test::same_bits(r.recall_at_1, icp::recall_at(s, y, 0.01)));
+  EXPECT_TRUE(icp_test::same_bits(r.recall_at_5, icp::recall_at(s, y, 0.05)));
+  EXPECT_TRUE(icp_test::same_bits(r.recall_at_10, icp::recall_at(s, y, 0.10)));
+  EXPECT_TRUE(icp_test::same_bits(r.recall_at_25, icp::recall_at(s, y, 0.25)));
+  EXPECT_DOUBLE_EQ(r.lift_at_10, r.recall_at_10 / 0.10);
+  EXPECT_TRUE(icp_test::same_bits(r.gain, icp::gain_curve(s, y)));
+  EXPECT_EQ(r.population, 3000);
+  EXPECT_EQ(r.positives, std::count(y.begin(), y.end(), std::uint8_t{1}));
+}
+
 TEST(LookalikeAuc, RecallAtTopFraction) {
   // 10 rows, top 20% = rows with scores 10 and 9 (rows 0 and 1); positives at rows 1, 5, 9.
   const std::vector<float> s = {10, 9, 8, 7, 6, 5, 4, 3, 2, 1};

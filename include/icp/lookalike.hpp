@@ -205,6 +205,13 @@ double recall_at(std::span<const float> score, std::span<const std::uint8_t> lab
 std::vector<double> gain_curve(std::span<const float> score, std::span<const std::uint8_t> label,
                                std::size_t points = kGainPoints);
 
+/// Top fractions of the population the backtest reports recall at (recall_at_1/5/10/25).
+inline constexpr std::array<double, 4> kRecallFractions = {0.01, 0.05, 0.10, 0.25};
+
+/// Every figure of a backtest row (all but method and weight) from one sort: roc_auc, recall_at
+/// each of kRecallFractions, lift at 10% and gain_curve, with the same values as those functions.
+BacktestRow measure_ranking(std::span<const float> score, std::span<const std::uint8_t> label);
+
 /// Rank of each row, 1 = highest value, ties to the lower row index.
 std::vector<std::int64_t> rank_descending(std::span<const float> value);
 
