@@ -93,13 +93,11 @@ BacktestSample backtest_sample(std::size_t n, std::int64_t cap, std::uint64_t se
   return s;
 }
 
-// Scores of the three methods for rows[t] (every row when `rows` is empty); the model is fitted
-// on every row either way. knn and the logits of a subset run on a gathered copy of its rows,
-// here (the MPI knn hook splits the whole matrix only).
 MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, int k,
                          std::span<const std::uint8_t> is_seed,
                          std::span<const std::uint8_t> is_negative,
-                         const LookalikeOptions& options, std::span<const std::size_t> rows = {}) {
+                         const LookalikeOptions& options,
+                         const LogisticModel* model_start = nullptr) {
   const std::size_t n = x.rows;
   std::vector<std::size_t> all_seeds;
   for (std::size_t i = 0; i < n; ++i) {
@@ -113,25 +111,9 @@ MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, in
     std::copy_n(x.row(seed_rows[s]), x.cols, seeds.row(s));
     self_seed[seed_rows[s]] = static_cast<std::int64_t>(s);
   }
-  Matrix subset;
-  MatrixView scored = x;
-  if (!rows.empty()) {
-    subset = Matrix(rows.size(), x.cols);
-    std::vector<std::int64_t> self(rows.size());
-    const auto m = static_cast<std::int64_t>(rows.size());
-#pragma omp parallel for schedule(static)
-    for (std::int64_t t = 0; t < m; ++t) {
-      const std::size_t i = rows[static_cast<std::size_t>(t)];
-      std::copy_n(x.row(i), x.cols, subset.row(static_cast<std::size_t>(t)));
-      self[static_cast<std::size_t>(t)] = self_seed[i];
-    }
-    self_seed = std::move(self);
-    scored = subset.view();
-  }
   MethodScores out;
-  out.knn = options.knn && rows.empty()
-                ? options.knn(x, seeds.view(), self_seed, options.neighbors)
-                : knn_to_seeds(scored, seeds.view(), self_seed, options.neighbors);
+  out.knn = options.knn ? options.knn(x, seeds.view(), self_seed, options.neighbors)
+                        : knn_to_seeds(x, seeds.view(), self_seed, options.neighbors);
   // knn reports seed indices; callers want rows of x.
   for (std::int64_t& idx : out.knn.index) {
     if (idx >= 0) idx = static_cast<std::int64_t>(seed_rows[static_cast<std::size_t>(idx)]);
@@ -139,13 +121,47 @@ MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, in
   out.raw[0] = similarities(out.knn);
   out.knn_rows = seed_rows;
   out.segment_rate = segment_seed_rates(segment, k, is_seed, is_negative, options.prior_strength);
-  out.raw[1].resize(scored.rows);
-  for (std::size_t t = 0; t < scored.rows; ++t) {
-    const std::size_t i = rows.empty() ? t : rows[t];
-    out.raw[1][t] = static_cast<float>(out.segment_rate[static_cast<std::size_t>(segment[i])]);
+  out.raw[1].resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.raw[1][i] = static_cast<float>(out.segment_rate[static_cast<std::size_t>(segment[i])]);
   }
-  out.model = fit_pu_logistic(x, is_seed, is_negative, options.l2, options.bags, options.seed);
-  out.raw[2] = logits(scored, out.model);
+  out.model =
+      fit_pu_logistic(x, is_seed, is_negative, options.l2, options.bags, options.seed, model_start);
+  out.raw[2] = logits(x, out.model);
+  return out;
+}
+
+// The backtest's market: a seeded sample's rows gathered (x, segment, training seeds, negatives,
+// folds), so the backtest fits and scores it exactly as it would the whole market.
+struct SampledMarket {
+  Matrix x;
+  std::vector<std::int32_t> segment;
+  std::vector<std::uint8_t> train, negative, fold;
+};
+
+SampledMarket gather_sample(MatrixView x, std::span<const std::int32_t> segment,
+                            std::span<const std::uint8_t> train,
+                            std::span<const std::uint8_t> is_negative,
+                            std::span<const std::uint8_t> fold, const BacktestSample& sample) {
+  std::vector<std::size_t> rows;
+  for (std::size_t i = 0; i < x.rows; ++i)
+    if (sample.contains(i)) rows.push_back(i);
+  SampledMarket out;
+  out.x = Matrix(rows.size(), x.cols);
+  const auto m = static_cast<std::int64_t>(rows.size());
+#pragma omp parallel for schedule(static)
+  for (std::int64_t t = 0; t < m; ++t)
+    std::copy_n(x.row(rows[static_cast<std::size_t>(t)]), x.cols,
+                out.x.row(static_cast<std::size_t>(t)));
+  auto pick = [&](auto src, auto& dst) {
+    if (src.empty()) return;
+    dst.resize(rows.size());
+    for (std::size_t t = 0; t < rows.size(); ++t) dst[t] = src[rows[t]];
+  };
+  pick(segment, out.segment);
+  pick(train, out.train);
+  pick(is_negative, out.negative);
+  pick(fold, out.fold);
   return out;
 }
 
@@ -445,6 +461,7 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
   // Backtest: a seeded shuffle picks the held-out seeds; they become unlabeled for the fit.
   const auto holdout = static_cast<std::size_t>(
       std::llround(options.holdout * static_cast<double>(seed_rows.size())));
+  LogisticModel backtest_model;
   if (options.holdout > 0.0) {
     const std::size_t h = std::clamp<std::size_t>(holdout, 1, seed_rows.size() - 1);
     std::vector<std::size_t> shuffled = seed_rows;
@@ -455,12 +472,16 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
     }
     std::vector<std::uint8_t> train(is_seed.begin(), is_seed.end());
     for (std::size_t t = 0; t < h; ++t) train[shuffled[t]] = 0;
-    // A sample that would measure fewer than two held-out seeds (a tiny seed set in a large
-    // market) measures nothing: then every row is scored.
+    // A large market is backtested on a seeded uniform sample of its rows; one that would hold
+    // fewer than two held-out or two training seeds (a tiny seed set in a large market) is not
+    // sampled.
     BacktestSample sample = backtest_sample(n, options.backtest_max_rows, options.seed);
-    std::size_t sampled_held = 0;
-    for (std::size_t t = 0; t < h; ++t) sampled_held += sample.contains(shuffled[t]) ? 1 : 0;
-    if (sampled_held < 2) sample = BacktestSample{};
+    if (sample.threshold != 0) {
+      std::size_t held_in = 0, train_in = 0;
+      for (std::size_t t = 0; t < shuffled.size(); ++t)
+        if (sample.contains(shuffled[t])) ++(t < h ? held_in : train_in);
+      if (held_in < 2 || train_in < 2) sample = BacktestSample{};
+    }
     // Held-out seeds that are measured, in shuffle order, alternate between choosing the ensemble
     // weights (fold 1) and measuring the ensemble (fold 2), so its figures are not those of its
     // own choice. (With a single held-out seed it does both.)
@@ -469,24 +490,32 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
       if (!sample.contains(shuffled[t])) continue;
       fold[shuffled[t]] = h > 1 && j++ % 2 == 1 ? 2 : 1;
     }
-    std::vector<std::size_t> rows;  // the scored rows (empty: all)
+    SampledMarket market;
+    MethodScores fit;
     if (sample.threshold != 0) {
-      for (std::size_t i = 0; i < n; ++i)
-        if (sample.contains(i)) rows.push_back(i);
+      market = gather_sample(x, segment, train, is_negative, fold, sample);
+      LookalikeOptions local = options;
+      local.knn = nullptr;  // the MPI hook splits the whole matrix, not a sample of it
+      fit = run_methods(market.x.view(), market.segment, k, market.train, market.negative, local);
+    } else {
+      fit = run_methods(x, segment, k, train, is_negative, options);
     }
-    const MethodScores fit = run_methods(x, segment, k, train, is_negative, options, rows);
-    // Positions in the scored rows (fit.raw's index) of the population and of its two folds.
+    const std::span<const std::uint8_t> fit_train =
+        sample.threshold != 0 ? std::span<const std::uint8_t>(market.train) : train;
+    const std::span<const std::uint8_t> fit_fold =
+        sample.threshold != 0 ? std::span<const std::uint8_t>(market.fold) : fold;
+    // Rows of the fitted market outside the training seeds, with their folds.
     std::vector<std::size_t> population, measured;
     std::vector<std::uint8_t> label, choose, measured_label;
-    for (std::size_t t = 0; t < fit.raw[0].size(); ++t) {
-      const std::size_t i = rows.empty() ? t : rows[t];
-      if (train[i] != 0) continue;
-      population.push_back(t);
-      label.push_back(fold[i] != 0 ? 1 : 0);
-      choose.push_back(fold[i]);
-      if (fold[i] == 1 && h > 1) continue;
-      measured.push_back(t);
-      measured_label.push_back(fold[i] != 0 ? 1 : 0);
+    for (std::size_t i = 0; i < fit_train.size(); ++i) {
+      if (fit_train[i] != 0) continue;
+      const std::uint8_t f = fit_fold[i];
+      population.push_back(i);
+      label.push_back(f != 0 ? 1 : 0);
+      choose.push_back(f);
+      if (f == 1 && h > 1) continue;
+      measured.push_back(i);
+      measured_label.push_back(f != 0 ? 1 : 0);
     }
     for (std::size_t m = 0; m < kMethods; ++m)
       result.backtest.push_back(evaluate(kNames[m], fit.raw[m], population, label));
@@ -495,9 +524,13 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
     result.backtest.push_back(evaluate("ensemble", rank_average(fit.raw, result.method_weight),
                                        measured, measured_label));
     result.backtest.back().weight = 1.0;
+    backtest_model = std::move(fit.model);
   }
 
-  MethodScores fit = run_methods(x, segment, k, is_seed, is_negative, options);
+  // The final model starts from the backtest's: the same problem with a fifth more seeds, so
+  // Newton needs about half the passes over the rows that it needs from zero.
+  MethodScores fit = run_methods(x, segment, k, is_seed, is_negative, options,
+                                 backtest_model.coef.empty() ? nullptr : &backtest_model);
   switch (options.method) {
     case LookalikeMethod::knn:
       result.combined = fit.raw[0];

@@ -157,12 +157,15 @@ Objective evaluate(const Problem& problem, const Eigen::VectorXd& theta, bool de
   return out;
 }
 
-// Damped Newton from zero (the balanced classes make logit 0 the right starting prior).
-Eigen::VectorXd newton(const Problem& problem, int& iterations) {
-  const auto p = static_cast<Eigen::Index>(problem.x.cols + 1);
-  Eigen::VectorXd theta = Eigen::VectorXd::Zero(p);
+// Damped Newton from `theta` (zero for a fresh fit: the balanced classes make logit 0 the right
+// starting prior). The full step is taken at almost every iteration, so its trial point is
+// evaluated with derivatives at once: those are what the next iteration needs, and a separate
+// loss pass per iteration (about a third of the fit's time) is saved. The loss is computed the same
+// way either way, so the iterates are those of a loss-only line search.
+Eigen::VectorXd newton(const Problem& problem, Eigen::VectorXd theta, int& iterations) {
+  Objective obj = evaluate(problem, theta, true);
   for (int it = 0; it < kMaxNewtonIterations; ++it) {
-    const Objective obj = evaluate(problem, theta, true);
+    if (obj.gradient.size() == 0) obj = evaluate(problem, theta, true);  // after a halved step
     const Eigen::VectorXd step = obj.hessian.ldlt().solve(-obj.gradient);
     if (!step.allFinite()) break;
     const double slope = obj.gradient.dot(step);
@@ -171,9 +174,10 @@ Eigen::VectorXd newton(const Problem& problem, int& iterations) {
     bool accepted = false;
     for (int h = 0; h < kMaxLineSearchHalvings; ++h) {
       const Eigen::VectorXd trial = theta + t * step;
-      const double loss = evaluate(problem, trial, false).loss;
-      if (loss <= obj.loss + 1e-4 * t * slope) {  // Armijo sufficient decrease
+      Objective next = evaluate(problem, trial, h == 0);
+      if (next.loss <= obj.loss + 1e-4 * t * slope) {  // Armijo sufficient decrease
         theta = trial;
+        obj = std::move(next);
         accepted = true;
         break;
       }
@@ -192,7 +196,7 @@ Eigen::VectorXd newton(const Problem& problem, int& iterations) {
 
 LogisticModel fit_pu_logistic(MatrixView x, std::span<const std::uint8_t> is_seed,
                               std::span<const std::uint8_t> is_negative, double l2, int bags,
-                              std::uint64_t seed) {
+                              std::uint64_t seed, const LogisticModel* start) {
   const std::size_t n = x.rows;
   if (is_seed.size() != n) throw Error("lookalike: is_seed size differs from rows");
   if (!is_negative.empty() && is_negative.size() != n) {
@@ -200,6 +204,8 @@ LogisticModel fit_pu_logistic(MatrixView x, std::span<const std::uint8_t> is_see
   }
   if (!(l2 > 0.0) || !std::isfinite(l2)) throw Error("lookalike: l2 must be > 0");
   if (bags < 1) throw Error("lookalike: bags must be >= 1");
+  if (start != nullptr && start->coef.size() != x.cols)
+    throw Error("lookalike: the model's starting point has a different feature count");
   std::int64_t seeds = 0;
   for (const std::uint8_t s : is_seed) seeds += s != 0 ? 1 : 0;
   if (seeds == 0 || seeds == static_cast<std::int64_t>(n)) {
@@ -218,6 +224,11 @@ LogisticModel fit_pu_logistic(MatrixView x, std::span<const std::uint8_t> is_see
   const double half = 0.5 * static_cast<double>(n);
   const double seed_weight = half / static_cast<double>(seeds);
   Eigen::VectorXd theta_sum = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(x.cols + 1));
+  Eigen::VectorXd theta0 = Eigen::VectorXd::Zero(theta_sum.size());
+  if (start != nullptr) {
+    theta0[0] = start->intercept;
+    for (std::size_t j = 0; j < x.cols; ++j) theta0[static_cast<Eigen::Index>(j + 1)] = start->coef[j];
+  }
   LogisticModel model;
   int fitted_bags = 0;
   for (int bag = 0; bag < bags; ++bag) {
@@ -235,7 +246,7 @@ LogisticModel fit_pu_logistic(MatrixView x, std::span<const std::uint8_t> is_see
     for (std::size_t i = 0; i < n; ++i) {
       problem.weight[i] = is_seed[i] != 0 ? seed_weight : problem.weight[i] * other_scale;
     }
-    theta_sum += newton(problem, model.iterations);
+    theta_sum += newton(problem, theta0, model.iterations);
     ++fitted_bags;
   }
   if (fitted_bags == 0) throw Error("lookalike: no PU bag drew an unlabeled account");
