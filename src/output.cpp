@@ -345,31 +345,39 @@ void write_top_csv(const RunResult& r, const std::string& path, std::int64_t top
 
 namespace {
 
+struct TopRow {
+  std::int64_t rank;
+  std::string id;
+  float score;
+  char tier;
+  std::int32_t segment;
+};
+
 struct Stored {
   h5::Table summary, backtest;
-  std::vector<std::string> ids;
-  std::vector<std::int64_t> rank;
-  std::vector<float> score;
-  std::vector<std::uint8_t> tier, is_seed;
-  std::vector<std::int32_t> segment;
+  std::vector<TopRow> top;  // the best-ranked non-seed accounts
   std::int64_t rows_read, rows_accepted, rows_quarantined, seeds;
   std::int64_t k, iterations;
   double inertia;
 };
 
-Stored load(const std::string& path) {
+Stored load(const std::string& path, int top) {
   h5::Reader rd(path);
   if (!rd.has_attr("/", "icp_format_version"))
     throw Error(path + ": not an icp results file (no icp_format_version attribute)");
   Stored s;
   s.summary = rd.read_table("/icp/summary");
   s.backtest = rd.read_table("/lookalike/backtest");
-  s.ids = rd.read_strings("/accounts/id");
-  s.rank = rd.read<std::int64_t>("/lookalike/rank");
-  s.score = rd.read<float>("/lookalike/score");
-  s.tier = rd.read<std::uint8_t>("/lookalike/tier");
-  s.is_seed = rd.read<std::uint8_t>("/lookalike/is_seed");
-  s.segment = rd.read<std::int32_t>("/segments/assignment");
+  // Only the ranks and seed flags are read whole; the few rows printed are read one by one (at
+  // 10M rows, reading every id string took seconds of a run's end).
+  const std::vector<std::int64_t> rank = rd.read<std::int64_t>("/lookalike/rank");
+  const std::vector<std::uint8_t> is_seed = rd.read<std::uint8_t>("/lookalike/is_seed");
+  for (const std::size_t i : top_prospects(rank, is_seed, static_cast<std::size_t>(top))) {
+    s.top.push_back(TopRow{rank[i], rd.read_string_rows("/accounts/id", i, 1).at(0),
+                           rd.read_rows<float>("/lookalike/score", i, 1).at(0),
+                           static_cast<char>(rd.read_rows<std::uint8_t>("/lookalike/tier", i, 1).at(0)),
+                           rd.read_rows<std::int32_t>("/segments/assignment", i, 1).at(0)});
+  }
   s.rows_read = rd.attr_int("/run", "rows_read");
   s.rows_accepted = rd.attr_int("/run", "rows_accepted");
   s.rows_quarantined = rd.attr_int("/run", "rows_quarantined");
@@ -403,7 +411,7 @@ std::vector<std::size_t> summary_order(const h5::Table& t) {
 }  // namespace
 
 std::string inspect_text(const std::string& path, int top) {
-  const Stored s = load(path);
+  const Stored s = load(path, top);
   std::string o;
   o += fmt::format(
       "{}\n  rows read {}  accepted {}  quarantined {}  seeds {}  segments {}  "
@@ -444,14 +452,14 @@ std::string inspect_text(const std::string& path, int top) {
   }
   o += fmt::format("\nTop {} lookalike accounts (seeds excluded)\n", top);
   o += fmt::format("  {:>6} {:<16} {:>6} {:>4} {:>4}\n", "rank", "id", "score", "tier", "seg");
-  for (std::size_t i : top_prospects(s.rank, s.is_seed, static_cast<std::size_t>(top)))
-    o += fmt::format("  {:>6} {:<16} {:>6.2f} {:>4} {:>4}\n", s.rank[i], s.ids[i], s.score[i],
-                     char(s.tier[i]), s.segment[i]);
+  for (const TopRow& row : s.top)
+    o += fmt::format("  {:>6} {:<16} {:>6.2f} {:>4} {:>4}\n", row.rank, row.id, row.score,
+                     row.tier, row.segment);
   return o;
 }
 
 std::string inspect_json(const std::string& path, int top) {
-  const Stored s = load(path);
+  const Stored s = load(path, top);
   h5::Reader rd(path);
   nlohmann::json j;
   j["file"] = path;
@@ -472,12 +480,12 @@ std::string inspect_json(const std::string& path, int top) {
                   {"weight", field<double>(s.backtest, "weight")[i]}});
   j["backtest"] = bt;
   nlohmann::json topj = nlohmann::json::array();
-  for (std::size_t i : top_prospects(s.rank, s.is_seed, static_cast<std::size_t>(top))) {
-    topj.push_back({{"rank", s.rank[i]},
-                    {"id", s.ids[i]},
-                    {"score", s.score[i]},
-                    {"tier", std::string(1, char(s.tier[i]))},
-                    {"segment", s.segment[i]}});
+  for (const TopRow& t : s.top) {
+    topj.push_back({{"rank", t.rank},
+                    {"id", t.id},
+                    {"score", t.score},
+                    {"tier", std::string(1, t.tier)},
+                    {"segment", t.segment}});
   }
   j["top_lookalikes"] = topj;
   return j.dump(2);

@@ -306,14 +306,42 @@ TEST(H5Strings, Utf8CommasQuotesAndNewlinesRoundTrip) {
   }
   Reader r(path);
   EXPECT_EQ(r.read_strings("/ids"), v);
-  // Variable-length UTF-8 is what h5py decodes to str.
+  // Short values: fixed-length UTF-8, NUL-padded to the longest ("two\nlines", 9 bytes), which
+  // h5py's asstr() decodes like variable-length.
   RawFile raw(path);
   hid_t ds = H5Dopen2(raw.id, "/ids", H5P_DEFAULT);
   hid_t type = H5Dget_type(ds);
-  EXPECT_GT(H5Tis_variable_str(type), 0);
+  EXPECT_EQ(H5Tis_variable_str(type), 0);
+  EXPECT_EQ(H5Tget_size(type), 9u);
+  EXPECT_EQ(H5Tget_strpad(type), H5T_STR_NULLPAD);
   EXPECT_EQ(H5Tget_cset(type), H5T_CSET_UTF8);
   H5Tclose(type);
   H5Dclose(ds);
+}
+
+TEST(H5Strings, LongValuesStayVariableLength) {
+  TempDir dir;
+  const std::string path = dir.file("s.h5");
+  // One value over 64 bytes would pad every row to its length: the column stays variable-length.
+  const std::vector<std::string> v = {"short", std::string(65, 'x'), "", "Z\xC3\xBCrich"};
+  {
+    Writer w(path);
+    w.write_strings("/text", v);
+    w.write_strings("/edge", {std::string(64, 'y'), "z"});  // exactly 64 bytes: still fixed
+    w.commit();
+  }
+  Reader r(path);
+  EXPECT_EQ(r.read_strings("/text"), v);
+  EXPECT_EQ(r.read_strings("/edge"), (std::vector<std::string>{std::string(64, 'y'), "z"}));
+  RawFile raw(path);
+  for (const auto& [name, variable] : {std::pair{"/text", true}, std::pair{"/edge", false}}) {
+    hid_t ds = H5Dopen2(raw.id, name, H5P_DEFAULT);
+    hid_t type = H5Dget_type(ds);
+    EXPECT_EQ(H5Tis_variable_str(type) > 0, variable) << name;
+    EXPECT_EQ(H5Tget_cset(type), H5T_CSET_UTF8) << name;
+    H5Tclose(type);
+    H5Dclose(ds);
+  }
 }
 
 TEST(H5Strings, InvalidUtf8AndEmbeddedNulAreRejected) {
@@ -461,8 +489,8 @@ TEST(H5Chunked, ParallelFilteredChunksAreTheBytesHdf5Writes) {
   std::vector<std::int64_t> matrix(70001 * 3);
   for (std::size_t i = 0; i < matrix.size(); ++i)
     matrix[i] = static_cast<std::int64_t>(i * i % 977);
-  // Variable-length strings are chunked too but must go through HDF5 (heap references).
-  std::vector<std::string> ids(70001);
+  // Short strings are fixed-length: a block of bytes filtered in parallel like the numbers.
+  std::vector<std::string> ids(200001);  // 7 bytes each: three chunks, the last partial
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = "A" + std::to_string(i * 7919 % 100003);
   {
     Writer w(ours);
@@ -496,6 +524,17 @@ TEST(H5Chunked, ParallelFilteredChunksAreTheBytesHdf5Writes) {
   compare("/f", f, {n}, H5T_NATIVE_FLOAT);
   compare("/bytes", bytes, {bytes.size()}, H5T_NATIVE_UINT8);
   compare("/matrix", matrix, {70001, 3}, H5T_NATIVE_INT64);
+  std::size_t longest = 0;
+  for (const std::string& s : ids) longest = std::max(longest, s.size());
+  std::vector<char> padded(ids.size() * longest, '\0');
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    std::copy(ids[i].begin(), ids[i].end(), padded.begin() + static_cast<std::ptrdiff_t>(i * longest));
+  const hid_t text = H5Tcopy(H5T_C_S1);
+  H5Tset_size(text, longest);
+  H5Tset_cset(text, H5T_CSET_UTF8);
+  H5Tset_strpad(text, H5T_STR_NULLPAD);
+  compare("/ids", padded, {ids.size()}, text);
+  H5Tclose(text);
 }
 
 TEST(H5Append, BlocksReadBackAsOneWriteAndRowRangesReadSlices) {

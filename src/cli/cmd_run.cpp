@@ -1,6 +1,7 @@
 // `icp run`: the whole job from a job file, with command-line overrides.
 #include <algorithm>
 #include <csignal>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -178,6 +179,7 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
       std::fprintf(stderr, "  warning: %s seed ids in %s are not in the input\n",
                    with_commas(result.seed_ids_unmatched).c_str(), job.seeds.ids_file.c_str());
   }
+  const auto write_start = std::chrono::steady_clock::now();
   write_results(result, out);
   out.commit();
   try {
@@ -192,6 +194,10 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
     if (!job.output.top_csv.empty()) std::filesystem::remove(job.output.top_csv, ec);
     throw;
   }
+  if (!a.quiet)  // not in /run/stages: the file cannot hold the time it took to write itself
+    print_stage({"write", result.ingest.rows_accepted,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start)
+                     .count()});
   // The results are in place: a later run must not pick up this job's state by mistake.
   if (!checkpoint_path.empty()) std::remove(checkpoint_path.c_str());
   if (!a.quiet) {
