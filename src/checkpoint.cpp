@@ -83,7 +83,8 @@ Matrix read_matrix(const h5::Reader& rd, const std::string& path) {
   const std::vector<std::uint64_t> dims = rd.dims(path);
   if (dims.size() != 2) throw Error(rd.path() + ": " + path + " is not a matrix");
   Matrix m(dims[0], dims[1]);
-  m.storage() = rd.read<float>(path);
+  const std::vector<float> v = rd.read<float>(path);
+  m.storage().assign(v.begin(), v.end());
   return m;
 }
 

@@ -162,7 +162,7 @@ double mean_feature_variance(MatrixView xc, Reducer& reducer, std::span<const fl
 }
 
 Matrix centre_rows(MatrixView x, std::span<const double> offset) {
-  Matrix out(x.rows, x.cols);
+  Matrix out = Matrix::uninitialized(x.rows, x.cols);  // every element written below
   const std::size_t d = x.cols;
 #pragma omp parallel for schedule(static) if (x.rows > kReduceChunkRows)
   for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(x.rows); ++i) {

@@ -113,7 +113,7 @@ MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, in
   }
   MethodScores out;
   out.knn = options.knn ? options.knn(x, seeds.view(), self_seed, options.neighbors)
-                        : knn_to_seeds(x, seeds.view(), self_seed, options.neighbors);
+                        : knn_to_seeds(x, seeds.view(), self_seed, options.neighbors, 1);
   // knn reports seed indices; callers want rows of x.
   for (std::int64_t& idx : out.knn.index) {
     if (idx >= 0) idx = static_cast<std::int64_t>(seed_rows[static_cast<std::size_t>(idx)]);
@@ -147,7 +147,7 @@ SampledMarket gather_sample(MatrixView x, std::span<const std::int32_t> segment,
   for (std::size_t i = 0; i < x.rows; ++i)
     if (sample.contains(i)) rows.push_back(i);
   SampledMarket out;
-  out.x = Matrix(rows.size(), x.cols);
+  out.x = Matrix::uninitialized(rows.size(), x.cols);  // every row copied below
   const auto m = static_cast<std::int64_t>(rows.size());
 #pragma omp parallel for schedule(static)
   for (std::int64_t t = 0; t < m; ++t)
@@ -646,7 +646,7 @@ LookalikeNewScores NewAccountScorer::score(MatrixView x, std::span<const std::in
   check_finite(x);
 
   LookalikeNewScores out;
-  const KnnResult knn = knn_to_seeds(x, seeds, self_seed, options.neighbors);
+  const KnnResult knn = knn_to_seeds(x, seeds, self_seed, options.neighbors, 1);
   out.knn_similarity = similarities(knn);
   out.nearest_seed.resize(n);
   out.nearest_seed_distance.resize(n);

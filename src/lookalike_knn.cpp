@@ -94,6 +94,7 @@ double exact_distance(const float* a, const float* b, std::size_t d) {
 void finish_row(MatrixView x, MatrixView seeds, std::size_t i, const Candidate* kept,
                 std::size_t size, std::size_t k,
                 std::vector<std::pair<double, std::int64_t>>& exact, KnnResult& result) {
+  const std::size_t cols = result.k;  // <= k: the nearest ones kept
   for (std::size_t c = 0; c < size; ++c) {
     exact[c] = {exact_distance(x.row(i), seeds.row(static_cast<std::size_t>(kept[c].seed)), x.cols),
                 kept[c].seed};
@@ -102,8 +103,10 @@ void finish_row(MatrixView x, MatrixView seeds, std::size_t i, const Candidate* 
   const std::size_t valid = std::min(k, size);
   double sum = 0.0;
   for (std::size_t c = 0; c < valid; ++c) {
-    result.index[i * k + c] = exact[c].second;
-    result.distance[i * k + c] = static_cast<float>(exact[c].first);
+    if (c < cols) {
+      result.index[i * cols + c] = exact[c].second;
+      result.distance[i * cols + c] = static_cast<float>(exact[c].first);
+    }
     sum += exact[c].first;
   }
   if (valid > 0) result.mean[i] = sum / static_cast<double>(valid);
@@ -285,8 +288,9 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
 }  // namespace
 
 KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int64_t> self_seed,
-                       int neighbors) {
+                       int neighbors, int columns) {
   if (neighbors < 1) throw Error("lookalike: neighbors must be >= 1");
+  if (columns < 0) throw Error("lookalike: knn columns must be >= 0 (0 = all neighbours)");
   if (seeds.rows == 0) throw Error("lookalike: no seeds");
   if (seeds.cols != x.cols) throw Error("lookalike: seed and account feature counts differ");
   if (!self_seed.empty() && self_seed.size() != x.rows) {
@@ -302,9 +306,9 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
   const bool sorted = keep <= kKnnSortedMax;
 
   KnnResult result;
-  result.k = k;
-  result.index.assign(n * k, -1);
-  result.distance.assign(n * k, std::numeric_limits<float>::infinity());
+  result.k = columns > 0 ? std::min(k, static_cast<std::size_t>(columns)) : k;
+  result.index.assign(n * result.k, -1);
+  result.distance.assign(n * result.k, std::numeric_limits<float>::infinity());
   result.mean.assign(n, std::numeric_limits<double>::infinity());
   if (n == 0) return result;
 

@@ -92,7 +92,8 @@ Matrix read_matrix(const h5::Reader& rd, const std::string& path, std::size_t co
     throw Error(rd.path() + ": " + path + ": expected a matrix of " + std::to_string(cols) +
                 " columns");
   Matrix m(static_cast<std::size_t>(dims[0]), cols);
-  m.storage() = rd.read<float>(path);
+  const std::vector<float> v = rd.read<float>(path);
+  m.storage().assign(v.begin(), v.end());
   return m;
 }
 

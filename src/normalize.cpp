@@ -364,7 +364,7 @@ Matrix apply_normalizer(const Normalizer& norm, const Table& table) {
   const std::vector<ColumnPlan> plans = make_plans(norm, table);
   const std::size_t n = table.rows;
   const std::size_t d = norm.features.size();
-  Matrix out(n, d);
+  Matrix out = Matrix::uninitialized(n, d);  // every row written below, first touched there
   // Each row starts at minus the column means (the centring), then adds its own contributions.
   std::vector<float> base(d);
   for (std::size_t j = 0; j < d; ++j) base[j] = static_cast<float>(-norm.features[j].offset);

@@ -45,8 +45,8 @@ const char* kind_name(FeatureKind k) {
   return "numeric";
 }
 
-template <class T>
-std::span<const T> sp(const std::vector<T>& v) {
+template <class T, class A>
+std::span<const T> sp(const std::vector<T, A>& v) {
   return {v.data(), v.size()};
 }
 

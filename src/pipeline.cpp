@@ -140,7 +140,7 @@ KMeansResult fit_segments(MatrixView x, KMeansOptions kopt, Reducer& reducer) {
     // Weights travel as a one-column matrix, so they split exactly as the rows do.
     const Matrix w = reducer.scatter_rows(
         MatrixView{kopt.sample_weight.data(), kopt.sample_weight.size(), 1}, n, 1);
-    kopt.sample_weight = w.storage();
+    kopt.sample_weight.assign(w.storage().begin(), w.storage().end());
   }
   KMeansResult km = kmeans_fit(mine.view(), kopt, reducer);
   km.assignment = reducer.gather(std::span<const std::int32_t>(km.assignment));
@@ -185,7 +185,9 @@ KnnResult knn_request(Reducer& reducer, MatrixView mine, std::size_t total_rows,
     if (row >= range.begin && row < range.begin + range.rows)
       self[row - range.begin] = pairs[t + 1];
   }
-  const KnnResult part = knn_to_seeds(mine, seeds.view(), self, static_cast<int>(request[3]));
+  // Lookalike scoring reads the nearest seed and the mean only.
+  const KnnResult part =
+      knn_to_seeds(mine, seeds.view(), self, static_cast<int>(request[3]), 1);
   // Seed indices fit int32 (a seed matrix of 2^31 rows would not fit in memory anyway).
   const std::vector<std::int32_t> index32(part.index.begin(), part.index.end());
   KnnResult all;

@@ -433,7 +433,7 @@ TEST(KMeansInit, RandomPicksDistinctRows) {
   for (std::size_t i = 0; i < 10; ++i) x(i, 0) = static_cast<float>(i);
   for (std::uint64_t seed = 0; seed < 20; ++seed) {
     const auto c = icp::kmeans_detail::init_random(x, 10, seed);
-    std::vector<float> v(c.storage());
+    std::vector<float> v(c.storage().begin(), c.storage().end());
     std::sort(v.begin(), v.end());
     for (std::size_t i = 0; i < 10; ++i) EXPECT_EQ(v[i], static_cast<float>(i));
   }

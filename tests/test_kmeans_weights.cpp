@@ -47,7 +47,7 @@ TEST(KMeansWeights, IntegerWeightsActAsRepeatedRows) {
     for (int c = 0; c < static_cast<int>(w[i]); ++c)
       rows.insert(rows.end(), x.row(i), x.row(i) + 4);
   icp::Matrix repeated(rows.size() / 4, 4);
-  repeated.storage() = rows;
+  repeated.storage().assign(rows.begin(), rows.end());
 
   icp::KMeansOptions o;
   o.k = 6;

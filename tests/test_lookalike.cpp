@@ -64,6 +64,17 @@ void expect_matches_brute_force(const icp::Matrix& x, const icp::Matrix& seeds,
     }
     ASSERT_NEAR(r.mean[i], sum / static_cast<double>(valid), 1e-12 * (1.0 + sum));
   }
+  // Keeping only the nearest columns changes nothing else: the same first columns, the same mean.
+  for (const int columns : {1, 2}) {
+    const icp::KnnResult c = icp::knn_to_seeds(x.view(), seeds.view(), self, k, columns);
+    ASSERT_EQ(c.k, std::min<std::size_t>(static_cast<std::size_t>(columns), r.k));
+    ASSERT_TRUE(icp_test::same_bits(c.mean, r.mean)) << columns << " columns";
+    for (std::size_t i = 0; i < x.rows(); ++i)
+      for (std::size_t t = 0; t < c.k; ++t) {
+        ASSERT_EQ(c.index[i * c.k + t], r.index[i * r.k + t]) << "row " << i;
+        ASSERT_TRUE(icp_test::same_bits(c.distance[i * c.k + t], r.distance[i * r.k + t]));
+      }
+  }
 }
 
 TEST(LookalikeKnn, MatchesBruteForceOnRandomData) {

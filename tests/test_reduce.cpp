@@ -48,7 +48,7 @@ class SimReducer final : public icp::Reducer {
   icp::Matrix gather_rows(icp::MatrixView local) override {
     std::vector<float> all = concat(std::span<const float>(local.data, local.rows * local.cols));
     icp::Matrix m(local.cols ? all.size() / local.cols : 0, local.cols);
-    m.storage() = std::move(all);
+    m.storage().assign(all.begin(), all.end());
     return m;
   }
   std::vector<float> gather(std::span<const float> local) override { return concat(local); }

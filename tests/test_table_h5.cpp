@@ -66,8 +66,8 @@ icp::ColumnRequest req(const std::string& name, icp::ColumnType type) {
 
 using icp_test::same_bits;
 
-template <class T>
-bool same_bytes(const std::vector<T>& a, const std::vector<T>& b) {
+template <class T, class A>
+bool same_bytes(const std::vector<T, A>& a, const std::vector<T, A>& b) {
   return a.size() == b.size() &&
          (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }

@@ -24,8 +24,8 @@ enum class LookalikeMethod {
 const char* to_string(LookalikeMethod method) noexcept;
 
 struct KnnResult {
-  std::size_t k = 0;                ///< columns: min(neighbors, seeds)
-  std::vector<std::int64_t> index;  ///< n * k, seed indices
+  std::size_t k = 0;                ///< columns: min(neighbors, seeds), or fewer when asked
+  std::vector<std::int64_t> index;  ///< n * k, seed indices, nearest first
   std::vector<float> distance;      ///< n * k, exact squared distances (rounded from float64)
   std::vector<double> mean;         ///< n, mean of the row's valid distances (float64)
 };
@@ -57,7 +57,8 @@ struct LookalikeOptions {
   std::int64_t backtest_max_rows = 1000000;
   std::uint64_t seed = 42;
   LookalikeMethod method = LookalikeMethod::ensemble;
-  /// Computes knn_to_seeds(x, seeds, self_seed, neighbors) for every row of x; null = here. The
+  /// Computes knn_to_seeds(x, seeds, self_seed, neighbors) for every row of x (the nearest seed
+  /// column and the mean are all that is read); null = here. The
   /// MPI run plugs in one that splits the rows between processes (same bits: rows are scored
   /// independently, in the same 256-row blocks).
   std::function<KnnResult(MatrixView x, MatrixView seeds, std::span<const std::int64_t> self_seed,
@@ -169,9 +170,12 @@ class NewAccountScorer {
 /// Exact k nearest seeds of every row of x. `self_seed[i]` is the seed index that row i must
 /// not count (a seed is never its own neighbour), or -1; may be empty (no exclusion).
 /// Per row, neighbours are sorted by exact float64 squared distance, ties to the lower seed
-/// index; slots beyond the available seeds hold index -1 and distance +inf.
+/// index; slots beyond the available seeds hold index -1 and distance +inf. `columns` > 0 keeps
+/// only the nearest `columns` of them in index and distance (the mean still covers all k):
+/// scoring needs the nearest seed and the mean, and at 10M rows x 10 neighbours the full lists
+/// were 1.2 GB, allocated and zeroed on one thread.
 KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int64_t> self_seed,
-                       int neighbors);
+                       int neighbors, int columns = 0);
 
 /// Per segment c with n_c rows, s_c seeds and g_c negatives (S, G, N totals; p = S/N, q = G/N,
 /// a = prior_strength):

@@ -53,7 +53,7 @@ class MpiReducer final : public Reducer {
     return out;
   }
   Matrix gather_rows(MatrixView local) override {
-    std::vector<float> all;
+    FloatStorage all;
     allgatherv(local.data, local.rows * local.cols, all, MPI_FLOAT, "gather_rows");
     const std::size_t rows = local.cols == 0 ? 0 : all.size() / local.cols;
     Matrix out(rows, local.cols);
@@ -107,8 +107,8 @@ class MpiReducer final : public Reducer {
           "allreduce");
   }
 
-  template <class T>
-  void allgatherv(const T* data, std::size_t n, std::vector<T>& out, MPI_Datatype type,
+  template <class T, class Vector>
+  void allgatherv(const T* data, std::size_t n, Vector& out, MPI_Datatype type,
                   const char* what) {
     int mine = as_count(n, what);
     std::vector<int> counts(static_cast<std::size_t>(size_)), displs(counts.size());

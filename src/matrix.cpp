@@ -1,0 +1,38 @@
+// Matrix allocation: large matrices are first touched by every thread.
+#include "icp/matrix.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace icp {
+
+namespace {
+
+// Below this many elements (4 MiB) a fill is faster than starting the thread team.
+constexpr std::size_t kParallelFillElements = std::size_t{1} << 20;
+
+}  // namespace
+
+Matrix::Matrix(std::size_t rows, std::size_t cols, float fill) : rows_(rows), cols_(cols) {
+  const std::size_t n = rows * cols;
+  data_.resize(n);
+  float* p = data_.data();
+  if (n < kParallelFillElements) {
+    std::fill_n(p, n, fill);
+    return;
+  }
+  // Static schedule: each thread faults in (and the kernel zeroes) one contiguous share.
+  const auto count = static_cast<std::int64_t>(n);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < count; ++i) p[i] = fill;
+}
+
+Matrix Matrix::uninitialized(std::size_t rows, std::size_t cols) {
+  Matrix m;
+  m.rows_ = rows;
+  m.cols_ = cols;
+  m.data_.resize(rows * cols);
+  return m;
+}
+
+}  // namespace icp
