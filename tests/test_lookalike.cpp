@@ -447,6 +447,12 @@ TEST(LookalikeScore, RanksTiersAndPercentiles) {
       icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
   const std::size_t n = p.seed.size();
   ASSERT_EQ(r.rank.size(), n);
+  EXPECT_EQ(r.rank, icp::rank_descending(r.combined));
+  // The segment method alone: two values for 2000 rows, ties everywhere.
+  o.method = icp::LookalikeMethod::segment;
+  const icp::LookalikeResult tied =
+      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  EXPECT_EQ(tied.rank, icp::rank_descending(tied.combined));
   std::vector<std::int64_t> sorted = r.rank;
   std::sort(sorted.begin(), sorted.end());
   for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(sorted[i], static_cast<std::int64_t>(i + 1));
