@@ -127,9 +127,12 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
   if (!r.is_negative.empty()) w.write("/lookalike/is_negative", sp(r.is_negative));
   w.write("/lookalike/nearest_seed", sp(la.nearest_seed));
   std::vector<std::string> nearest_id(la.nearest_seed.size());
-  for (std::size_t i = 0; i < nearest_id.size(); ++i)
-    if (la.nearest_seed[i] >= 0)
-      nearest_id[i] = r.ids[static_cast<std::size_t>(la.nearest_seed[i])];
+  const auto rows = static_cast<std::int64_t>(nearest_id.size());
+#pragma omp parallel for schedule(static)
+  for (std::int64_t s = 0; s < rows; ++s) {
+    const auto i = static_cast<std::size_t>(s);
+    if (la.nearest_seed[i] >= 0) nearest_id[i] = r.ids[static_cast<std::size_t>(la.nearest_seed[i])];
+  }
   w.write_strings("/lookalike/nearest_seed_id", nearest_id);
   w.write("/lookalike/nearest_seed_distance", sp(la.nearest_seed_distance));
   w.write("/lookalike/knn_similarity", sp(la.knn_similarity));
