@@ -73,9 +73,9 @@ std::vector<std::size_t> reference_seeds(std::vector<std::size_t> seed_rows, std
   return seed_rows;
 }
 
-// Rows the backtest scores, ascending: empty for every row, else a seeded Bernoulli sample (row i
-// kept when a hash of (seed, i) falls below max_rows / n), so the choice depends only on n, the
-// cap and the seed, never on the thread count.
+// The rows a backtest runs on: every row (threshold 0), or a seeded Bernoulli sample (row i kept
+// when a hash of (seed, i) falls below max_rows / n), so the choice depends only on n, the cap and
+// the seed, never on the thread count.
 struct BacktestSample {
   std::uint64_t threshold = 0;  // 0: every row
   std::uint64_t base = 0;

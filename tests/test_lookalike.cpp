@@ -6,6 +6,7 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "../src/value_order.hpp"
@@ -367,6 +368,17 @@ Planted planted(std::size_t n = 2000, std::size_t d = 8) {
   return p;
 }
 
+// score_lookalike at 1 and then 2 threads (the thread count restored to the default after).
+std::pair<icp::LookalikeResult, icp::LookalikeResult> at_one_and_two_threads(
+    const Planted& p, const icp::LookalikeOptions& o) {
+  icp::set_threads(1);
+  icp::LookalikeResult one = icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  icp::set_threads(2);
+  icp::LookalikeResult two = icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+  icp::set_threads(0);
+  return {std::move(one), std::move(two)};
+}
+
 TEST(LookalikePlanted, EveryMethodFindsHeldOutSeeds) {
   const Planted p = planted();
   icp::LookalikeOptions o;
@@ -638,13 +650,7 @@ TEST(LookalikeThreads, OneAndTwoThreadsGiveIdenticalBits) {
   const Planted p = planted(9000, 6);
   icp::LookalikeOptions o;
   o.bags = 2;
-  icp::set_threads(1);
-  const icp::LookalikeResult a =
-      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
-  icp::set_threads(2);
-  const icp::LookalikeResult b =
-      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
-  icp::set_threads(0);
+  const auto [a, b] = at_one_and_two_threads(p, o);
   auto same = [](const auto& u, const auto& v) {
     return u.size() == v.size() && std::memcmp(u.data(), v.data(), u.size() * sizeof(u[0])) == 0;
   };
@@ -681,13 +687,7 @@ TEST(LookalikeBacktest, ASampleOfTheMarketEstimatesTheFullBacktest) {
   EXPECT_EQ(full.backtest[3].positives, 100);  // the half that measures the ensemble
 
   o.backtest_max_rows = 5000;  // each row kept with probability 1/4
-  icp::set_threads(1);
-  const icp::LookalikeResult one =
-      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
-  icp::set_threads(2);
-  const icp::LookalikeResult two =
-      icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
-  icp::set_threads(0);
+  const auto [one, two] = at_one_and_two_threads(p, o);
   ASSERT_EQ(one.backtest.size(), 4u);
   for (std::size_t m = 0; m < 4; ++m) {
     const icp::BacktestRow& b = one.backtest[m];
