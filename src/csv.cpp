@@ -878,35 +878,37 @@ struct KeyPos {
   }
 };
 
-/// Insert-only open-addressing set of keys with their hashes: no node per key (the std set
-/// allocates one each), and the stored hash rules out almost every key comparison.
+/// Insert-only open-addressing set of keys, held as (hash, key number) in 16 bytes: no node per
+/// key (the std set allocates one each), and the stored hash rules out almost every key
+/// comparison, so a key's text is looked up (through `key_of`, from its number) only when two
+/// hashes are equal. Slots half the size of (text view, hash) ones keep a partition's set in
+/// cache, and the common insert touches neither the key's chunk nor its text.
 class KeySet {
  public:
   explicit KeySet(std::size_t expected) {
     std::size_t cap = 16;
     while (cap < 2 * expected) cap <<= 1;  // load <= 1/2 keeps linear probes short
-    slots_.resize(cap);
+    slots_.assign(cap, Slot{0, kEmpty});
     mask_ = cap - 1;
   }
-  /// False when `key` was already there.
-  bool insert(std::string_view key, std::size_t hash) {
+  /// False when the key numbered `index` equals one inserted before.
+  template <class KeyOf>
+  bool insert(std::size_t index, std::size_t hash, KeyOf&& key_of) {
     for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
       Slot& s = slots_[i];
-      if (!s.used) {
-        s.used = true;
-        s.hash = hash;
-        s.key = key;
+      if (s.index == kEmpty) {
+        s = Slot{hash, index};
         return true;
       }
-      if (s.hash == hash && s.key == key) return false;
+      if (s.hash == hash && key_of(s.index) == key_of(index)) return false;
     }
   }
 
  private:
+  static constexpr std::size_t kEmpty = std::numeric_limits<std::size_t>::max();
   struct Slot {
-    std::string_view key;
-    std::size_t hash = 0;
-    bool used = false;
+    std::size_t hash;
+    std::size_t index;  // kEmpty: free
   };
   std::vector<Slot> slots_;
   std::size_t mask_ = 0;
@@ -1001,10 +1003,13 @@ std::vector<KeyPos> find_repeats(const std::vector<ChunkOut>& outs, int nthreads
       errors.run([&] {
         const auto p = static_cast<std::size_t>(sp);
         KeySet seen(part_begin[p + 1] - part_begin[p]);
+        auto key_of = [&](std::size_t i) {
+          const std::size_t c = chunk_of(i);
+          return outs[c].keys[i - first[c]];
+        };
         for (std::size_t e = part_begin[p]; e < part_begin[p + 1]; ++e) {
           const std::size_t i = entries[e].index;
-          const std::size_t c = chunk_of(i);
-          if (!seen.insert(outs[c].keys[i - first[c]], entries[e].hash)) found[p].push_back(i);
+          if (!seen.insert(i, entries[e].hash, key_of)) found[p].push_back(i);
         }
       });
     }
