@@ -146,3 +146,21 @@ TEST(Config, KMeansUnknownAlgorithmListsTheChoices) {
 }
 
 }  // namespace
+
+TEST(Config, LookalikeSampleSizesParsedDefaultedAndRoundTripped) {
+  const auto d = icp::parse_config(kMinimal, "/jobs/job.toml");
+  EXPECT_EQ(d.lookalike.knn_max_seeds, 512);
+  EXPECT_EQ(d.lookalike.backtest_max_rows, 1000000);
+  const std::string text =
+      std::string(kMinimal) + "\n[lookalike]\nknn_max_seeds = 0\nbacktest_max_rows = 250000\n";
+  const auto c = icp::parse_config(text, "/jobs/job.toml");
+  EXPECT_EQ(c.lookalike.knn_max_seeds, 0);
+  EXPECT_EQ(c.lookalike.backtest_max_rows, 250000);
+  const auto again = icp::parse_config(c.config_text, "/jobs/resolved.toml");
+  EXPECT_EQ(again.lookalike.backtest_max_rows, 250000);
+  const std::string negative =
+      std::string(kMinimal) + "\n[lookalike]\nbacktest_max_rows = -1\n";
+  EXPECT_NE(error_of(negative).find("lookalike.backtest_max_rows: must be between 0"),
+            std::string::npos)
+      << error_of(negative);
+}
