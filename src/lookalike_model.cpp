@@ -58,15 +58,15 @@ struct Objective {
   Eigen::MatrixXd hessian;
 };
 
-// log(1 + exp(z)) without overflow.
-double softplus(double z) {
-  return std::max(z, 0.0) + std::log1p(std::exp(-std::abs(z)));
+// log(1 + exp(z)) without overflow, from e = exp(-|z|).
+double softplus(double z, double e) {
+  return std::max(z, 0.0) + std::log1p(e);
 }
 
-double sigmoid(double z) {
-  if (z >= 0.0) return 1.0 / (1.0 + std::exp(-z));
-  const double e = std::exp(z);
-  return e / (1.0 + e);
+// 1 / (1 + exp(-z)) from the same e: exp(-z) for z >= 0 and exp(z) below are both exp(-|z|), so
+// one exp serves the loss and the derivatives.
+double sigmoid(double z, double e) {
+  return z >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
 Objective evaluate(const Problem& problem, const Eigen::VectorXd& theta, bool derivatives) {
@@ -112,9 +112,10 @@ Objective evaluate(const Problem& problem, const Eigen::VectorXd& theta, bool de
           const auto e = static_cast<Eigen::Index>(r);
           const double w = problem.weight[i];
           const double y = problem.target[i];
-          loss += w * (softplus(z[e]) - y * z[e]);
+          const double ez = std::exp(-std::abs(z[e]));
+          loss += w * (softplus(z[e], ez) - y * z[e]);
           if (derivatives) {
-            const double s = sigmoid(z[e]);
+            const double s = sigmoid(z[e], ez);
             residual[e] = w * (s - y);
             curvature[e] = std::sqrt(w * s * (1.0 - s));
           }
