@@ -14,6 +14,7 @@
 #include "icp/output.hpp"
 #include "icp/pipeline.hpp"
 #include "icp/table_h5.hpp"
+#include "value_order.hpp"
 
 #ifndef ICP_VERSION
 #define ICP_VERSION "0.0.0"
@@ -275,12 +276,35 @@ std::unordered_map<std::int64_t, std::size_t> seed_row_index(const ScoringModel&
 /// Block of rows ranked at a time when the ranks are written: bounds the int64 ranks in flight.
 constexpr std::size_t kRankBlockRows = std::size_t{1} << 16;
 
+/// Keys of the sorted copy sampled into the rank pass's search index: 64 keys are 4 cache lines,
+/// and the index (1/64 of the copy: 2.3 MB at 37M rows) stays in cache, where a binary search of
+/// the whole 148 MB copy missed the cache at nearly every step for every row.
+constexpr std::size_t kRankIndexStride = 64;
+
 /// rank_descending's ranks (1 = highest, ties to the lower row) without its n-entry order: a
-/// sorted copy and one counter per sorted position, 8 bytes per row, the ranks written in blocks.
+/// sorted copy (as order keys) and one counter per sorted position, 8 bytes per row, the ranks
+/// written in blocks.
 void append_ranks(std::span<const float> combined, h5::Writer& w) {
   const std::size_t n = combined.size();
-  std::vector<float> ascending(combined.begin(), combined.end());
-  std::sort(ascending.begin(), ascending.end());
+  std::vector<std::uint32_t> ascending(n);
+  for (std::size_t i = 0; i < n; ++i) ascending[i] = float_order_key(combined[i]);
+  sort_keys(ascending);
+  std::vector<std::uint32_t> index((n + kRankIndexStride - 1) / kRankIndexStride);
+  for (std::size_t s = 0; s < index.size(); ++s) index[s] = ascending[s * kRankIndexStride];
+  // First position whose key is >= k (lower) or > k (upper): the index narrows it to the run of
+  // kRankIndexStride keys that holds it. With index[s] the first sample past the bound, the bound
+  // lies in ((s - 1) * stride, s * stride].
+  auto bound = [&](std::uint32_t k, auto search) {
+    const auto s = static_cast<std::size_t>(search(index.begin(), index.end(), k) - index.begin());
+    const std::size_t b = s == 0 ? 0 : (s - 1) * kRankIndexStride;
+    const std::size_t e = std::min(n, s * kRankIndexStride);
+    return static_cast<std::size_t>(
+        search(ascending.begin() + static_cast<std::ptrdiff_t>(b),
+               ascending.begin() + static_cast<std::ptrdiff_t>(e), k) -
+        ascending.begin());
+  };
+  auto lower = [](auto first, auto last, std::uint32_t k) { return std::lower_bound(first, last, k); };
+  auto upper = [](auto first, auto last, std::uint32_t k) { return std::upper_bound(first, last, k); };
   // taken[lo]: rows already ranked among those equal to ascending[lo] (lo = its first position).
   std::vector<std::uint32_t> taken(n, 0);
   std::vector<std::int64_t> rank;
@@ -288,11 +312,10 @@ void append_ranks(std::span<const float> combined, h5::Writer& w) {
     const std::size_t b1 = std::min(n, b0 + kRankBlockRows);
     rank.resize(b1 - b0);
     for (std::size_t i = b0; i < b1; ++i) {
-      const float v = combined[i];
-      const auto lo = std::lower_bound(ascending.begin(), ascending.end(), v);
-      const auto hi = std::upper_bound(lo, ascending.end(), v);
-      const auto greater = static_cast<std::size_t>(ascending.end() - hi);
-      auto& before = taken[static_cast<std::size_t>(lo - ascending.begin())];
+      const std::uint32_t k = float_order_key(combined[i]);
+      const std::size_t lo = bound(k, lower);
+      const std::size_t greater = n - bound(k, upper);
+      auto& before = taken[lo];
       rank[i - b0] = static_cast<std::int64_t>(greater + before) + 1;
       ++before;
     }
