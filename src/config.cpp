@@ -509,7 +509,8 @@ std::string to_toml(const JobConfig& c) {
   for (std::size_t i = 0; i < c.lookalike.tiers.size(); ++i)
     o << (i ? ", " : "") << number(c.lookalike.tiers[i]);
   o << "]\nholdout = " << number(c.lookalike.holdout)
-    << "\nbacktest_max_rows = " << c.lookalike.backtest_max_rows << "\ntop_n = " << c.lookalike.top_n << "\n";
+    << "\nbacktest_max_rows = " << c.lookalike.backtest_max_rows
+    << "\ntop_n = " << c.lookalike.top_n << "\n";
   o << "\n[output]\npath = " << quoted(c.output.path) << "\ntop_csv = " << quoted(c.output.top_csv)
     << "\nreport = " << quoted(c.output.report) << "\n";
   o << "\n[run]\nthreads = " << c.threads << "\nseed = " << c.seed << "\n";

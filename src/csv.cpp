@@ -52,7 +52,6 @@ constexpr std::size_t kMinChunkBytes = 1;
 /// full of them (another quoting dialect) must not turn that into quadratic work.
 constexpr int kMaxParallelPasses = 4;
 
-/// No byte >= 0x80: valid UTF-8 and the same text in Latin-1, so neither check nor conversion.
 // Hands the allocator's free pages back to the system (glibc). Not under AddressSanitizer: malloc
 // is then ASan's own, and glibc's malloc_trim would walk arenas that were never set up (it
 // crashed there).
@@ -62,6 +61,7 @@ void release_free_pages() noexcept {
 #endif
 }
 
+/// No byte >= 0x80: valid UTF-8 and the same text in Latin-1, so neither check nor conversion.
 bool is_ascii(std::string_view s) noexcept {
   unsigned char any = 0;
   for (const char c : s) any |= static_cast<unsigned char>(c);
@@ -548,8 +548,6 @@ std::string field_count_reason(std::size_t expected, std::size_t found) {
   return "expected " + std::to_string(expected) + " fields, found " + std::to_string(found);
 }
 
-/// Parses the records starting in [begin, end). The last record may run past `end`; end_pos
-/// tells where it really stopped, which is how a wrong boundary is detected.
 /// Rows parsed before a chunk sizes its vectors: enough to estimate the bytes per row.
 constexpr std::size_t kReserveAfterRows = 64;
 
@@ -581,6 +579,8 @@ void reserve_rest(ChunkOut& out, const Plan& plan, std::size_t begin, std::size_
   }
 }
 
+/// Parses the records starting in [begin, end). The last record may run past `end`; end_pos
+/// tells where it really stopped, which is how a wrong boundary is detected.
 void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::size_t end,
                  ChunkOut& out) {
   const CsvOptions& opts = *plan.opts;

@@ -95,8 +95,7 @@ BacktestSample backtest_sample(std::size_t n, std::int64_t cap, std::uint64_t se
 
 MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, int k,
                          std::span<const std::uint8_t> is_seed,
-                         std::span<const std::uint8_t> is_negative,
-                         const LookalikeOptions& options,
+                         std::span<const std::uint8_t> is_negative, const LookalikeOptions& options,
                          const LogisticModel* model_start = nullptr) {
   const std::size_t n = x.rows;
   std::vector<std::size_t> all_seeds;

@@ -182,8 +182,8 @@ Eigen::VectorXd newton(const Problem& problem, Eigen::VectorXd theta, int& itera
     const double slope = obj.gradient.dot(step);
     if (slope >= 0.0) break;  // no descent left: at the optimum up to rounding
     const double scale = 1.0 + theta.cwiseAbs().maxCoeff();
-    next_need = step.cwiseAbs().maxCoeff() > kFreshHessianStep * scale ? Need::hessian
-                                                                        : Need::gradient;
+    next_need =
+        step.cwiseAbs().maxCoeff() > kFreshHessianStep * scale ? Need::hessian : Need::gradient;
     double t = 1.0;
     bool accepted = false;
     for (int h = 0; h < kMaxLineSearchHalvings; ++h) {
@@ -242,7 +242,8 @@ LogisticModel fit_pu_logistic(MatrixView x, std::span<const std::uint8_t> is_see
   Eigen::VectorXd theta0 = Eigen::VectorXd::Zero(theta_sum.size());
   if (start != nullptr) {
     theta0[0] = start->intercept;
-    for (std::size_t j = 0; j < x.cols; ++j) theta0[static_cast<Eigen::Index>(j + 1)] = start->coef[j];
+    for (std::size_t j = 0; j < x.cols; ++j)
+      theta0[static_cast<Eigen::Index>(j + 1)] = start->coef[j];
   }
   LogisticModel model;
   int fitted_bags = 0;

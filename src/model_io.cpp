@@ -298,13 +298,16 @@ void append_ranks(std::span<const float> combined, h5::Writer& w) {
     const auto s = static_cast<std::size_t>(search(index.begin(), index.end(), k) - index.begin());
     const std::size_t b = s == 0 ? 0 : (s - 1) * kRankIndexStride;
     const std::size_t e = std::min(n, s * kRankIndexStride);
-    return static_cast<std::size_t>(
-        search(ascending.begin() + static_cast<std::ptrdiff_t>(b),
-               ascending.begin() + static_cast<std::ptrdiff_t>(e), k) -
-        ascending.begin());
+    return static_cast<std::size_t>(search(ascending.begin() + static_cast<std::ptrdiff_t>(b),
+                                           ascending.begin() + static_cast<std::ptrdiff_t>(e), k) -
+                                    ascending.begin());
   };
-  auto lower = [](auto first, auto last, std::uint32_t k) { return std::lower_bound(first, last, k); };
-  auto upper = [](auto first, auto last, std::uint32_t k) { return std::upper_bound(first, last, k); };
+  auto lower = [](auto first, auto last, std::uint32_t k) {
+    return std::lower_bound(first, last, k);
+  };
+  auto upper = [](auto first, auto last, std::uint32_t k) {
+    return std::upper_bound(first, last, k);
+  };
   // taken[lo]: rows already ranked among those equal to ascending[lo] (lo = its first position).
   std::vector<std::uint32_t> taken(n, 0);
   std::vector<std::int64_t> rank;

@@ -131,7 +131,8 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
 #pragma omp parallel for schedule(static)
   for (std::int64_t s = 0; s < rows; ++s) {
     const auto i = static_cast<std::size_t>(s);
-    if (la.nearest_seed[i] >= 0) nearest_id[i] = r.ids[static_cast<std::size_t>(la.nearest_seed[i])];
+    if (la.nearest_seed[i] >= 0)
+      nearest_id[i] = r.ids[static_cast<std::size_t>(la.nearest_seed[i])];
   }
   w.write_strings("/lookalike/nearest_seed_id", nearest_id);
   w.write("/lookalike/nearest_seed_distance", sp(la.nearest_seed_distance));
@@ -162,9 +163,9 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
     lift.push_back(b.lift_at_10);
     weight.push_back(b.weight);
   }
-  bt.fields = {{"method", method},   {"auc", auc},          {"recall_at_1", r1},
-               {"recall_at_5", r5},  {"recall_at_10", r10}, {"recall_at_25", r25},
-               {"lift_at_10", lift}, {"weight", weight},       {"population", population},
+  bt.fields = {{"method", method},      {"auc", auc},          {"recall_at_1", r1},
+               {"recall_at_5", r5},     {"recall_at_10", r10}, {"recall_at_25", r25},
+               {"lift_at_10", lift},    {"weight", weight},    {"population", population},
                {"positives", positives}};
   w.write_table("/lookalike/backtest", bt);
   w.attr("/lookalike/backtest", "holdout", r.config.lookalike.holdout);
@@ -376,10 +377,11 @@ Stored load(const std::string& path, int top) {
   const std::vector<std::int64_t> rank = rd.read<std::int64_t>("/lookalike/rank");
   const std::vector<std::uint8_t> is_seed = rd.read<std::uint8_t>("/lookalike/is_seed");
   for (const std::size_t i : top_prospects(rank, is_seed, static_cast<std::size_t>(top))) {
-    s.top.push_back(TopRow{rank[i], rd.read_string_rows("/accounts/id", i, 1).at(0),
-                           rd.read_rows<float>("/lookalike/score", i, 1).at(0),
-                           static_cast<char>(rd.read_rows<std::uint8_t>("/lookalike/tier", i, 1).at(0)),
-                           rd.read_rows<std::int32_t>("/segments/assignment", i, 1).at(0)});
+    s.top.push_back(
+        TopRow{rank[i], rd.read_string_rows("/accounts/id", i, 1).at(0),
+               rd.read_rows<float>("/lookalike/score", i, 1).at(0),
+               static_cast<char>(rd.read_rows<std::uint8_t>("/lookalike/tier", i, 1).at(0)),
+               rd.read_rows<std::int32_t>("/segments/assignment", i, 1).at(0)});
   }
   s.rows_read = rd.attr_int("/run", "rows_read");
   s.rows_accepted = rd.attr_int("/run", "rows_accepted");
@@ -456,8 +458,8 @@ std::string inspect_text(const std::string& path, int top) {
   o += fmt::format("\nTop {} lookalike accounts (seeds excluded)\n", top);
   o += fmt::format("  {:>6} {:<16} {:>6} {:>4} {:>4}\n", "rank", "id", "score", "tier", "seg");
   for (const TopRow& row : s.top)
-    o += fmt::format("  {:>6} {:<16} {:>6.2f} {:>4} {:>4}\n", row.rank, row.id, row.score,
-                     row.tier, row.segment);
+    o += fmt::format("  {:>6} {:<16} {:>6.2f} {:>4} {:>4}\n", row.rank, row.id, row.score, row.tier,
+                     row.segment);
   return o;
 }
 

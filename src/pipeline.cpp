@@ -186,8 +186,7 @@ KnnResult knn_request(Reducer& reducer, MatrixView mine, std::size_t total_rows,
       self[row - range.begin] = pairs[t + 1];
   }
   // Lookalike scoring reads the nearest seed and the mean only.
-  const KnnResult part =
-      knn_to_seeds(mine, seeds.view(), self, static_cast<int>(request[3]), 1);
+  const KnnResult part = knn_to_seeds(mine, seeds.view(), self, static_cast<int>(request[3]), 1);
   // Seed indices fit int32 (a seed matrix of 2^31 rows would not fit in memory anyway).
   const std::vector<std::int32_t> index32(part.index.begin(), part.index.end());
   KnnResult all;

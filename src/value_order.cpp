@@ -14,10 +14,10 @@ namespace {
 // Digits of the stable radix sort: 11 bits (a 16 KiB count table, L1-resident) take the 32-bit
 // value key in 3 passes.
 constexpr unsigned kRadixBits = 11;
-// Rows below which the key and order loops stay on the calling thread (a team costs more).
-constexpr std::size_t kParallelRows = std::size_t{1} << 16;
 constexpr std::size_t kRadixBuckets = std::size_t{1} << kRadixBits;
 constexpr unsigned kRadixPasses = (32 + kRadixBits - 1) / kRadixBits;
+// Rows below which the key and order loops stay on the calling thread (a team costs more).
+constexpr std::size_t kParallelRows = std::size_t{1} << 16;
 
 // Page-fault-free scratch: written by the loops below before it is read.
 using Keys = std::vector<std::uint64_t, DefaultInitAllocator<std::uint64_t>>;
@@ -32,8 +32,7 @@ void radix_sort_32(Vector& keys, unsigned base) {
   std::vector<std::size_t> start(kRadixPasses * (kRadixBuckets + 1), 0);
   for (const auto k : keys)
     for (unsigned p = 0; p < kRadixPasses; ++p)
-      ++start[p * (kRadixBuckets + 1) + ((k >> (base + p * kRadixBits)) & (kRadixBuckets - 1)) +
-              1];
+      ++start[p * (kRadixBuckets + 1) + ((k >> (base + p * kRadixBits)) & (kRadixBuckets - 1)) + 1];
   Vector spare(keys.size());
   for (unsigned p = 0; p < kRadixPasses; ++p) {
     std::size_t* at = start.data() + p * (kRadixBuckets + 1);
@@ -54,7 +53,9 @@ std::uint32_t float_order_key(float f) noexcept {
   return (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
 }
 
-void sort_keys(std::vector<std::uint32_t>& keys) { radix_sort_32(keys, 0); }
+void sort_keys(std::vector<std::uint32_t>& keys) {
+  radix_sort_32(keys, 0);
+}
 
 std::vector<std::size_t> order_by_value(std::span<const float> value, bool descending) {
   const std::size_t n = value.size();

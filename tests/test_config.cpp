@@ -158,8 +158,7 @@ TEST(Config, LookalikeSampleSizesParsedDefaultedAndRoundTripped) {
   EXPECT_EQ(c.lookalike.backtest_max_rows, 250000);
   const auto again = icp::parse_config(c.config_text, "/jobs/resolved.toml");
   EXPECT_EQ(again.lookalike.backtest_max_rows, 250000);
-  const std::string negative =
-      std::string(kMinimal) + "\n[lookalike]\nbacktest_max_rows = -1\n";
+  const std::string negative = std::string(kMinimal) + "\n[lookalike]\nbacktest_max_rows = -1\n";
   EXPECT_NE(error_of(negative).find("lookalike.backtest_max_rows: must be between 0"),
             std::string::npos)
       << error_of(negative);

@@ -528,7 +528,8 @@ TEST(H5Chunked, ParallelFilteredChunksAreTheBytesHdf5Writes) {
   for (const std::string& s : ids) longest = std::max(longest, s.size());
   std::vector<char> padded(ids.size() * longest, '\0');
   for (std::size_t i = 0; i < ids.size(); ++i)
-    std::copy(ids[i].begin(), ids[i].end(), padded.begin() + static_cast<std::ptrdiff_t>(i * longest));
+    std::copy(ids[i].begin(), ids[i].end(),
+              padded.begin() + static_cast<std::ptrdiff_t>(i * longest));
   const hid_t text = H5Tcopy(H5T_C_S1);
   H5Tset_size(text, longest);
   H5Tset_cset(text, H5T_CSET_UTF8);

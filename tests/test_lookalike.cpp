@@ -705,7 +705,8 @@ TEST(LookalikeBacktest, ASampleOfTheMarketEstimatesTheFullBacktest) {
   ASSERT_EQ(one.model_coef.size(), full.model_coef.size());
   for (std::size_t j = 0; j < full.model_coef.size(); ++j)
     EXPECT_NEAR(one.model_coef[j], full.model_coef[j], 1e-7 * (1.0 + std::abs(full.model_coef[j])));
-  EXPECT_NEAR(one.model_intercept, full.model_intercept, 1e-7 * (1.0 + std::abs(full.model_intercept)));
+  EXPECT_NEAR(one.model_intercept, full.model_intercept,
+              1e-7 * (1.0 + std::abs(full.model_intercept)));
 
   // A sample too small to hold two held-out seeds measures every row instead.
   o.backtest_max_rows = 10;

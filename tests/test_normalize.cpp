@@ -171,8 +171,8 @@ TEST(Normalize, SameBitsAtOneAndTwoThreads) {
   }
   const auto t = table_of({numeric("x", v), numeric("y", w), numeric("z", u)});
   icp::NormalizeOptions o;
-  o.numeric = {nf("x", icp::Scaling::zscore, icp::Transform::log1p),
-               nf("y", icp::Scaling::robust), nf("z", icp::Scaling::minmax)};
+  o.numeric = {nf("x", icp::Scaling::zscore, icp::Transform::log1p), nf("y", icp::Scaling::robust),
+               nf("z", icp::Scaling::minmax)};
   o.missing.flag = true;
   icp::set_threads(1);
   const icp::Normalizer n1 = icp::fit_normalizer(t, o);

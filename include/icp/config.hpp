@@ -45,7 +45,7 @@ struct SeedOptions {
 
 struct LookalikeOptionsConfig {
   int neighbors = 10;                 ///< nearest seeds averaged by the knn method
-  std::int64_t knn_max_seeds = 512;  ///< knn reference seeds at most (seeded sample); 0 = all
+  std::int64_t knn_max_seeds = 512;   ///< knn reference seeds at most (seeded sample); 0 = all
   LookalikeMethod method = LookalikeMethod::ensemble;  ///< knn | segment | model | ensemble
   double prior_strength = 20.0;  ///< pseudo-counts smoothing a segment's seed rate to the base
   double l2 = 1.0;               ///< L2 penalty of the positive-unlabeled logistic model

@@ -1,7 +1,7 @@
 // `icp run`: the whole job from a job file, with command-line overrides.
 #include <algorithm>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -195,9 +195,9 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
     throw;
   }
   if (!a.quiet)  // not in /run/stages: the file cannot hold the time it took to write itself
-    print_stage({"write", result.ingest.rows_accepted,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start)
-                     .count()});
+    print_stage(
+        {"write", result.ingest.rows_accepted,
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count()});
   // The results are in place: a later run must not pick up this job's state by mistake.
   if (!checkpoint_path.empty()) std::remove(checkpoint_path.c_str());
   if (!a.quiet) {

@@ -108,8 +108,7 @@ class MpiReducer final : public Reducer {
   }
 
   template <class T, class Vector>
-  void allgatherv(const T* data, std::size_t n, Vector& out, MPI_Datatype type,
-                  const char* what) {
+  void allgatherv(const T* data, std::size_t n, Vector& out, MPI_Datatype type, const char* what) {
     int mine = as_count(n, what);
     std::vector<int> counts(static_cast<std::size_t>(size_)), displs(counts.size());
     check(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD), what);
