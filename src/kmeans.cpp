@@ -231,6 +231,7 @@ const char* to_string(KMeansAlgorithm algorithm) noexcept {
       return "hamerly";
     case KMeansAlgorithm::yinyang:
       return "yinyang";
+
     case KMeansAlgorithm::minibatch:
       return "minibatch";
   }
@@ -261,6 +262,7 @@ std::unique_ptr<StepPolicy> make_policy(KMeansAlgorithm algorithm) {
       return make_hamerly_policy();
     case KMeansAlgorithm::yinyang:
       return make_yinyang_policy();
+
     case KMeansAlgorithm::lloyd:
     case KMeansAlgorithm::automatic:
     case KMeansAlgorithm::minibatch:  // run_restart drives minibatch itself
@@ -353,8 +355,8 @@ Matrix initial_centres(const Matrix& xc, const KMeansOptions& options, std::span
 /// `converged_at`: the centre movement at or below which a restart has converged (tol x the
 /// mean column variance).
 RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<const double> mean,
-                      double converged_at, int restart, Reducer& reducer, const RunResult* best,
-                      const KMeansCheckpoint* resume) {
+                      const MomentScales& scales, double converged_at, int restart,
+                      Reducer& reducer, const RunResult* best, const KMeansCheckpoint* resume) {
   const std::uint64_t seed = derive_seed(options.seed, static_cast<std::uint64_t>(restart));
   const bool minibatch = options.algorithm == KMeansAlgorithm::minibatch;
   RunResult run;
@@ -397,6 +399,7 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
     run.state.distance.assign(xc.rows(), 0.0f);
   }
   run.state.weight = options.sample_weight;
+  run.state.scales = scales;
   if (minibatch) {
     run.converged =
         minibatch_run(xc.view(), run.state, options, restart, seed, reducer, run.history);
@@ -467,6 +470,7 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
   const Matrix xc = centre_rows(x, mean);
   const double converged_at =
       options.tol * mean_feature_variance(xc.view(), reducer, options.sample_weight);
+  const MomentScales scales = moment_scales(xc.view(), options.sample_weight, reducer);
 
   const KMeansCheckpoint* resume = options.resume;
   if ((resume != nullptr || options.on_checkpoint) &&
@@ -499,7 +503,7 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
   }
   for (int restart = resume ? resume->restart : 0; restart < options.n_init; ++restart) {
     const bool resuming = resume != nullptr && restart == resume->restart;
-    RunResult run = run_restart(xc, options, mean, converged_at, restart, reducer,
+    RunResult run = run_restart(xc, options, mean, scales, converged_at, restart, reducer,
                                 have_best ? &best : nullptr, resuming ? resume : nullptr);
     if (!have_best || run.inertia < best.inertia) {
       best = std::move(run);

@@ -44,9 +44,18 @@ std::vector<double> centre_moves(const Matrix& prev, const Matrix& next) {
 }
 
 double row_sq_norm(const float* x, std::size_t d) noexcept {
-  double s = 0.0;
-  for (std::size_t t = 0; t < d; ++t) s += static_cast<double>(x[t]) * x[t];
-  return s;
+  // Eight float64 lanes combined in a fixed order (as squared_distance): the same bits wherever
+  // it is called, without the 4-cycle add latency per column of one running sum.
+  double lane[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  std::size_t t = 0;
+  for (; t + 8 <= d; t += 8) {
+    for (std::size_t l = 0; l < 8; ++l) lane[l] += static_cast<double>(x[t + l]) * x[t + l];
+  }
+  double tail = 0.0;
+  for (; t < d; ++t) tail += static_cast<double>(x[t]) * x[t];
+  return (((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+          ((lane[4] + lane[5]) + (lane[6] + lane[7]))) +
+         tail;
 }
 
 std::vector<float> row_norms(MatrixView xc) {

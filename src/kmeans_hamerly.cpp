@@ -1,23 +1,28 @@
-// Hamerly's algorithm: one lower bound (distance to every other centre) per row; the upper bound
-// is the exact distance to the assigned centre, computed every step anyway for `distance`. A row is
-// rescored only when its bounds cannot prove that the assigned centre still has the strictly
-// smallest score; rescoring uses the same kernel as Lloyd, so the assignments (and every bit after
-// them) equal Lloyd's.
+// Hamerly's algorithm: per row an upper bound on the distance to its centre and a lower bound on
+// the distance to every other centre, both carried from step to step as the centres move. A row
+// whose bounds prove that its centre still has the strictly smallest score is not read at all;
+// for the others the upper bound is first tightened to the exact distance, and rows still not
+// proven are rescored with Lloyd's kernel, so the labels (and every bit after them) equal Lloyd's.
+// The cluster moments are exact integers, so a step updates them from the relabelled rows alone.
+//
+// The bounds are stored relative to cumulative drifts, so that a proven row is read but never
+// written: D_j sums centre j's moves and M the largest move of each step (both rounded up), and a
+// row stores u - D_a and l + M from when its bounds were last set. Its current bounds are then
+// stored + D_a and stored - M. (Subtracting the largest move of all centres from l, rather than
+// the largest other than the row's own, costs a little tightness for 8 fewer bytes written.)
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
-#include <utility>
 #include <vector>
 
 #include "kmeans_internal.hpp"
+#include "kmeans_relabel.hpp"
 
 namespace icp::kmeans_detail {
 
 namespace {
-
-constexpr double kInf = std::numeric_limits<double>::infinity();
 
 class HamerlyPolicy final : public StepPolicy {
  public:
@@ -25,66 +30,89 @@ class HamerlyPolicy final : public StepPolicy {
     const std::size_t n = xc.rows;
     const std::size_t d = xc.cols;
     const std::size_t k = state.centroids.rows();
+    ensure_scales(xc, state, reducer);
     if (xnorm_.size() != n) xnorm_ = row_norms(xc);
     const MatrixView c = state.centroids.view();
     const BoundFrame frame = make_bound_frame(c);
-
     const bool full = !valid_;
-    std::vector<double> moves(k, 0.0);
-    double max1 = 0.0;
-    double max2 = 0.0;
-    std::size_t argmax1 = k;
     if (full) {
-      lower_.assign(n, 0.0);
+      upper_.assign(n, 0.0f);
+      lower_.assign(n, 0.0f);
+      drift_.assign(k, 0.0);
+      max_drift_ = 0.0;
+      moments_ = ClusterMoments(k, d, !state.weight.empty());
     } else {
-      moves = centre_moves(bound_centres_, state.centroids);
-      for (std::size_t j = 0; j < k; ++j) {
-        if (moves[j] > max1) {
-          max2 = max1;
-          max1 = moves[j];
-          argmax1 = j;
-        } else if (moves[j] > max2) {
-          max2 = moves[j];
-        }
-      }
+      const std::vector<double> moves = centre_moves(bound_centres_, state.centroids);
+      for (std::size_t j = 0; j < k; ++j) drift_[j] = bound_up(drift_[j] + moves[j]);
+      max_drift_ = bound_up(max_drift_ + *std::max_element(moves.begin(), moves.end()));
     }
+    // score_error(xnorm, cmax, d) doubled, as a quadratic in xnorm: e0 + e1 xnorm + e2 xnorm^2.
+    const double e0 = 2.0 * score_error(0.0, frame.cmax, d);
+    const double e2 = 2.0 * score_error(1.0, 0.0, d);
+    const double e1 = 2.0 * score_error(1.0, frame.cmax, d) - e0 - e2;
+    std::vector<double> twice_half(k);
+    for (std::size_t j = 0; j < k; ++j) twice_half[j] = 2.0 * frame.half[j];
 
-    ClusterAccumulator summed(n, k, d, state.weight, reducer.size() > 1);
-    const AssignStats assigned = bounded_assign(
-        xc, state, frame.packed, full, 0,
-        [&](std::size_t i, std::span<double>) {
-          const auto a = static_cast<std::size_t>(state.assignment[i]);
-          const double dist = squared_distance(xc.row(i), c.row(a), d);
-          const double u = round_up(std::sqrt(dist));
-          const double l = lower_[i] - (a == argmax1 ? max2 : max1);
-          const double low = std::max(l, 2.0 * frame.half[a] - u);
-          const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
-          if (!(low > u && low * low - u * u > 2.0 * err)) return false;
-          lower_[i] = l;
-          state.distance[i] = static_cast<float>(dist);
-          return true;
-        },
-        [&](std::size_t i, const float* s, std::size_t best) {
-          float second = std::numeric_limits<float>::infinity();
-          for (std::size_t j = 0; j < k; ++j) {
-            if (j != best) second = std::min(second, s[j]);
-          }
-          const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
-          lower_[i] = k == 1 ? kInf
-                             : lower_from_score(static_cast<double>(second),
-                                                row_sq_norm(xc.row(i), d), err);
-        },
-        summed);
+    auto proven = [&](double u, double l, std::size_t a, float xnorm) {
+      const double low = std::max(l, twice_half[a] - u);
+      const double x = static_cast<double>(xnorm);
+      const double err2 = e0 + x * (e1 + x * e2);
+      return low > u && (low - u) * (low + u) > err2;
+    };
+    // Per block: the rows the carried bounds cannot prove. Reads 16 bytes per row, writes none.
+    auto screen = [&](std::size_t b0, std::size_t b1, std::vector<std::size_t>& check) {
+      const std::int32_t* label = state.assignment.data();
+      const float* up = upper_.data();
+      const float* lo = lower_.data();
+      const float* xn = xnorm_.data();
+      const double* dr = drift_.data();
+      const double m = max_drift_;
+      for (std::size_t i = b0; i < b1; ++i) {
+        const auto a = static_cast<std::size_t>(label[i]);
+        const double u = bound_up(static_cast<double>(up[i]) + dr[a]);
+        const double l = bound_down(static_cast<double>(lo[i]) - m);
+        if (!proven(u, l, a, xn[i])) check.push_back(i);
+      }
+    };
+    auto tight = [&](std::size_t i) {
+      const auto a = static_cast<std::size_t>(state.assignment[i]);
+      const double u = round_up(std::sqrt(squared_distance(xc.row(i), c.row(a), d)));
+      const double l = bound_down(static_cast<double>(lower_[i]) - max_drift_);
+      if (!proven(u, l, a, xnorm_[i])) return false;
+      upper_[i] = float_up(bound_up(u - drift_[a]));
+      return true;
+    };
+    auto rescored = [&](std::size_t i, const float* row, const float* s, std::size_t best) {
+      float second = std::numeric_limits<float>::infinity();
+      for (std::size_t j = 0; j < k; ++j) {
+        if (j != best) second = std::min(second, s[j]);
+      }
+      const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
+      lower_[i] = k == 1 ? std::numeric_limits<float>::infinity()
+                         : float_down(bound_down(lower_from_score(static_cast<double>(second),
+                                                                  row_sq_norm(row, d), err) +
+                                                 max_drift_));
+      const double u = round_up(std::sqrt(squared_distance(row, c.row(best), d)));
+      upper_[i] = float_up(bound_up(u - drift_[best]));
+    };
+    const std::int64_t changed =
+        bounded_relabel(xc, state, frame.packed, full, moments_, screen, tight, rescored);
     bound_centres_ = state.centroids;
-    const StepStats stats = finish_step(xc, state, assigned, reducer, &summed);
-    // Relocated rows changed label without their bounds following: start over next step.
+    ClusterMoments all = moments_;
+    all.reduce(reducer);
+    const StepStats stats = finish_step(xc, state, changed, all, reducer, false);
+    // Relocated rows changed label without their bounds or moments following: start over.
     valid_ = stats.relocated == 0;
     return stats;
   }
 
  private:
-  std::vector<double> lower_;
+  std::vector<float> upper_;  // + drift_[label] >= distance to the assigned centre
+  std::vector<float> lower_;  // - max_drift_ <= distance to every other centre
+  std::vector<double> drift_;
+  double max_drift_ = 0.0;
   std::vector<float> xnorm_;
+  ClusterMoments moments_;  // of this process's rows under the current labels
   Matrix bound_centres_;
   bool valid_ = false;
 };

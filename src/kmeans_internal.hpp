@@ -5,9 +5,11 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <random>
 #include <span>
@@ -126,32 +128,95 @@ struct ClusterSums {
   std::vector<double> weight_sums;   ///< k, sum of the members' weights; empty without weights
 };
 
-/// Cluster sums built chunk by chunk, so an assignment pass can add each chunk while its rows
+/// Fixed-point scales of the cluster moments: each summed value v is stored as the integer
+/// nearest to v * scale, with scale a power of two chosen so that the largest |v| of the fit maps
+/// below 2^50. That keeps 4096 rows' worth in an int64 and any number of rows in an int128, and
+/// each value's error (2^-51 of the column's largest value) at the size of a float64 sum's own
+/// rounding, whatever the magnitudes of the other columns.
+struct MomentScales {
+  std::vector<double> coord;  ///< per column, for w * x_t
+  double norm = 1.0;          ///< for w * ||x||^2
+  double weight = 1.0;        ///< for w (weighted fits)
+  bool ready() const noexcept { return !coord.empty(); }
+};
+
+/// The scales for rows xc with weights `weight` (empty = 1), from the largest magnitudes over
+/// every process (reducer.max), so all of them quantize a row to the same integers.
+MomentScales moment_scales(MatrixView xc, std::span<const float> weight, Reducer& reducer);
+
+/// Row order does not matter to an integer sum: rows can be added per chunk, per thread or per
+/// process, and removed again when they change cluster, and the totals are the same bits as a
+/// fresh sum. That lets a bounded step touch only the rows whose label changed.
+#if defined(__SIZEOF_INT128__)
+__extension__ typedef __int128 MomentInt;
+__extension__ typedef unsigned __int128 MomentUint;
+#else
+#error "k-means moments need a 128-bit integer type (GCC or Clang)"
+#endif
+
+/// One chunk's moments (at most kReduceChunkRows rows) in int64: the wide sums are only
+/// touched once per chunk.
+struct ChunkMoments {
+  std::vector<std::int64_t> coord;   ///< k x d
+  std::vector<std::int64_t> norm;    ///< k
+  std::vector<std::int64_t> weight;  ///< k (weighted fits)
+  std::vector<std::int64_t> counts;  ///< k
+  /// Zeroes the sums and adds rows [begin, end) of xc (end - begin <= kReduceChunkRows).
+  void assign(MatrixView xc, std::span<const std::int32_t> labels, std::span<const float> w,
+              std::size_t begin, std::size_t end, std::size_t k, const MomentScales& scales);
+};
+
+/// Per-cluster sums of w x (k x d), w ||x||^2 and w, and member counts, in fixed point.
+class ClusterMoments {
+ public:
+  ClusterMoments() = default;
+  ClusterMoments(std::size_t k, std::size_t d, bool weighted);
+  std::size_t k() const noexcept { return k_; }
+  /// Adds (sign = +1) or removes (sign = -1) one row of cluster `label`.
+  void add_row(std::size_t label, const float* x, float w, const MomentScales& scales, int sign);
+  void add(const ChunkMoments& chunk);
+  ClusterMoments& operator+=(const ClusterMoments& other);
+  /// Sums over every process (exact, so in any order).
+  void reduce(Reducer& reducer);
+  const std::vector<std::int64_t>& counts() const noexcept { return counts_; }
+  /// The sums as float64 (each integer rounded once).
+  ClusterSums sums(const MomentScales& scales) const;
+  /// sum_j sum_(i in j) w_i ||x_i - c_j||^2 from the moments: Q_j - 2 c_j.S_j + W_j ||c_j||^2
+  /// per cluster in 64-bit-mantissa (long double) arithmetic on the exact integer sums, clamped
+  /// at 0. Unlike the per-row ||x||^2 - 2 x.c + ||c||^2 in float32, the operands are exact to
+  /// 2^-51 of their largest value, so the cancellation costs log2(Q_j / inertia_j) of 64 bits.
+  double inertia(MatrixView centres, const MomentScales& scales) const;
+
+ private:
+  std::size_t k_ = 0;
+  std::size_t d_ = 0;
+  bool weighted_ = false;
+  std::vector<MomentInt> coord_;
+  std::vector<MomentInt> norm_;
+  std::vector<MomentInt> weight_;
+  std::vector<std::int64_t> counts_;
+};
+
+/// Cluster moments built chunk by chunk, so an assignment pass can add each chunk while its rows
 /// are still in cache (one read of the data per step instead of two). Chunks are added in waves
 /// of kUpdateWaveChunks: add_chunk for distinct chunks of one wave may run concurrently, then
-/// fold_wave folds the wave in chunk order on one thread, so the bits do not depend on who
-/// added what. finish() gathers the other processes' chunks and returns the sums.
+/// fold_wave adds the wave on one thread. finish() sums over the processes.
 class ClusterAccumulator {
  public:
   ClusterAccumulator(std::size_t n, std::size_t k, std::size_t d, std::span<const float> weight,
-                     bool distributed);
+                     const MomentScales& scales);
   std::size_t chunks() const noexcept { return chunks_; }
   void add_chunk(std::size_t ci, MatrixView xc, std::span<const std::int32_t> assignment);
   void fold_wave(std::size_t w0, std::size_t w1);
-  ClusterSums finish(Reducer& reducer);
+  const ClusterMoments& finish(Reducer& reducer);
 
  private:
   std::size_t k_;
-  std::size_t d_;
-  std::size_t width_;  // k x d coordinate sums, then (with weights) the k weight sums
   std::size_t chunks_;
   std::span<const float> weight_;
-  bool distributed_;
-  std::vector<double> total_;
-  std::vector<std::int64_t> counts_;
-  std::vector<double> part_sums_;  // one wave of chunk partials
-  std::vector<std::int64_t> part_counts_;
-  std::vector<double> mine_;  // with several processes: this one's chunk partials, in order
+  const MomentScales& scales_;
+  ClusterMoments total_;
+  std::vector<ChunkMoments> parts_;  // one wave of chunk partials
 };
 
 /// The chunk loop of a pass that builds cluster sums, called by every thread of an OpenMP
@@ -176,8 +241,7 @@ void chunk_waves(std::size_t chunks, ClusterAccumulator* summed, ExceptionCollec
   }
 }
 
-/// Sums over fixed chunks of kReduceChunkRows rows, folded in global chunk order (through
-/// reducer.gather_chunks when there are several processes).
+/// Cluster sums of xc's rows (moments at scales taken from xc itself), over every process.
 ClusterSums accumulate_clusters(MatrixView xc, std::span<const std::int32_t> assignment,
                                 std::size_t k, Reducer& reducer,
                                 std::span<const float> weight = {});
@@ -211,7 +275,11 @@ struct LloydState {
   std::vector<std::int32_t> assignment;  ///< -1 before the first step
   std::vector<float> distance;
   std::span<const float> weight;  ///< per row (KMeansOptions::sample_weight); empty = 1
+  MomentScales scales;            ///< of the fit; a step computes them when not ready()
 };
+
+/// state.scales, computed from xc on first use (kmeans_fit sets them once per fit).
+const MomentScales& ensure_scales(MatrixView xc, LloydState& state, Reducer& reducer);
 
 /// Row i's contribution to the inertia: its distance, times its weight when there are weights.
 /// One expression for every policy, so they all sum the same bits.
@@ -230,11 +298,14 @@ struct StepStats {
 /// One Lloyd iteration: assign against state.centroids, then replace them by the cluster means.
 StepStats lloyd_step(MatrixView xc, LloydState& state, Reducer& reducer);
 
-/// The update half of a step: cluster sums of state.assignment (those `summed` built during the
-/// assignment pass, when given), empty-cluster relocation, new centres and their shift.
-/// `assigned` holds the (process-local) stats of the assignment.
-StepStats finish_step(MatrixView xc, LloydState& state, const AssignStats& assigned,
-                      Reducer& reducer, ClusterAccumulator* summed = nullptr);
+/// The update half of a step, from the moments of state.assignment over every process: the
+/// inertia against the step's centres, empty-cluster relocation, new centres and their shift.
+/// `changed` counts this process's relabelled rows. Relocation needs state.distance of every
+/// row: a policy that does not keep it passes distances_current = false, and the rare step that
+/// relocates computes them first.
+StepStats finish_step(MatrixView xc, LloydState& state, std::int64_t changed,
+                      const ClusterMoments& moments, Reducer& reducer,
+                      bool distances_current = true);
 
 /// How one iteration is computed. Exact policies give the assignments assign_rows gives (the same
 /// scores, ties to the lowest index), so every result bit equals Lloyd's; they differ in the
@@ -246,7 +317,7 @@ class StepPolicy {
 };
 
 std::unique_ptr<StepPolicy> make_lloyd_policy();
-/// One upper and one lower bound per row (16 bytes) plus the row norm (4 bytes).
+/// One float upper and lower bound per row plus the row norm (12 bytes per row).
 std::unique_ptr<StepPolicy> make_hamerly_policy();
 /// One upper bound per row (8 bytes), one float lower bound per row and centre group
 /// (4 * groups bytes) and the row norm; groups from clustering the initial centres.
@@ -358,6 +429,19 @@ inline double round_up(double v) noexcept {
 }
 inline double round_down(double v) noexcept {
   return v * (1.0 - 0x1.0p-40);
+}
+/// Smallest float >= v and largest float <= v: bounds stored as floats stay bounds.
+/// Called per row by the bounded steps, where half the roundings need the correction: it steps
+/// the bit pattern instead of calling nextafter (finite values; 0 and +-inf never need it).
+inline float float_up(double v) noexcept {
+  const auto f = static_cast<float>(v);
+  if (!(static_cast<double>(f) < v)) return f;
+  auto bits = std::bit_cast<std::uint32_t>(f);
+  bits = f > 0.0f ? bits + 1 : (f < 0.0f ? bits - 1 : 1u);  // -0 and +0: smallest subnormal
+  return std::bit_cast<float>(bits);
+}
+inline float float_down(double v) noexcept {
+  return -float_up(-v);
 }
 /// Lower bound on the distance to a centre of score s, for a row of squared norm xx.
 inline double lower_from_score(double s, double xx, double err) noexcept {

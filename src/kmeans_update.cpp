@@ -1,4 +1,4 @@
-// Update: cluster sums in fixed chunks, empty-cluster relocation, new centres and their shift.
+// Update: cluster sums from exact moments, empty-cluster relocation, new centres and their shift.
 
 #include <algorithm>
 #include <cstddef>
@@ -10,89 +10,40 @@
 namespace icp::kmeans_detail {
 
 ClusterAccumulator::ClusterAccumulator(std::size_t n, std::size_t k, std::size_t d,
-                                       std::span<const float> weight, bool distributed)
+                                       std::span<const float> weight, const MomentScales& scales)
     : k_(k),
-      d_(d),
-      width_(k * d + (weight.empty() ? 0 : k)),
       chunks_(chunk_count(n)),
       weight_(weight),
-      distributed_(distributed),
-      total_(width_, 0.0),
-      counts_(k, 0),
-      part_sums_(std::min(kUpdateWaveChunks, chunks_) * width_),
-      part_counts_(std::min(kUpdateWaveChunks, chunks_) * k) {}
+      scales_(scales),
+      total_(k, d, !weight.empty()),
+      parts_(std::min(kUpdateWaveChunks, chunks_)) {}
 
 void ClusterAccumulator::add_chunk(std::size_t ci, MatrixView xc,
                                    std::span<const std::int32_t> assignment) {
-  const std::size_t slot = ci % kUpdateWaveChunks;
-  double* sums = part_sums_.data() + slot * width_;
-  std::int64_t* counts = part_counts_.data() + slot * k_;
-  std::fill(sums, sums + width_, 0.0);
-  std::fill(counts, counts + k_, std::int64_t{0});
   const std::size_t begin = ci * kReduceChunkRows;
   const std::size_t end = std::min(xc.rows, begin + kReduceChunkRows);
-  const bool weighted_rows = !weight_.empty();
-  for (std::size_t i = begin; i < end; ++i) {
-    const auto label = static_cast<std::size_t>(assignment[i]);
-    double* dst = sums + label * d_;
-    const float* src = xc.row(i);
-    if (weighted_rows) {
-      const double w = static_cast<double>(weight_[i]);
-      for (std::size_t j = 0; j < d_; ++j) dst[j] += w * static_cast<double>(src[j]);
-      sums[k_ * d_ + label] += w;
-    } else {
-      for (std::size_t j = 0; j < d_; ++j) dst[j] += static_cast<double>(src[j]);
-    }
-    ++counts[label];
-  }
+  parts_[ci % kUpdateWaveChunks].assign(xc, assignment, weight_, begin, end, k_, scales_);
 }
 
 void ClusterAccumulator::fold_wave(std::size_t w0, std::size_t w1) {
-  for (std::size_t ci = w0; ci < w1; ++ci) {
-    const std::size_t slot = ci % kUpdateWaveChunks;
-    const std::int64_t* counts = part_counts_.data() + slot * k_;
-    for (std::size_t t = 0; t < k_; ++t) counts_[t] += counts[t];
-    const double* sums = part_sums_.data() + slot * width_;
-    if (distributed_) {
-      // Kept whole until every process's chunks are in hand: the fold in finish() must see
-      // the chunks of all processes in global chunk order.
-      mine_.insert(mine_.end(), sums, sums + width_);
-      continue;
-    }
-    for (std::size_t t = 0; t < width_; ++t) total_[t] += sums[t];
-  }
+  for (std::size_t ci = w0; ci < w1; ++ci) total_.add(parts_[ci % kUpdateWaveChunks]);
 }
 
-ClusterSums ClusterAccumulator::finish(Reducer& reducer) {
-  if (distributed_) {
-    const std::vector<double> all = reducer.gather_chunks(std::move(mine_), width_);
-    const std::size_t all_chunks = all.size() / std::max<std::size_t>(width_, 1);
-    for (std::size_t ci = 0; ci < all_chunks; ++ci) {
-      const double* sums = all.data() + ci * width_;
-      for (std::size_t t = 0; t < width_; ++t) total_[t] += sums[t];
-    }
-  }
-  ClusterSums out;
-  out.k = k_;
-  out.d = d_;
-  out.sums.assign(total_.begin(), total_.begin() + static_cast<std::ptrdiff_t>(k_ * d_));
-  if (!weight_.empty())
-    out.weight_sums.assign(total_.begin() + static_cast<std::ptrdiff_t>(k_ * d_), total_.end());
-  out.counts = std::move(counts_);
-  // Counts are integers: their sum is exact in any order.
-  reducer.sum(std::span<std::int64_t>(out.counts));
-  return out;
+const ClusterMoments& ClusterAccumulator::finish(Reducer& reducer) {
+  total_.reduce(reducer);
+  return total_;
 }
 
 ClusterSums accumulate_clusters(MatrixView xc, std::span<const std::int32_t> assignment,
                                 std::size_t k, Reducer& reducer, std::span<const float> weight) {
-  ClusterAccumulator acc(xc.rows, k, xc.cols, weight, reducer.size() > 1);
+  const MomentScales scales = moment_scales(xc, weight, reducer);
+  ClusterAccumulator acc(xc.rows, k, xc.cols, weight, scales);
   const std::size_t chunks = acc.chunks();
   ExceptionCollector errors;
 #pragma omp parallel if (chunks > 1)
   chunk_waves(chunks, &acc, errors, [&](std::size_t ci) { acc.add_chunk(ci, xc, assignment); });
   errors.rethrow();
-  return acc.finish(reducer);
+  return acc.finish(reducer).sums(scales);
 }
 
 std::int64_t relocate_empty(MatrixView xc, std::span<std::int32_t> assignment,
@@ -199,32 +150,45 @@ double centre_shift(const Matrix& previous, const Matrix& next) noexcept {
   return moved;
 }
 
-StepStats finish_step(MatrixView xc, LloydState& state, const AssignStats& assigned,
-                      Reducer& reducer, ClusterAccumulator* summed) {
+namespace {
+
+/// state.distance of every row against the step's centres, as assign_rows computes it.
+void refresh_distances(MatrixView xc, LloydState& state) {
+  const MatrixView c = state.centroids.view();
+#pragma omp parallel for schedule(static) if (xc.rows > kReduceChunkRows)
+  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(xc.rows); ++i) {
+    const auto r = static_cast<std::size_t>(i);
+    const auto a = static_cast<std::size_t>(state.assignment[r]);
+    state.distance[r] = static_cast<float>(squared_distance(xc.row(r), c.row(a), xc.cols));
+  }
+}
+
+}  // namespace
+
+StepStats finish_step(MatrixView xc, LloydState& state, std::int64_t changed,
+                      const ClusterMoments& moments, Reducer& reducer, bool distances_current) {
   StepStats stats;
-  const AssignStats all = global_stats(assigned, reducer);
-  const double inertia = all.inertia;
-  const std::int64_t changed = all.changed;
-  ClusterSums sums = summed != nullptr
-                         ? summed->finish(reducer)
-                         : accumulate_clusters(xc, state.assignment, state.centroids.rows(),
-                                               reducer, state.weight);
+  reducer.sum(std::span<std::int64_t>(&changed, 1));
+  stats.changed = changed;
+  stats.inertia = moments.inertia(state.centroids.view(), state.scales);
+  ClusterSums sums = moments.sums(state.scales);
+  // Every process holds the same counts, so all agree on whether distances are needed.
+  const bool empty = std::find(sums.counts.begin(), sums.counts.end(), 0) != sums.counts.end();
+  if (empty && !distances_current) refresh_distances(xc, state);
   stats.relocated =
       relocate_empty(xc, state.assignment, state.distance, sums, reducer, state.weight);
   Matrix next = centroids_from_sums(sums, state.centroids);
   stats.shift = centre_shift(state.centroids, next);
   state.centroids = std::move(next);
-  stats.inertia = inertia;
-  stats.changed = changed;
   return stats;
 }
 
 StepStats lloyd_step(MatrixView xc, LloydState& state, Reducer& reducer) {
-  ClusterAccumulator summed(xc.rows, state.centroids.rows(), xc.cols, state.weight,
-                            reducer.size() > 1);
+  const MomentScales& scales = ensure_scales(xc, state, reducer);
+  ClusterAccumulator summed(xc.rows, state.centroids.rows(), xc.cols, state.weight, scales);
   const AssignStats assigned = assign_rows(xc, state.centroids.view(), state.assignment,
                                            state.distance, true, state.weight, &summed);
-  return finish_step(xc, state, assigned, reducer, &summed);
+  return finish_step(xc, state, assigned.changed, summed.finish(reducer), reducer);
 }
 
 namespace {

@@ -29,13 +29,6 @@ constexpr int kGroupingIterations = 5;
 /// Fixed seed of the grouping's k-means++: the grouping is a function of the centres alone.
 constexpr std::uint64_t kGroupingSeed = 0x59696E79616E67ULL;
 
-/// Largest float <= v.
-float lower_float(double v) noexcept {
-  auto f = static_cast<float>(v);
-  if (static_cast<double>(f) > v) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
-  return f;
-}
-
 /// Group of each centre: a few Lloyd steps on the centres from a k-means++ start.
 std::vector<std::size_t> group_centres(const Matrix& centroids, std::size_t groups) {
   const std::size_t k = centroids.rows();
@@ -78,7 +71,7 @@ class YinyangPolicy final : public StepPolicy {
 
     // Rows whose bounds fail are rescored against every centre (on overlapping clusters most
     // groups fail together, where per-group scoring loses).
-    ClusterAccumulator summed(n, k, d, state.weight, reducer.size() > 1);
+    ClusterAccumulator summed(n, k, d, state.weight, ensure_scales(xc, state, reducer));
     const AssignStats assigned = bounded_assign(
         xc, state, frame.packed, full, G,
         [&](std::size_t i, std::span<double> nl) {
@@ -94,7 +87,7 @@ class YinyangPolicy final : public StepPolicy {
           }
           low = std::max(low, 2.0 * frame.half[a] - u);
           if (!(low > u && low * low - u * u > 2.0 * err)) return false;
-          for (std::size_t g = 0; g < G; ++g) lb[g] = lower_float(nl[g]);
+          for (std::size_t g = 0; g < G; ++g) lb[g] = float_down(nl[g]);
           state.distance[i] = static_cast<float>(dist_a);
           return true;
         },
@@ -111,12 +104,13 @@ class YinyangPolicy final : public StepPolicy {
           for (std::size_t g = 0; g < G; ++g) {
             lb[g] = std::isinf(lb[g])
                         ? lb[g]
-                        : lower_float(lower_from_score(static_cast<double>(lb[g]), xx, err));
+                        : float_down(lower_from_score(static_cast<double>(lb[g]), xx, err));
           }
         },
         summed);
     bound_centres_ = state.centroids;
-    const StepStats stats = finish_step(xc, state, assigned, reducer, &summed);
+    const StepStats stats =
+        finish_step(xc, state, assigned.changed, summed.finish(reducer), reducer);
     // Relocated rows changed label without their bounds following: start over next step.
     valid_ = stats.relocated == 0;
     return stats;

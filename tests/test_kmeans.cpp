@@ -520,6 +520,146 @@ TEST(KMeansUpdate, CentreShift) {
   EXPECT_EQ(icp::kmeans_detail::centre_shift(a, a), 0.0);
 }
 
+// --- Exact cluster moments --------------------------------------------------------------------
+
+namespace kd = icp::kmeans_detail;
+
+/// Rows whose columns span 12 orders of magnitude (and a column of zeros), weights in [0, 3).
+icp::Matrix mixed_rows(std::size_t n, std::uint64_t seed, std::vector<float>* weight = nullptr) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> z(0.0, 1.0);
+  std::uniform_real_distribution<double> w(0.0, 3.0);
+  const double scale[] = {1e-6, 1.0, 1e6, 0.0, 37.5};
+  icp::Matrix x(n, 5);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t t = 0; t < 5; ++t) x(i, t) = static_cast<float>(scale[t] * (z(rng) + 2.0));
+    if (weight != nullptr) weight->push_back(static_cast<float>(w(rng)));
+  }
+  return x;
+}
+
+TEST(KMeansMoments, AddingAndRemovingRowsGivesTheBitsOfAFreshSum) {
+  // A bounded step moves only the relabelled rows between clusters: after any sequence of moves
+  // the moments must equal (bit for bit) those summed afresh under the final labels.
+  for (const bool weighted : {false, true}) {
+    std::vector<float> w;
+    const icp::Matrix x = mixed_rows(3 * icp::kReduceChunkRows + 11, 5, weighted ? &w : nullptr);
+    const std::size_t n = x.rows();
+    const std::size_t k = 7;
+    std::vector<std::int32_t> label(n);
+    for (std::size_t i = 0; i < n; ++i) label[i] = static_cast<std::int32_t>(i % k);
+    const kd::MomentScales scales = kd::moment_scales(x, w, icp::local_reducer());
+    auto fresh = [&] {
+      kd::ClusterAccumulator acc(n, k, x.cols(), w, scales);
+      for (std::size_t ci = 0; ci < acc.chunks(); ++ci) {
+        acc.add_chunk(ci, x, label);
+        acc.fold_wave(ci, ci + 1);
+      }
+      return acc.finish(icp::local_reducer());
+    };
+    kd::ClusterMoments moving = fresh();
+    std::mt19937_64 rng(9);
+    for (int step = 0; step < 3000; ++step) {
+      const std::size_t i = rng() % n;
+      const auto to = static_cast<std::int32_t>(rng() % k);
+      const float wi = weighted ? w[i] : 1.0f;
+      moving.add_row(static_cast<std::size_t>(label[i]), x.row(i), wi, scales, -1);
+      moving.add_row(static_cast<std::size_t>(to), x.row(i), wi, scales, +1);
+      label[i] = to;
+    }
+    const kd::ClusterMoments again = fresh();
+    const kd::ClusterSums a = moving.sums(scales);
+    const kd::ClusterSums b = again.sums(scales);
+    EXPECT_EQ(a.counts, b.counts);
+    EXPECT_TRUE(same_bits(a.sums, b.sums));
+    EXPECT_TRUE(same_bits(a.weight_sums, b.weight_sums));
+    icp::Matrix centres(k, x.cols(), 0.5f);
+    EXPECT_TRUE(same_bits(moving.inertia(centres, scales), again.inertia(centres, scales)));
+  }
+}
+
+TEST(KMeansMoments, SumsAndInertiaMatchALongDoubleReference) {
+  // Columns of 1e-6 and 1e6 side by side: each column keeps its own relative precision, and the
+  // inertia from the moments matches the plain sum of squared distances.
+  for (const bool weighted : {false, true}) {
+    std::vector<float> w;
+    const icp::Matrix x = mixed_rows(20000, 8, weighted ? &w : nullptr);
+    const std::size_t n = x.rows();
+    const std::size_t d = x.cols();
+    const std::size_t k = 3;
+    std::vector<std::int32_t> label(n);
+    for (std::size_t i = 0; i < n; ++i) label[i] = static_cast<std::int32_t>((i * 7) % k);
+    const kd::ClusterSums got = kd::accumulate_clusters(x, label, k, icp::local_reducer(), w);
+    std::vector<long double> sum(k * d, 0.0L);
+    for (std::size_t i = 0; i < n; ++i) {
+      const long double wi = weighted ? w[i] : 1.0L;
+      for (std::size_t t = 0; t < d; ++t) sum[label[i] * d + t] += wi * x(i, t);
+    }
+    for (std::size_t j = 0; j < k; ++j) {
+      for (std::size_t t = 0; t < d; ++t) {
+        const long double want = sum[j * d + t];
+        EXPECT_NEAR(static_cast<double>(got.sums[j * d + t]), static_cast<double>(want),
+                    static_cast<double>(std::fabs(want)) * 1e-13)
+            << "cluster " << j << " column " << t;
+      }
+    }
+    // Centres near, but not at, the cluster means (as the centres of a step are).
+    const kd::MomentScales scales = kd::moment_scales(x, w, icp::local_reducer());
+    kd::ClusterAccumulator acc(n, k, d, w, scales);
+    for (std::size_t ci = 0; ci < acc.chunks(); ++ci) {
+      acc.add_chunk(ci, x, label);
+      acc.fold_wave(ci, ci + 1);
+    }
+    const kd::ClusterMoments& moments = acc.finish(icp::local_reducer());
+    icp::Matrix c(k, d);
+    for (std::size_t j = 0; j < k; ++j) {
+      const double count = weighted ? got.weight_sums[j] : static_cast<double>(got.counts[j]);
+      for (std::size_t t = 0; t < d; ++t) {
+        c(j, t) = static_cast<float>(got.sums[j * d + t] / count * 1.001 + 1e-7);
+      }
+    }
+    long double direct = 0.0L;
+    for (std::size_t i = 0; i < n; ++i) {
+      long double dist = 0.0L;
+      for (std::size_t t = 0; t < d; ++t) {
+        const long double diff =
+            static_cast<long double>(x(i, t)) - static_cast<long double>(c(label[i], t));
+        dist += diff * diff;
+      }
+      direct += (weighted ? w[i] : 1.0L) * dist;
+    }
+    EXPECT_NEAR(moments.inertia(c, scales), static_cast<double>(direct),
+                static_cast<double>(direct) * 1e-12);
+  }
+}
+
+TEST(KMeansMoments, HugeOffsetKeepsTheInertiaExactEnough) {
+  // Rows at 1e6 with unit spread: ||x||^2 is 1e12 times the inertia per row, the cancellation
+  // the moments' extended precision has to absorb.
+  icp::Matrix x(4000, 3);
+  std::mt19937_64 rng(4);
+  std::normal_distribution<double> z(0.0, 1.0);
+  for (std::size_t i = 0; i < x.rows(); ++i) {
+    for (std::size_t t = 0; t < 3; ++t) x(i, t) = static_cast<float>(1e6 + z(rng));
+  }
+  const std::vector<std::int32_t> label(x.rows(), 0);
+  const kd::MomentScales scales = kd::moment_scales(x, {}, icp::local_reducer());
+  kd::ClusterAccumulator acc(x.rows(), 1, 3, {}, scales);
+  acc.add_chunk(0, x, label);
+  acc.fold_wave(0, 1);
+  const kd::ClusterMoments& m = acc.finish(icp::local_reducer());
+  icp::Matrix c(1, 3, 1e6f);
+  long double direct = 0.0L;
+  for (std::size_t i = 0; i < x.rows(); ++i) {
+    for (std::size_t t = 0; t < 3; ++t) {
+      const long double diff = static_cast<long double>(x(i, t)) - 1e6L;
+      direct += diff * diff;
+    }
+  }
+  EXPECT_NEAR(m.inertia(c, scales), static_cast<double>(direct),
+              static_cast<double>(direct) * 1e-6);
+}
+
 TEST(KMeansUpdate, MeanFeatureVarianceOfCentredRows) {
   // Centred rows (1,2), (-1,-2), (3,0), (-3,0): squares 5, 5, 9, 9 over 4 rows and 2 columns.
   icp::Matrix x(4, 2);
