@@ -1,8 +1,12 @@
 // Matrix allocation: large matrices are first touched by every thread.
 #include "icp/matrix.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 
 namespace icp {
 
@@ -11,7 +15,26 @@ namespace {
 // Below this many elements (4 MiB) a fill is faster than starting the thread team.
 constexpr std::size_t kParallelFillElements = std::size_t{1} << 20;
 
+/// The x86-64 transparent huge page size.
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+
 }  // namespace
+
+namespace detail {
+
+void* allocate_huge(std::size_t bytes) {
+  void* p = nullptr;
+  if (::posix_memalign(&p, kHugePage, bytes) != 0) throw std::bad_alloc();
+  // Advice only: where THP is off ("never") the block simply keeps 4 KiB pages.
+  (void)::madvise(p, bytes, MADV_HUGEPAGE);
+  return p;
+}
+
+void deallocate_huge(void* p) noexcept {
+  std::free(p);  // NOLINT: pairs with posix_memalign
+}
+
+}  // namespace detail
 
 Matrix::Matrix(std::size_t rows, std::size_t cols, float fill) : rows_(rows), cols_(cols) {
   const std::size_t n = rows * cols;
