@@ -338,7 +338,7 @@ void check_resume(const KMeansCheckpoint& from, const Matrix& xc, const KMeansOp
 
 /// The starting centres of one restart, in the centred coordinates of xc.
 Matrix initial_centres(const Matrix& xc, const KMeansOptions& options, std::span<const double> mean,
-                       std::uint64_t seed) {
+                       std::uint64_t seed, Reducer& reducer) {
   switch (options.init) {
     case KMeansInit::random:
       return init_random(xc.view(), options.k, seed);
@@ -349,7 +349,7 @@ Matrix initial_centres(const Matrix& xc, const KMeansOptions& options, std::span
     case KMeansInit::kmeanspp:
       break;
   }
-  return init_kmeanspp(xc.view(), options.k, seed);
+  return init_kmeanspp(xc.view(), options.k, seed, reducer);
 }
 
 /// `converged_at`: the centre movement at or below which a restart has converged (tol x the
@@ -369,12 +369,14 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
     run.history = resume->history;
     run.iterations = resume->iteration;
     first = resume->iteration + 1;
-  } else if (reducer.size() > 1 && (minibatch || options.init != KMeansInit::file)) {
-    // Seeding (and mini-batch, which samples rows of the whole data) is not split between
-    // processes yet: every process runs it on all the rows, so all pick the same centres as
-    // one process would. Costs a copy of the data per process for the duration.
+  } else if (reducer.size() > 1 && (minibatch || options.init == KMeansInit::random ||
+                                     options.init == KMeansInit::kmeans_parallel)) {
+    // Random and k-means|| seeding (and mini-batch, which samples rows of the whole data) are
+    // not split between processes yet: every process runs them on all the rows, so all pick
+    // the same centres as one process would. Costs a copy of the data per process while they
+    // run. Greedy k-means++ (the default) and init = file need no copy.
     const Matrix all = reducer.gather_rows(xc.view());
-    run.state.centroids = initial_centres(all, options, mean, seed);
+    run.state.centroids = initial_centres(all, options, mean, seed, local_reducer());
     if (minibatch) {
       run.state.assignment.assign(all.rows(), -1);
       run.state.distance.assign(all.rows(), 0.0f);
@@ -392,7 +394,7 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
       return run;
     }
   } else {
-    run.state.centroids = initial_centres(xc, options, mean, seed);
+    run.state.centroids = initial_centres(xc, options, mean, seed, reducer);
   }
   if (resume == nullptr) {
     run.state.assignment.assign(xc.rows(), -1);

@@ -1,6 +1,7 @@
 // Initial centres: greedy k-means++ and uniform random rows, reproducible at any thread count.
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -37,30 +38,29 @@ void chunk_sums(std::span<const double> d2, std::vector<double>& sums) {
   }
 }
 
-/// The row whose D^2 prefix interval contains `target` (0 <= target < total). Prefix sums run in
-/// chunk order, then row order inside the chunk, matching how `total` was formed; rounding at
-/// the very end falls back to the last row with positive weight.
-std::size_t sample_row(std::span<const double> d2, const std::vector<double>& sums, double target) {
-  const std::size_t n = d2.size();
-  std::size_t chunk = sums.size();
+/// Where the D^2 prefix reaches `target` (0 <= target < total), over the chunk sums of every
+/// process in global chunk order: the chunk, and the prefix before it. When rounding leaves the
+/// target past the end, the last chunk with positive weight (and the whole total as prefix).
+std::pair<std::size_t, double> sample_chunk(const std::vector<double>& sums, double target) {
   double before = 0.0;
   for (std::size_t ci = 0; ci < sums.size(); ++ci) {
-    if (sums[ci] > 0.0 && before + sums[ci] > target) {
-      chunk = ci;
-      break;
-    }
+    if (sums[ci] > 0.0 && before + sums[ci] > target) return {ci, before};
     before += sums[ci];
   }
-  if (chunk == sums.size()) {
-    for (std::size_t ci = sums.size(); ci-- > 0;) {
-      if (sums[ci] > 0.0) {
-        chunk = ci;
-        break;
-      }
-    }
+  // The scan of that chunk then starts from the whole total, so it takes its first positive row.
+  for (std::size_t ci = sums.size(); ci-- > 0;) {
+    if (sums[ci] > 0.0) return {ci, before};
   }
+  return {sums.size(), before};
+}
+
+/// The local row of chunk `chunk` (local chunk number) whose D^2 prefix interval contains
+/// `target`, the prefix running in row order from `before`; the chunk's last row with positive
+/// weight when rounding leaves the target past its end.
+std::size_t sample_in_chunk(std::span<const double> d2, std::size_t chunk, double before,
+                            double target) {
   const std::size_t begin = chunk * kReduceChunkRows;
-  const std::size_t end = std::min(n, begin + kReduceChunkRows);
+  const std::size_t end = std::min(d2.size(), begin + kReduceChunkRows);
   double acc = before;
   std::size_t last_positive = begin;
   for (std::size_t i = begin; i < end; ++i) {
@@ -70,6 +70,41 @@ std::size_t sample_row(std::span<const double> d2, const std::vector<double>& su
     if (acc > target) return i;
   }
   return last_positive;
+}
+
+/// This process's rows in global numbering: [offset, offset + rows).
+struct Slice {
+  std::size_t offset = 0;
+  std::size_t total = 0;  ///< rows over every process
+  bool holds(std::size_t row, std::size_t rows) const noexcept {
+    return row >= offset && row < offset + rows;
+  }
+};
+
+/// Rows `global` (global numbers) of the data split between the processes, on every process: the
+/// holder contributes the float bits, the others zeros, and an integer sum hands everyone the
+/// same bits (a float sum would turn -0 into +0).
+Matrix fetch_rows(MatrixView xc, std::span<const std::size_t> global, const Slice& slice,
+                  Reducer& reducer) {
+  const std::size_t d = xc.cols;
+  Matrix out(global.size(), d);
+  if (reducer.size() == 1) {
+    for (std::size_t m = 0; m < global.size(); ++m) copy_row(xc, global[m], out, m);
+    return out;
+  }
+  std::vector<std::int64_t> bits(global.size() * d, 0);
+  for (std::size_t m = 0; m < global.size(); ++m) {
+    if (!slice.holds(global[m], xc.rows)) continue;
+    const float* row = xc.row(global[m] - slice.offset);
+    for (std::size_t t = 0; t < d; ++t) bits[m * d + t] = std::bit_cast<std::uint32_t>(row[t]);
+  }
+  reducer.sum(std::span<std::int64_t>(bits));
+  for (std::size_t m = 0; m < global.size(); ++m) {
+    for (std::size_t t = 0; t < d; ++t) {
+      out(m, t) = std::bit_cast<float>(static_cast<std::uint32_t>(bits[m * d + t]));
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -108,17 +143,32 @@ Matrix init_random(MatrixView xc, int k, std::uint64_t seed) {
   return out;
 }
 
-Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed) {
+Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer) {
   Rng rng(seed);
   const std::size_t n = xc.rows;
   const std::size_t d = xc.cols;
   const auto kk = static_cast<std::size_t>(k);
+  Slice slice;
+  {
+    std::int64_t total = static_cast<std::int64_t>(n);
+    reducer.sum(std::span<std::int64_t>(&total, 1));
+    slice.total = static_cast<std::size_t>(total);
+    slice.offset = chunk_rows_of(slice.total, reducer.rank(), reducer.size()).begin;
+  }
+  // Processes hold whole chunks (chunk_rows_of), so local chunk ci is global chunk first + ci.
+  const std::size_t first_chunk = slice.offset / kReduceChunkRows;
   Matrix out(kk, d);
   std::vector<char> chosen(n, 0);
+  auto choose = [&](std::size_t global) {
+    if (slice.holds(global, n)) chosen[global - slice.offset] = 1;
+  };
 
-  std::size_t first = static_cast<std::size_t>(rng.index(n));
-  copy_row(xc, first, out, 0);
-  chosen[first] = 1;
+  const std::size_t first = static_cast<std::size_t>(rng.index(slice.total));
+  {
+    const Matrix row = fetch_rows(xc, std::span<const std::size_t>(&first, 1), slice, reducer);
+    std::copy(row.row(0), row.row(0) + d, out.row(0));
+    choose(first);
+  }
 
   // A single chunk runs on the calling thread: a parallel region would only add its barrier.
   const std::size_t chunks = chunk_count(n);
@@ -132,30 +182,44 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed) {
   const std::size_t trials = 2 + static_cast<std::size_t>(std::floor(std::log(k)));
   std::vector<double> sums(chunks);
   std::vector<std::size_t> candidate(trials);
-  std::vector<double> chunk_potential(chunks * trials);
   for (std::size_t slot = 1; slot < kk; ++slot) {
     chunk_sums(d2, sums);
+    const std::vector<double> all_sums = reducer.gather_chunks(sums, 1);
     double total = 0.0;
-    for (const double s : sums) total += s;
+    for (const double s : all_sums) total += s;
     for (std::size_t t = 0; t < trials; ++t) {
+      // The holder of the drawn chunk finds the row; the others add 0 to its number.
+      std::int64_t row = 0;
       if (total > 0.0) {
-        candidate[t] = sample_row(d2, sums, rng.uniform01() * total);
+        const double target = rng.uniform01() * total;
+        const auto [chunk, before] = sample_chunk(all_sums, target);
+        if (chunk >= first_chunk && chunk < first_chunk + chunks) {
+          row = static_cast<std::int64_t>(
+              slice.offset + sample_in_chunk(d2, chunk - first_chunk, before, target));
+        }
       } else {
         // Every row sits on a chosen centre (fewer distinct points than k): take the first
         // row not used yet, so centres stay distinct rows.
         std::size_t r = 0;
         while (r < n && chosen[r]) ++r;
-        candidate[t] = r < n ? r : 0;
+        double lowest = r < n ? static_cast<double>(slice.offset + r)
+                              : std::numeric_limits<double>::infinity();
+        reducer.min(std::span<double>(&lowest, 1));
+        row = std::isinf(lowest) || reducer.rank() != 0 ? 0 : static_cast<std::int64_t>(lowest);
       }
+      reducer.sum(std::span<std::int64_t>(&row, 1));
+      candidate[t] = static_cast<std::size_t>(row);
     }
+    const Matrix rows = fetch_rows(xc, candidate, slice, reducer);
     // One pass over the data scores every candidate; potentials are per chunk, chunk order.
+    std::vector<double> chunk_potential(chunks * trials);
 #pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
     for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
       const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
       const std::size_t end = std::min(n, begin + kReduceChunkRows);
       double* pot = chunk_potential.data() + static_cast<std::size_t>(ci) * trials;
       for (std::size_t t = 0; t < trials; ++t) {
-        const float* c = xc.row(candidate[t]);
+        const float* c = rows.row(t);
         double s = 0.0;
         for (std::size_t i = begin; i < end; ++i) {
           s += std::min(d2[i], squared_distance(xc.row(i), c, d));
@@ -163,19 +227,21 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed) {
         pot[t] = s;
       }
     }
+    const std::vector<double> all_potential =
+        reducer.gather_chunks(std::move(chunk_potential), trials);
+    const std::size_t all_chunks = all_potential.size() / trials;
     std::size_t best = 0;
     double best_potential = std::numeric_limits<double>::infinity();
     for (std::size_t t = 0; t < trials; ++t) {
       double potential = 0.0;
-      for (std::size_t ci = 0; ci < chunks; ++ci) potential += chunk_potential[ci * trials + t];
+      for (std::size_t ci = 0; ci < all_chunks; ++ci) potential += all_potential[ci * trials + t];
       if (potential < best_potential) {
         best_potential = potential;
         best = t;
       }
     }
-    const std::size_t pick = candidate[best];
-    copy_row(xc, pick, out, slot);
-    chosen[pick] = 1;
+    std::copy(rows.row(best), rows.row(best) + d, out.row(slot));
+    choose(candidate[best]);
     const float* c = out.row(slot);
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) {

@@ -3,6 +3,7 @@
 // tests/test_mpi.cpp does the same through the real program under mpirun.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <barrier>
 #include <cstring>
 #include <functional>
@@ -24,6 +25,7 @@ struct World {
   int size;
   std::barrier<> sync;
   std::vector<std::vector<char>> slot;
+  std::atomic<int> row_gathers{0};  ///< gather_rows calls (each a copy of the data)
 };
 
 class SimReducer final : public icp::Reducer {
@@ -46,6 +48,7 @@ class SimReducer final : public icp::Reducer {
     return concat(std::span<const double>(local));
   }
   icp::Matrix gather_rows(icp::MatrixView local) override {
+    ++w_.row_gathers;
     std::vector<float> all = concat(std::span<const float>(local.data, local.rows * local.cols));
     icp::Matrix m(local.cols ? all.size() / local.cols : 0, local.cols);
     m.storage().assign(all.begin(), all.end());
@@ -131,7 +134,8 @@ icp::Matrix blobs(std::size_t n, std::size_t d, std::size_t k, unsigned seed) {
 }
 
 /// Runs `fit` on P simulated processes, each given its chunk-aligned run of rows of x.
-std::vector<icp::KMeansResult> fit_split(const icp::Matrix& x, int p, const icp::KMeansOptions& o) {
+std::vector<icp::KMeansResult> fit_split(const icp::Matrix& x, int p, const icp::KMeansOptions& o,
+                                         int* row_gathers = nullptr) {
   World w(p);
   std::vector<icp::KMeansResult> out(static_cast<std::size_t>(p));
   std::vector<std::thread> ranks;
@@ -149,6 +153,7 @@ std::vector<icp::KMeansResult> fit_split(const icp::Matrix& x, int p, const icp:
     });
   }
   for (auto& t : ranks) t.join();
+  if (row_gathers != nullptr) *row_gathers = w.row_gathers.load();
   return out;
 }
 
@@ -226,6 +231,34 @@ TEST(Reduce, KMeansSplitBetweenProcessesHasTheBitsOfOneProcess) {
     for (const int p : {2, 3, 4}) {
       expect_same_fit(one, fit_split(x, p, o), std::string(c.name) + " on " + std::to_string(p));
     }
+  }
+  icp::set_threads(0);
+}
+
+TEST(Reduce, KMeansPlusPlusSeedsWithoutACopyOfTheData) {
+  // Greedy k-means++ shares chunk sums, potentials and the drawn rows, never the data: the fit
+  // on 3 processes gathers no rows, and still has the bits of one process. Duplicated rows
+  // (fewer distinct points than k) exercise the draw once every row sits on a centre; there the
+  // empty clusters' relocation gathers rows (by design, and rare), so only the bits are checked.
+  icp::set_threads(1);
+  icp::Matrix x(3 * icp::kReduceChunkRows + 50, 2);
+  for (std::size_t i = 0; i < x.rows(); ++i) {
+    x(i, 0) = static_cast<float>(i % 4);
+    x(i, 1) = -0.0f;
+  }
+  for (const auto& [data, k] : {std::pair{blobs(5 * icp::kReduceChunkRows + 7, 4, 6, 3), 9},
+                                std::pair{x, 6}}) {
+    icp::KMeansOptions o;
+    o.k = k;
+    o.seed = 21;
+    o.max_iter = 5;
+    const icp::KMeansResult one = icp::kmeans_fit(data.view(), o);
+    int gathers = -1;
+    const auto parts = fit_split(data, 3, o, &gathers);
+    if (k == 9) {
+      EXPECT_EQ(gathers, 0);
+    }
+    expect_same_fit(one, parts, "kmeans++ k = " + std::to_string(k));
   }
   icp::set_threads(0);
 }
