@@ -370,7 +370,7 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
     run.iterations = resume->iteration;
     first = resume->iteration + 1;
   } else if (reducer.size() > 1 && (minibatch || options.init == KMeansInit::random ||
-                                     options.init == KMeansInit::kmeans_parallel)) {
+                                    options.init == KMeansInit::kmeans_parallel)) {
     // Random and k-means|| seeding (and mini-batch, which samples rows of the whole data) are
     // not split between processes yet: every process runs them on all the rows, so all pick
     // the same centres as one process would. Costs a copy of the data per process while they

@@ -194,16 +194,16 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
         const double target = rng.uniform01() * total;
         const auto [chunk, before] = sample_chunk(all_sums, target);
         if (chunk >= first_chunk && chunk < first_chunk + chunks) {
-          row = static_cast<std::int64_t>(
-              slice.offset + sample_in_chunk(d2, chunk - first_chunk, before, target));
+          row = static_cast<std::int64_t>(slice.offset +
+                                          sample_in_chunk(d2, chunk - first_chunk, before, target));
         }
       } else {
         // Every row sits on a chosen centre (fewer distinct points than k): take the first
         // row not used yet, so centres stay distinct rows.
         std::size_t r = 0;
         while (r < n && chosen[r]) ++r;
-        double lowest = r < n ? static_cast<double>(slice.offset + r)
-                              : std::numeric_limits<double>::infinity();
+        double lowest =
+            r < n ? static_cast<double>(slice.offset + r) : std::numeric_limits<double>::infinity();
         reducer.min(std::span<double>(&lowest, 1));
         row = std::isinf(lowest) || reducer.rank() != 0 ? 0 : static_cast<std::int64_t>(lowest);
       }

@@ -478,8 +478,7 @@ Matrix init_random(MatrixView xc, int k, std::uint64_t seed);
 /// Several processes: xc is this process's run of rows (chunk_rows_of); chunk sums and
 /// potentials go through `reducer` in global chunk order and the drawn rows are shared, so every
 /// process gets the centres one process picks from all the rows, without a copy of the data.
-Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed,
-                     Reducer& reducer = local_reducer());
+Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer = local_reducer());
 
 /// Uniform in [0, 1) (53 bits) that depends only on (key, index): the SplitMix64 output at
 /// position `index` of the stream keyed by `key`. Rows draw their own numbers, so the draws do

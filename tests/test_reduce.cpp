@@ -246,8 +246,8 @@ TEST(Reduce, KMeansPlusPlusSeedsWithoutACopyOfTheData) {
     x(i, 0) = static_cast<float>(i % 4);
     x(i, 1) = -0.0f;
   }
-  for (const auto& [data, k] : {std::pair{blobs(5 * icp::kReduceChunkRows + 7, 4, 6, 3), 9},
-                                std::pair{x, 6}}) {
+  for (const auto& [data, k] :
+       {std::pair{blobs(5 * icp::kReduceChunkRows + 7, 4, 6, 3), 9}, std::pair{x, 6}}) {
     icp::KMeansOptions o;
     o.k = k;
     o.seed = 21;
