@@ -88,6 +88,28 @@ TEST(Mpi, WeightedJobOnTwoProcessesWritesTheOneProcessFile) {
 #endif
 }
 
+TEST(Mpi, GatheredSeedingOnTwoProcessesWritesTheOneProcessFile) {
+  // k-means|| seeds on a gathered copy of the rows (gather_rows, rows as an MPI datatype);
+  // the default k-means++ no longer gathers, so this is what still sends whole rows around.
+#ifndef ICP_TEST_MPI
+  GTEST_SKIP() << "built without -DICP_MPI=ON (scripts/test's release build has it)";
+#else
+  const fs::path dir = fresh_dir("mpi_gathered_seeding");
+  const fs::path job =
+      icp_test::write_demo_job(dir, {{"init = \"kmeans++\"", "init = \"kmeans||\""}});
+  const std::string run = std::string(ICP_BINARY) + " run -q -c " + job.string() + " --output ";
+  Result r = shell(run + (dir / "one.h5").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = shell(mpirun(2) + run + (dir / "two.h5").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const Result same =
+      shell("/usr/bin/python3 " + std::string(ICP_SOURCE_DIR) + "/scripts/h5-same " +
+            (dir / "one.h5").string() + " " + (dir / "two.h5").string());
+  EXPECT_EQ(same.code, 0) << same.out;
+  fs::remove_all(dir);
+#endif
+}
+
 TEST(Mpi, AFailingRankEndsTheJobWithItsMessageAndNoOutput) {
 #ifndef ICP_TEST_MPI
   GTEST_SKIP() << "built without -DICP_MPI=ON (scripts/test's release build has it)";

@@ -24,14 +24,26 @@ void check(int rc, const char* what) {
   throw Error(std::string("MPI ") + what + ": " + std::string(text, static_cast<std::size_t>(len)));
 }
 
-/// MPI counts are int: a message above INT_MAX elements needs a derived type, which nothing here
-/// sends yet (1M rows x 32 features is 32M floats); fail clearly rather than wrap.
+/// MPI counts are int: fail clearly rather than wrap. Matrices travel as rows (a derived type of
+/// `cols` floats), so their limit is INT_MAX rows, not INT_MAX floats (49M rows at d = 44).
 int as_count(std::size_t n, const char* what) {
   if (n > static_cast<std::size_t>(INT_MAX))
     throw Error(std::string("MPI ") + what + ": " + std::to_string(n) +
                 " elements exceed one message (INT_MAX); use more processes or fewer rows");
   return static_cast<int>(n);
 }
+
+/// One matrix row as an MPI datatype, freed with the scope.
+struct RowType {
+  explicit RowType(std::size_t cols) {
+    check(MPI_Type_contiguous(as_count(cols, "row type"), MPI_FLOAT, &type), "row type");
+    check(MPI_Type_commit(&type), "row type");
+  }
+  ~RowType() { MPI_Type_free(&type); }
+  RowType(const RowType&) = delete;
+  RowType& operator=(const RowType&) = delete;
+  MPI_Datatype type = MPI_DATATYPE_NULL;
+};
 
 class MpiReducer final : public Reducer {
  public:
@@ -53,11 +65,22 @@ class MpiReducer final : public Reducer {
     return out;
   }
   Matrix gather_rows(MatrixView local) override {
-    FloatStorage all;
-    allgatherv(local.data, local.rows * local.cols, all, MPI_FLOAT, "gather_rows");
-    const std::size_t rows = local.cols == 0 ? 0 : all.size() / local.cols;
-    Matrix out(rows, local.cols);
-    out.storage() = std::move(all);
+    int mine = as_count(local.rows, "gather_rows");
+    std::vector<int> counts(static_cast<std::size_t>(size_)), displs(counts.size());
+    check(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD),
+          "gather_rows");
+    std::size_t total = 0;
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      displs[r] = as_count(total, "gather_rows");
+      total += static_cast<std::size_t>(counts[r]);
+    }
+    as_count(total, "gather_rows");
+    Matrix out = Matrix::uninitialized(total, local.cols);  // every row received below
+    if (local.cols == 0) return out;
+    RowType row(local.cols);
+    check(MPI_Allgatherv(local.data, mine, row.type, out.data(), counts.data(), displs.data(),
+                         row.type, MPI_COMM_WORLD),
+          "gather_rows");
     return out;
   }
   std::vector<float> gather(std::span<const float> local) override {
@@ -79,13 +102,15 @@ class MpiReducer final : public Reducer {
     std::vector<int> counts(static_cast<std::size_t>(size_)), displs(counts.size());
     for (int r = 0; r < size_; ++r) {
       const RowRange range = chunk_rows_of(total_rows, r, size_);
-      counts[static_cast<std::size_t>(r)] = as_count(range.rows * cols, "scatter_rows");
-      displs[static_cast<std::size_t>(r)] = as_count(range.begin * cols, "scatter_rows");
+      counts[static_cast<std::size_t>(r)] = as_count(range.rows, "scatter_rows");
+      displs[static_cast<std::size_t>(r)] = as_count(range.begin, "scatter_rows");
     }
     const RowRange mine = chunk_rows_of(total_rows, rank_, size_);
-    Matrix out(mine.rows, cols);
-    check(MPI_Scatterv(rank_ == 0 ? all.data : nullptr, counts.data(), displs.data(), MPI_FLOAT,
-                       out.data(), counts[static_cast<std::size_t>(rank_)], MPI_FLOAT, 0,
+    Matrix out = Matrix::uninitialized(mine.rows, cols);  // every row received below
+    if (cols == 0) return out;
+    RowType row(cols);
+    check(MPI_Scatterv(rank_ == 0 ? all.data : nullptr, counts.data(), displs.data(), row.type,
+                       out.data(), counts[static_cast<std::size_t>(rank_)], row.type, 0,
                        MPI_COMM_WORLD),
           "scatter_rows");
     return out;
