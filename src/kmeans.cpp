@@ -472,7 +472,10 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
   const Matrix xc = centre_rows(x, mean);
   const double converged_at =
       options.tol * mean_feature_variance(xc.view(), reducer, options.sample_weight);
-  const MomentScales scales = moment_scales(xc.view(), options.sample_weight, reducer);
+  // Mini-batch keeps float64 running means and never builds exact moments.
+  const MomentScales scales = options.algorithm == KMeansAlgorithm::minibatch
+                                  ? MomentScales{}
+                                  : moment_scales(xc.view(), options.sample_weight, reducer);
 
   const KMeansCheckpoint* resume = options.resume;
   if ((resume != nullptr || options.on_checkpoint) &&

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <vector>
 
 #include "kmeans_internal.hpp"
@@ -17,6 +18,39 @@ namespace {
 
 /// Streams of derive_seed() for the batches; far from the restart and init streams.
 constexpr std::uint64_t kStreamBatch = 0x4000'0000;
+
+/// Per-cluster float64 sums and counts of the batch, per fixed chunk and folded in chunk order.
+/// The running means need nothing exact beyond reproducibility, so the batch is not converted
+/// to the fixed-point moments an exact step uses (which took a third of a step).
+ClusterSums batch_sums(MatrixView batch, std::span<const std::int32_t> label, std::size_t k) {
+  const std::size_t d = batch.cols;
+  const std::size_t chunks = chunk_count(batch.rows);
+  std::vector<double> part(chunks * k * d, 0.0);
+  std::vector<std::int64_t> part_counts(chunks * k, 0);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
+    const auto c = static_cast<std::size_t>(ci);
+    double* sums = part.data() + c * k * d;
+    std::int64_t* counts = part_counts.data() + c * k;
+    const std::size_t end = std::min(batch.rows, (c + 1) * kReduceChunkRows);
+    for (std::size_t i = c * kReduceChunkRows; i < end; ++i) {
+      const auto j = static_cast<std::size_t>(label[i]);
+      const float* x = batch.row(i);
+      for (std::size_t t = 0; t < d; ++t) sums[j * d + t] += static_cast<double>(x[t]);
+      ++counts[j];
+    }
+  }
+  ClusterSums out;
+  out.k = k;
+  out.d = d;
+  out.sums.assign(k * d, 0.0);
+  out.counts.assign(k, 0);
+  for (std::size_t c = 0; c < chunks; ++c) {
+    for (std::size_t t = 0; t < k * d; ++t) out.sums[t] += part[c * k * d + t];
+    for (std::size_t j = 0; j < k; ++j) out.counts[j] += part_counts[c * k + j];
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -65,7 +99,10 @@ bool minibatch_run(MatrixView xc, LloydState& state, const KMeansOptions& option
     }
     const AssignStats assigned =
         assign_rows(batch.view(), state.centroids.view(), label, dist, false);
-    const ClusterSums sums = accumulate_clusters(batch.view(), label, k, reducer);
+    // (Not reached with several processes today: mini-batch runs on a gathered copy.)
+    const ClusterSums sums = reducer.size() == 1
+                                 ? batch_sums(batch.view(), label, k)
+                                 : accumulate_clusters(batch.view(), label, k, reducer);
     double batch_inertia = assigned.inertia;
     reducer.sum(std::span<double>(&batch_inertia, 1));
 
