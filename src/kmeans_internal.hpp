@@ -1,7 +1,7 @@
 // Pieces of k-means shared by the fit driver, the tests and the benchmark. Not installed.
 // The fit is validate -> centre -> init -> repeat StepPolicy::step -> finalize. Lloyd's step is
 // assign_rows + finish_step; Hamerly and Yinyang replace the assignment half with bounded
-// versions that give the same labels (kmeans_hamerly.cpp, kmeans_yinyang.cpp).
+// versions that give the same labels (kmeans_relabel.hpp, kmeans_hamerly.cpp, kmeans_yinyang.cpp).
 #pragma once
 
 #include <algorithm>
@@ -319,7 +319,7 @@ class StepPolicy {
 std::unique_ptr<StepPolicy> make_lloyd_policy();
 /// One float upper and lower bound per row plus the row norm (12 bytes per row).
 std::unique_ptr<StepPolicy> make_hamerly_policy();
-/// One upper bound per row (8 bytes), one float lower bound per row and centre group
+/// One float upper bound per row, one float lower bound per row and centre group
 /// (4 * groups bytes) and the row norm; groups from clustering the initial centres.
 std::unique_ptr<StepPolicy> make_yinyang_policy();
 /// Centre groups Yinyang uses for k centres (k / 10, at least 1, as in Ding et al. 2015).
@@ -350,80 +350,6 @@ std::vector<float> row_norms(MatrixView xc);
 /// ||x||^2 of one row in float64 (turns a row's scores back into squared distances).
 double row_sq_norm(const float* x, std::size_t d) noexcept;
 
-/// The assignment pass of the bounded policies. Per block of kAssignBlockRows rows, `keeps(i,
-/// scratch)` either proves row i keeps its label (then it updates the row's bounds and
-/// state.distance[i] itself) or returns false; the rows that fail are rescored against every
-/// centre with Lloyd's blocked kernel, and `rescored(i, scores, best)` refreshes their bounds from
-/// the k scores. Labels, distances, change counts and per-chunk inertia are then set exactly as
-/// assign_rows sets them, so the result has Lloyd's bits. With `full` every row is rescored.
-/// `scratch` is per thread, `scratch_size` doubles.
-template <class Keeps, class Rescored>
-AssignStats bounded_assign(MatrixView xc, LloydState& state, const PackedCentres& packed, bool full,
-                           std::size_t scratch_size, Keeps keeps, Rescored rescored,
-                           ClusterAccumulator& summed) {
-  const std::size_t n = xc.rows;
-  const std::size_t d = xc.cols;
-  const std::size_t k = state.centroids.rows();
-  const std::size_t ldo = packed.panels * kPanelWidth;
-  const MatrixView c = state.centroids.view();
-  const std::size_t chunks = chunk_count(n);
-  std::vector<double> chunk_inertia(chunks, 0.0);
-  std::vector<std::int64_t> chunk_changed(chunks, 0);
-  ExceptionCollector errors;
-#pragma omp parallel if (chunks > 1)
-  {
-    std::vector<float> gathered;
-    std::vector<float> scores;
-    std::vector<std::size_t> todo;
-    std::vector<double> scratch;
-    bool ready = false;
-    errors.run([&] {
-      gathered.resize(kAssignBlockRows * d);
-      scores.resize(kAssignBlockRows * ldo);
-      todo.reserve(kAssignBlockRows);
-      scratch.resize(scratch_size);
-      ready = true;
-    });
-    chunk_waves(chunks, &summed, errors, [&](std::size_t ci) {
-      // A thread that could not allocate skips its chunks; the collected error is rethrown.
-      if (!ready) return;
-      errors.run([&] {
-        const std::size_t begin = ci * kReduceChunkRows;
-        const std::size_t end = std::min(n, begin + kReduceChunkRows);
-        std::int64_t changed = 0;
-        for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
-          const std::size_t b1 = std::min(end, b0 + kAssignBlockRows);
-          todo.clear();
-          for (std::size_t i = b0; i < b1; ++i)
-            if (full || !keeps(i, std::span<double>(scratch))) todo.push_back(i);
-          for (std::size_t m = 0; m < todo.size(); ++m)
-            std::copy(xc.row(todo[m]), xc.row(todo[m]) + d, gathered.data() + m * d);
-          score_rows(gathered.data(), todo.size(), d, packed, scores.data(), ldo);
-          for (std::size_t m = 0; m < todo.size(); ++m) {
-            const std::size_t i = todo[m];
-            const float* s = scores.data() + m * ldo;
-            const std::size_t best = argmin_scores(s, k);
-            rescored(i, s, best);
-            const auto label = static_cast<std::int32_t>(best);
-            if (state.assignment[i] != label) ++changed;
-            state.assignment[i] = label;
-            state.distance[i] = static_cast<float>(squared_distance(xc.row(i), c.row(best), d));
-          }
-        }
-        // Summed in row order, as assign_rows does, so the inertia has the same bits.
-        double inertia = 0.0;
-        for (std::size_t i = begin; i < end; ++i)
-          inertia += weighted(state.weight, i, state.distance[i]);
-        chunk_inertia[ci] = inertia;
-        chunk_changed[ci] = changed;
-        // Added while the chunk's rows are still in cache.
-        summed.add_chunk(ci, xc, state.assignment);
-      });
-    });
-  }
-  errors.rethrow();
-  return combine_chunk_stats(std::move(chunk_inertia), chunk_changed);
-}
 inline double round_up(double v) noexcept {
   return v * (1.0 + 0x1.0p-40);
 }

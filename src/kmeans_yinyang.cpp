@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kmeans_internal.hpp"
+#include "kmeans_relabel.hpp"
 
 namespace icp::kmeans_detail {
 
@@ -61,57 +62,77 @@ class YinyangPolicy final : public StepPolicy {
     const BoundFrame frame = make_bound_frame(c);
 
     const bool full = !valid_;
-    std::vector<double> drift(G, 0.0);
+    ensure_scales(xc, state, reducer);
     if (full) {
+      upper_.assign(n, 0.0f);
       lower_.assign(n * G, 0.0f);
+      drift_.assign(k, 0.0);
+      group_drift_.assign(G, 0.0);
+      moments_ = ClusterMoments(k, d, !state.weight.empty());
     } else {
       const std::vector<double> moves = centre_moves(bound_centres_, state.centroids);
-      for (std::size_t j = 0; j < k; ++j) drift[group_[j]] = std::max(drift[group_[j]], moves[j]);
+      std::vector<double> largest(G, 0.0);
+      for (std::size_t j = 0; j < k; ++j) {
+        drift_[j] = bound_up(drift_[j] + moves[j]);
+        largest[group_[j]] = std::max(largest[group_[j]], moves[j]);
+      }
+      for (std::size_t g = 0; g < G; ++g) group_drift_[g] = bound_up(group_drift_[g] + largest[g]);
     }
 
+    // Whether row i (centre a, upper bound u) provably keeps its centre. Bounds are stored
+    // against cumulative drifts (as in kmeans_hamerly.cpp): a proven row is read, not written.
+    auto proven = [&](std::size_t i, std::size_t a, double u) {
+      const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
+      const float* lb = lower_.data() + i * G;
+      double low = kInf;
+      for (std::size_t g = 0; g < G; ++g) {
+        low = std::min(low, bound_down(static_cast<double>(lb[g]) - group_drift_[g]));
+      }
+      low = std::max(low, 2.0 * frame.half[a] - u);
+      return low > u && low * low - u * u > 2.0 * err;
+    };
+    auto screen = [&](std::size_t b0, std::size_t b1, std::vector<std::size_t>& check) {
+      for (std::size_t i = b0; i < b1; ++i) {
+        const auto a = static_cast<std::size_t>(state.assignment[i]);
+        if (!proven(i, a, bound_up(static_cast<double>(upper_[i]) + drift_[a]))) {
+          check.push_back(i);
+        }
+      }
+    };
+    auto tight = [&](std::size_t i) {
+      const auto a = static_cast<std::size_t>(state.assignment[i]);
+      const double u = round_up(std::sqrt(squared_distance(xc.row(i), c.row(a), d)));
+      if (!proven(i, a, u)) return false;
+      upper_[i] = float_up(bound_up(u - drift_[a]));
+      return true;
+    };
     // Rows whose bounds fail are rescored against every centre (on overlapping clusters most
     // groups fail together, where per-group scoring loses).
-    ClusterAccumulator summed(n, k, d, state.weight, ensure_scales(xc, state, reducer));
-    const AssignStats assigned = bounded_assign(
-        xc, state, frame.packed, full, G,
-        [&](std::size_t i, std::span<double> nl) {
-          const auto a = static_cast<std::size_t>(state.assignment[i]);
-          const double dist_a = squared_distance(xc.row(i), c.row(a), d);
-          const double u = round_up(std::sqrt(dist_a));
-          const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
-          float* lb = lower_.data() + i * G;
-          double low = kInf;
-          for (std::size_t g = 0; g < G; ++g) {
-            nl[g] = static_cast<double>(lb[g]) - drift[g];
-            low = std::min(low, nl[g]);
-          }
-          low = std::max(low, 2.0 * frame.half[a] - u);
-          if (!(low > u && low * low - u * u > 2.0 * err)) return false;
-          for (std::size_t g = 0; g < G; ++g) lb[g] = float_down(nl[g]);
-          state.distance[i] = static_cast<float>(dist_a);
-          return true;
-        },
-        [&](std::size_t i, const float* sc, std::size_t best) {
-          const double xx = row_sq_norm(xc.row(i), d);
-          const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
-          float* lb = lower_.data() + i * G;
-          // The bound is monotone in the score: take each group's smallest score first, so
-          // there is one square root per group rather than per centre.
-          for (std::size_t g = 0; g < G; ++g) lb[g] = std::numeric_limits<float>::infinity();
-          for (std::size_t j = 0; j < k; ++j) {
-            if (j != best) lb[group_[j]] = std::min(lb[group_[j]], sc[j]);
-          }
-          for (std::size_t g = 0; g < G; ++g) {
-            lb[g] = std::isinf(lb[g])
-                        ? lb[g]
-                        : float_down(lower_from_score(static_cast<double>(lb[g]), xx, err));
-          }
-        },
-        summed);
+    auto rescored = [&](std::size_t i, const float* row, const float* sc, std::size_t best) {
+      const double xx = row_sq_norm(row, d);
+      const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
+      float* lb = lower_.data() + i * G;
+      // The bound is monotone in the score: take each group's smallest score first, so
+      // there is one square root per group rather than per centre.
+      for (std::size_t g = 0; g < G; ++g) lb[g] = std::numeric_limits<float>::infinity();
+      for (std::size_t j = 0; j < k; ++j) {
+        if (j != best) lb[group_[j]] = std::min(lb[group_[j]], sc[j]);
+      }
+      for (std::size_t g = 0; g < G; ++g) {
+        if (std::isinf(lb[g])) continue;
+        const double l = lower_from_score(static_cast<double>(lb[g]), xx, err);
+        lb[g] = float_down(bound_down(l + group_drift_[g]));
+      }
+      const double u = round_up(std::sqrt(squared_distance(row, c.row(best), d)));
+      upper_[i] = float_up(bound_up(u - drift_[best]));
+    };
+    const std::int64_t changed =
+        bounded_relabel(xc, state, frame.packed, full, moments_, screen, tight, rescored);
     bound_centres_ = state.centroids;
-    const StepStats stats =
-        finish_step(xc, state, assigned.changed, summed.finish(reducer), reducer);
-    // Relocated rows changed label without their bounds following: start over next step.
+    ClusterMoments all = moments_;
+    all.reduce(reducer);
+    const StepStats stats = finish_step(xc, state, changed, all, reducer, false);
+    // Relocated rows changed label without their bounds or moments following: start over.
     valid_ = stats.relocated == 0;
     return stats;
   }
@@ -119,8 +140,12 @@ class YinyangPolicy final : public StepPolicy {
  private:
   std::size_t groups_ = 0;
   std::vector<std::size_t> group_;
-  std::vector<float> lower_;
+  std::vector<float> upper_;  // + drift_[label] >= distance to the assigned centre
+  std::vector<float> lower_;  // n x groups; - group_drift_[g] <= distance to group g's centres
+  std::vector<double> drift_;
+  std::vector<double> group_drift_;
   std::vector<float> xnorm_;
+  ClusterMoments moments_;  // of this process's rows under the current labels
   Matrix bound_centres_;
   bool valid_ = false;
 };
