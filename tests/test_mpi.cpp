@@ -33,6 +33,19 @@ std::string mpirun(int np) {
 
 using icp_test::fresh_dir;
 
+/// `job` run by one process and by two (mpirun) writes the same datasets (scripts/h5-same).
+void expect_two_processes_write_one_process_file(const fs::path& dir, const fs::path& job) {
+  const std::string run = std::string(ICP_BINARY) + " run -q -c " + job.string() + " --output ";
+  Result r = shell(run + (dir / "one.h5").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = shell(mpirun(2) + run + (dir / "two.h5").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const Result same =
+      shell("/usr/bin/python3 " + std::string(ICP_SOURCE_DIR) + "/scripts/h5-same " +
+            (dir / "one.h5").string() + " " + (dir / "two.h5").string());
+  EXPECT_EQ(same.code, 0) << same.out;
+}
+
 }  // namespace
 #endif
 
@@ -75,15 +88,7 @@ TEST(Mpi, WeightedJobOnTwoProcessesWritesTheOneProcessFile) {
   const fs::path dir = fresh_dir("mpi_weights");
   const fs::path job = icp_test::write_demo_job(
       dir, {{"n_init = 1", "n_init = 1\nweight_column = \"product_signups_90d\""}});
-  const std::string run = std::string(ICP_BINARY) + " run -q -c " + job.string() + " --output ";
-  Result r = shell(run + (dir / "one.h5").string());
-  ASSERT_EQ(r.code, 0) << r.out;
-  r = shell(mpirun(2) + run + (dir / "two.h5").string());
-  ASSERT_EQ(r.code, 0) << r.out;
-  const Result same =
-      shell("/usr/bin/python3 " + std::string(ICP_SOURCE_DIR) + "/scripts/h5-same " +
-            (dir / "one.h5").string() + " " + (dir / "two.h5").string());
-  EXPECT_EQ(same.code, 0) << same.out;
+  expect_two_processes_write_one_process_file(dir, job);
   fs::remove_all(dir);
 #endif
 }
@@ -97,15 +102,7 @@ TEST(Mpi, GatheredSeedingOnTwoProcessesWritesTheOneProcessFile) {
   const fs::path dir = fresh_dir("mpi_gathered_seeding");
   const fs::path job =
       icp_test::write_demo_job(dir, {{"init = \"kmeans++\"", "init = \"kmeans||\""}});
-  const std::string run = std::string(ICP_BINARY) + " run -q -c " + job.string() + " --output ";
-  Result r = shell(run + (dir / "one.h5").string());
-  ASSERT_EQ(r.code, 0) << r.out;
-  r = shell(mpirun(2) + run + (dir / "two.h5").string());
-  ASSERT_EQ(r.code, 0) << r.out;
-  const Result same =
-      shell("/usr/bin/python3 " + std::string(ICP_SOURCE_DIR) + "/scripts/h5-same " +
-            (dir / "one.h5").string() + " " + (dir / "two.h5").string());
-  EXPECT_EQ(same.code, 0) << same.out;
+  expect_two_processes_write_one_process_file(dir, job);
   fs::remove_all(dir);
 #endif
 }
