@@ -341,9 +341,9 @@ Matrix initial_centres(const Matrix& xc, const KMeansOptions& options, std::span
                        std::uint64_t seed, Reducer& reducer) {
   switch (options.init) {
     case KMeansInit::random:
-      return init_random(xc.view(), options.k, seed);
+      return init_random(xc.view(), options.k, seed, reducer);
     case KMeansInit::kmeans_parallel:
-      return init_kmeans_parallel(xc.view(), options.k, seed);
+      return init_kmeans_parallel(xc.view(), options.k, seed, reducer);
     case KMeansInit::file:
       return centre_rows(options.initial_centroids.view(), mean);
     case KMeansInit::kmeanspp:
@@ -369,12 +369,11 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
     run.history = resume->history;
     run.iterations = resume->iteration;
     first = resume->iteration + 1;
-  } else if (reducer.size() > 1 && (minibatch || options.init == KMeansInit::random ||
-                                    options.init == KMeansInit::kmeans_parallel)) {
-    // Random and k-means|| seeding (and mini-batch, which samples rows of the whole data) are
-    // not split between processes yet: every process runs them on all the rows, so all pick
-    // the same centres as one process would. Costs a copy of the data per process while they
-    // run. Greedy k-means++ (the default) and init = file need no copy.
+  } else if (reducer.size() > 1 && minibatch) {
+    // Mini-batch (which samples rows of the whole data) is not split between processes yet:
+    // every process runs it, and its seeding, on all the rows, so all get the centres one
+    // process would. Costs a copy of the data per process while it runs. The exact algorithms
+    // seed on each process's own rows.
     const Matrix all = reducer.gather_rows(xc.view());
     run.state.centroids = initial_centres(all, options, mean, seed, local_reducer());
     if (minibatch) {

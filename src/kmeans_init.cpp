@@ -72,19 +72,18 @@ std::size_t sample_in_chunk(std::span<const double> d2, std::size_t chunk, doubl
   return last_positive;
 }
 
-/// This process's rows in global numbering: [offset, offset + rows).
-struct Slice {
-  std::size_t offset = 0;
-  std::size_t total = 0;  ///< rows over every process
-  bool holds(std::size_t row, std::size_t rows) const noexcept {
-    return row >= offset && row < offset + rows;
-  }
-};
+}  // namespace
 
-/// Rows `global` (global numbers) of the data split between the processes, on every process: the
-/// holder contributes the float bits, the others zeros, and an integer sum hands everyone the
-/// same bits (a float sum would turn -0 into +0).
-Matrix fetch_rows(MatrixView xc, std::span<const std::size_t> global, const Slice& slice,
+RowSlice row_slice(std::size_t rows, Reducer& reducer) {
+  RowSlice slice;
+  std::int64_t total = static_cast<std::int64_t>(rows);
+  reducer.sum(std::span<std::int64_t>(&total, 1));
+  slice.total = static_cast<std::size_t>(total);
+  slice.offset = chunk_rows_of(slice.total, reducer.rank(), reducer.size()).begin;
+  return slice;
+}
+
+Matrix fetch_rows(MatrixView xc, std::span<const std::size_t> global, const RowSlice& slice,
                   Reducer& reducer) {
   const std::size_t d = xc.cols;
   Matrix out(global.size(), d);
@@ -107,8 +106,6 @@ Matrix fetch_rows(MatrixView xc, std::span<const std::size_t> global, const Slic
   return out;
 }
 
-}  // namespace
-
 std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream) noexcept {
   return splitmix64(seed ^ splitmix64(stream + 0x6A09E667F3BCC909ULL));
 }
@@ -126,21 +123,21 @@ double Rng::uniform01() {
   return static_cast<double>(engine_() >> 11) * 0x1.0p-53;
 }
 
-Matrix init_random(MatrixView xc, int k, std::uint64_t seed) {
+Matrix init_random(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer) {
   Rng rng(seed);
-  const auto n = static_cast<std::uint64_t>(xc.rows);
+  const RowSlice slice = row_slice(xc.rows, reducer);
+  const auto n = static_cast<std::uint64_t>(slice.total);
   const auto kk = static_cast<std::uint64_t>(k);
-  Matrix out(static_cast<std::size_t>(k), xc.cols);
   std::unordered_set<std::uint64_t> taken;
-  std::size_t slot = 0;
+  std::vector<std::size_t> picks;
   // Floyd's algorithm: k distinct indices from k draws, no O(n) shuffle.
   for (std::uint64_t j = n - kk; j < n; ++j) {
     const std::uint64_t t = rng.index(j + 1);
     const std::uint64_t pick = taken.count(t) ? j : t;
     taken.insert(pick);
-    copy_row(xc, static_cast<std::size_t>(pick), out, slot++);
+    picks.push_back(static_cast<std::size_t>(pick));
   }
-  return out;
+  return fetch_rows(xc, picks, slice, reducer);
 }
 
 Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer) {
@@ -148,13 +145,7 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
   const std::size_t n = xc.rows;
   const std::size_t d = xc.cols;
   const auto kk = static_cast<std::size_t>(k);
-  Slice slice;
-  {
-    std::int64_t total = static_cast<std::int64_t>(n);
-    reducer.sum(std::span<std::int64_t>(&total, 1));
-    slice.total = static_cast<std::size_t>(total);
-    slice.offset = chunk_rows_of(slice.total, reducer.rank(), reducer.size()).begin;
-  }
+  const RowSlice slice = row_slice(n, reducer);
   // Processes hold whole chunks (chunk_rows_of), so local chunk ci is global chunk first + ci.
   const std::size_t first_chunk = slice.offset / kReduceChunkRows;
   Matrix out(kk, d);

@@ -29,8 +29,9 @@ constexpr std::uint64_t kStreamFirstCentre = 0x1000;
 constexpr std::uint64_t kStreamRound = 0x2000;  // + round
 constexpr std::uint64_t kStreamFinal = 0x3000;
 
-/// Sum of v over fixed chunks of kReduceChunkRows, chunks combined in order.
-double chunked_sum(const std::vector<double>& v) {
+/// Sum of v over fixed chunks of kReduceChunkRows, chunks of every process combined in global
+/// chunk order.
+double chunked_sum(const std::vector<double>& v, Reducer& reducer) {
   const std::size_t n = v.size();
   const std::size_t chunks = chunk_count(n);
   std::vector<double> part(chunks, 0.0);
@@ -43,7 +44,7 @@ double chunked_sum(const std::vector<double>& v) {
     part[static_cast<std::size_t>(ci)] = s;
   }
   double total = 0.0;
-  for (const double p : part) total += p;
+  for (const double p : reducer.gather_chunks(std::move(part), 1)) total += p;
   return total;
 }
 
@@ -164,61 +165,63 @@ Matrix init_kmeanspp_weighted(MatrixView points, std::span<const double> weight,
   return out;
 }
 
-Matrix init_kmeans_parallel(MatrixView xc, int k, std::uint64_t seed) {
+Matrix init_kmeans_parallel(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer) {
   const std::size_t n = xc.rows;
-  const std::size_t d = xc.cols;
   const auto kk = static_cast<std::size_t>(k);
   // Oversampling factor l = 2k, as in the paper's experiments: ~2k * rounds candidates.
   const double oversample = 2.0 * static_cast<double>(k);
+  // Several processes: rows are numbered globally, every draw is keyed by the global number,
+  // and each round's picks are gathered in rank (so row) order, so all processes hold the
+  // candidates one process picks, without a copy of the data.
+  const RowSlice slice = row_slice(n, reducer);
 
-  std::vector<std::size_t> picked;
+  std::vector<std::size_t> picked;  // global row numbers
   std::vector<char> is_picked(n, 0);
   {
     Rng rng(derive_seed(seed, kStreamFirstCentre));
-    const auto first = static_cast<std::size_t>(rng.index(n));
-    picked.push_back(first);
-    is_picked[first] = 1;
+    picked.push_back(static_cast<std::size_t>(rng.index(slice.total)));
+    if (slice.holds(picked[0], n)) is_picked[picked[0] - slice.offset] = 1;
   }
-  Matrix first_centre(1, d);
-  std::copy(xc.row(picked[0]), xc.row(picked[0]) + d, first_centre.row(0));
+  const Matrix first_centre = fetch_rows(xc, picked, slice, reducer);
   std::vector<double> d2(n, std::numeric_limits<double>::infinity());
   nearest_update(xc, first_centre, d2, nullptr);
 
   for (int round = 0; round < kParallelInitRounds; ++round) {
-    const double phi = chunked_sum(d2);
+    const double phi = chunked_sum(d2, reducer);
     if (!(phi > 0.0)) break;  // every row sits on a candidate
     const std::uint64_t key = derive_seed(seed, kStreamRound + static_cast<std::uint64_t>(round));
     const double scale = oversample / phi;
-    std::vector<std::size_t> fresh;
+    std::vector<double> mine;  // global row numbers (exact in a double below 2^53)
     // Draws are per row, so scanning in row order gives the same picks as any parallel split;
     // the scan is cheap next to the distance pass below.
     for (std::size_t i = 0; i < n; ++i) {
       if (is_picked[i] || d2[i] <= 0.0) continue;
-      if (counter_uniform01(key, i) < scale * d2[i]) fresh.push_back(i);
+      const std::size_t global = slice.offset + i;
+      if (counter_uniform01(key, global) < scale * d2[i]) {
+        mine.push_back(static_cast<double>(global));
+        is_picked[i] = 1;
+      }
     }
-    if (fresh.empty()) continue;
-    Matrix centres(fresh.size(), d);
-    for (std::size_t j = 0; j < fresh.size(); ++j) {
-      std::copy(xc.row(fresh[j]), xc.row(fresh[j]) + d, centres.row(j));
-      is_picked[fresh[j]] = 1;
-      picked.push_back(fresh[j]);
-    }
-    nearest_update(xc, centres, d2, nullptr);
+    const std::vector<double> all = reducer.gather(std::span<const double>(mine));
+    if (all.empty()) continue;
+    std::vector<std::size_t> fresh(all.size());
+    for (std::size_t j = 0; j < all.size(); ++j) fresh[j] = static_cast<std::size_t>(all[j]);
+    picked.insert(picked.end(), fresh.begin(), fresh.end());
+    nearest_update(xc, fetch_rows(xc, fresh, slice, reducer), d2, nullptr);
   }
 
-  if (picked.size() < kk) return init_kmeanspp(xc, k, seed);
+  if (picked.size() < kk) return init_kmeanspp(xc, k, seed, reducer);
 
   const std::size_t m = picked.size();
-  Matrix candidates(m, d);
-  for (std::size_t j = 0; j < m; ++j) {
-    std::copy(xc.row(picked[j]), xc.row(picked[j]) + d, candidates.row(j));
-  }
+  const Matrix candidates = fetch_rows(xc, picked, slice, reducer);
   std::vector<std::int32_t> label(n, 0);
   std::fill(d2.begin(), d2.end(), std::numeric_limits<double>::infinity());
   nearest_update(xc, candidates, d2, &label);
-  std::vector<double> weight(m, 0.0);
-  // Integer-valued counts in double are exact, so the summation order cannot matter.
-  for (const std::int32_t j : label) weight[static_cast<std::size_t>(j)] += 1.0;
+  // Rows nearest to each candidate, over every process: integer counts sum exactly.
+  std::vector<std::int64_t> count(m, 0);
+  for (const std::int32_t j : label) ++count[static_cast<std::size_t>(j)];
+  reducer.sum(std::span<std::int64_t>(count));
+  const std::vector<double> weight(count.begin(), count.end());
   return init_kmeanspp_weighted(candidates.view(), weight, k, derive_seed(seed, kStreamFinal));
 }
 

@@ -396,8 +396,26 @@ class Rng {
   std::mt19937_64 engine_;
 };
 
-/// k distinct rows drawn uniformly (Floyd's algorithm), in draw order.
-Matrix init_random(MatrixView xc, int k, std::uint64_t seed);
+/// This process's rows in global numbering: [offset, offset + rows) of `total`.
+struct RowSlice {
+  std::size_t offset = 0;
+  std::size_t total = 0;  ///< rows over every process
+  bool holds(std::size_t row, std::size_t rows) const noexcept {
+    return row >= offset && row < offset + rows;
+  }
+};
+/// The slice of a process holding `rows` rows (chunk_rows_of over every process's rows).
+RowSlice row_slice(std::size_t rows, Reducer& reducer);
+
+/// Rows `global` (global numbers) of the data split between the processes, on every process: the
+/// holder contributes the float bits, the others zeros, and an integer sum hands everyone the
+/// same bits (a float sum would turn -0 into +0).
+Matrix fetch_rows(MatrixView xc, std::span<const std::size_t> global, const RowSlice& slice,
+                  Reducer& reducer);
+
+/// k distinct rows drawn uniformly (Floyd's algorithm), in draw order. Several processes: drawn
+/// from every process's rows, each process holding its run (chunk_rows_of).
+Matrix init_random(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer = local_reducer());
 
 /// Greedy k-means++: 2 + floor(ln k) D^2-sampled candidates per centre, keeping the one that
 /// lowers the potential most (ties to the first candidate).
@@ -419,7 +437,8 @@ inline constexpr int kParallelInitRounds = 5;
 /// keeping row i with probability min(1, 2k d2_i / phi) (counter-based uniform per row and
 /// round), candidates weighted by the rows nearest to them, then weighted greedy k-means++ on
 /// the candidates. Falls back to init_kmeanspp when fewer than k candidates come out.
-Matrix init_kmeans_parallel(MatrixView xc, int k, std::uint64_t seed);
+Matrix init_kmeans_parallel(MatrixView xc, int k, std::uint64_t seed,
+                            Reducer& reducer = local_reducer());
 
 /// Greedy k-means++ on weighted points (serial: meant for the few thousand k-means|| candidates).
 /// The first centre is drawn with probability proportional to weight, later ones by w * D^2.

@@ -93,15 +93,15 @@ TEST(Mpi, WeightedJobOnTwoProcessesWritesTheOneProcessFile) {
 #endif
 }
 
-TEST(Mpi, GatheredSeedingOnTwoProcessesWritesTheOneProcessFile) {
-  // k-means|| seeds on a gathered copy of the rows (gather_rows, rows as an MPI datatype);
-  // the default k-means++ no longer gathers, so this is what still sends whole rows around.
+TEST(Mpi, MiniBatchOnTwoProcessesWritesTheOneProcessFile) {
+  // Mini-batch runs on a gathered copy of the rows (gather_rows, rows as an MPI datatype); the
+  // exact algorithms no longer gather, so this is what still sends whole matrices around.
 #ifndef ICP_TEST_MPI
   GTEST_SKIP() << "built without -DICP_MPI=ON (scripts/test's release build has it)";
 #else
-  const fs::path dir = fresh_dir("mpi_gathered_seeding");
+  const fs::path dir = fresh_dir("mpi_minibatch");
   const fs::path job =
-      icp_test::write_demo_job(dir, {{"init = \"kmeans++\"", "init = \"kmeans||\""}});
+      icp_test::write_demo_job(dir, {{"n_init = 1", "n_init = 1\nalgorithm = \"minibatch\""}});
   expect_two_processes_write_one_process_file(dir, job);
   fs::remove_all(dir);
 #endif

@@ -235,30 +235,36 @@ TEST(Reduce, KMeansSplitBetweenProcessesHasTheBitsOfOneProcess) {
   icp::set_threads(0);
 }
 
-TEST(Reduce, KMeansPlusPlusSeedsWithoutACopyOfTheData) {
-  // Greedy k-means++ shares chunk sums, potentials and the drawn rows, never the data: the fit
-  // on 3 processes gathers no rows, and still has the bits of one process. Duplicated rows
-  // (fewer distinct points than k) exercise the draw once every row sits on a centre; there the
-  // empty clusters' relocation gathers rows (by design, and rare), so only the bits are checked.
+TEST(Reduce, SeedingWithoutACopyOfTheData) {
+  // Every seeding of the exact algorithms shares chunk sums, potentials and the drawn rows, never
+  // the data: the fit on 3 processes gathers no rows, and still has the bits of one process.
+  // Duplicated rows (fewer distinct points than k) exercise the draws once every row sits on a
+  // centre; there the empty clusters' relocation gathers rows (by design, and rare), so only the
+  // bits are checked.
   icp::set_threads(1);
   icp::Matrix x(3 * icp::kReduceChunkRows + 50, 2);
   for (std::size_t i = 0; i < x.rows(); ++i) {
     x(i, 0) = static_cast<float>(i % 4);
     x(i, 1) = -0.0f;
   }
-  for (const auto& [data, k] :
-       {std::pair{blobs(5 * icp::kReduceChunkRows + 7, 4, 6, 3), 9}, std::pair{x, 6}}) {
-    icp::KMeansOptions o;
-    o.k = k;
-    o.seed = 21;
-    o.max_iter = 5;
-    const icp::KMeansResult one = icp::kmeans_fit(data.view(), o);
-    int gathers = -1;
-    const auto parts = fit_split(data, 3, o, &gathers);
-    if (k == 9) {
-      EXPECT_EQ(gathers, 0);
+  for (const auto init :
+       {icp::KMeansInit::kmeanspp, icp::KMeansInit::kmeans_parallel, icp::KMeansInit::random}) {
+    for (const auto& [data, k] :
+         {std::pair{blobs(5 * icp::kReduceChunkRows + 7, 4, 6, 3), 9}, std::pair{x, 6}}) {
+      icp::KMeansOptions o;
+      o.k = k;
+      o.seed = 21;
+      o.max_iter = 5;
+      o.init = init;
+      const icp::KMeansResult one = icp::kmeans_fit(data.view(), o);
+      int gathers = -1;
+      const auto parts = fit_split(data, 3, o, &gathers);
+      const std::string what = std::string(icp::to_string(init)) + " k = " + std::to_string(k);
+      if (k == 9) {
+        EXPECT_EQ(gathers, 0) << what;
+      }
+      expect_same_fit(one, parts, what);
     }
-    expect_same_fit(one, parts, "kmeans++ k = " + std::to_string(k));
   }
   icp::set_threads(0);
 }
