@@ -716,6 +716,29 @@ TEST(LookalikeBacktest, ASampleOfTheMarketEstimatesTheFullBacktest) {
   EXPECT_TRUE(icp_test::same_bits(tiny.backtest[0].auc, full.backtest[0].auc));
 }
 
+TEST(LookalikeErrors, NonFiniteFeatureNamesTheFirstOneAtAnyThreadCount) {
+  // The check runs per chunk in parallel; the message must name the value a row-order scan meets
+  // first, even when a later chunk's thread finds its own first.
+  const std::size_t chunk = icp::kReduceChunkRows;
+  Planted p = planted(3 * chunk, 3);
+  p.x(2 * chunk + 5, 1) = std::numeric_limits<float>::quiet_NaN();
+  p.x(chunk + 7, 2) = std::numeric_limits<float>::infinity();
+  p.x(chunk + 7, 0) = -std::numeric_limits<float>::infinity();
+  icp::LookalikeOptions o;
+  for (const int threads : {1, 2}) {
+    icp::set_threads(threads);
+    try {
+      (void)icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, {}, o);
+      ADD_FAILURE() << "no error at " << threads << " threads";
+    } catch (const icp::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("row " + std::to_string(chunk + 7) + ", feature 0"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  icp::set_threads(0);
+}
+
 TEST(LookalikeErrors, RejectsBadInput) {
   Planted p = planted(100, 3);
   icp::LookalikeOptions o;
