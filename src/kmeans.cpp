@@ -8,8 +8,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
-#include <limits>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -27,32 +27,10 @@ namespace {
 /// 64 * 4096 rows (64 MiB at d = 64) whatever the input size.
 constexpr std::size_t kPredictSlabRows = 64 * kReduceChunkRows;
 
-/// Flat index (row * cols + col) of the first non-finite value, or SIZE_MAX.
-std::size_t first_non_finite(MatrixView x) {
-  const std::size_t n = x.rows;
-  const std::size_t chunks = chunk_count(n);
-  std::vector<std::size_t> first(chunks, std::numeric_limits<std::size_t>::max());
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
-    const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows * x.cols;
-    const std::size_t end =
-        std::min(n, (static_cast<std::size_t>(ci) + 1) * kReduceChunkRows) * x.cols;
-    for (std::size_t t = begin; t < end; ++t) {
-      if (!std::isfinite(x.data[t])) {
-        first[static_cast<std::size_t>(ci)] = t;
-        break;
-      }
-    }
-  }
-  for (const std::size_t f : first) {
-    if (f != std::numeric_limits<std::size_t>::max()) return f;
-  }
-  return std::numeric_limits<std::size_t>::max();
-}
-
 void check_finite(MatrixView x, const char* what) {
-  const std::size_t bad = first_non_finite(x);
-  if (bad == std::numeric_limits<std::size_t>::max()) return;
+  const std::optional<std::size_t> found = first_non_finite(x);
+  if (!found) return;
+  const std::size_t bad = *found;
   throw Error(fmt::format(
       "k-means: non-finite value in {} at row {}, column {}: {} (impute or drop missing values "
       "before clustering)",

@@ -88,7 +88,7 @@ class HamerlyPolicy final : public StepPolicy {
     };
     auto tight = [&](std::size_t i) {
       const auto a = static_cast<std::size_t>(state.assignment[i]);
-      const double u = round_up(std::sqrt(squared_distance(xc.row(i), c.row(a), d)));
+      const double u = distance_up(xc.row(i), c.row(a), d);
       const double l = bound_down(static_cast<double>(lower_[i]) - other_drift_[a]);
       if (!proven(u, l, a, xnorm_[i])) return false;
       upper_[i] = float_up(bound_up(u - drift_[a]));
@@ -104,15 +104,12 @@ class HamerlyPolicy final : public StepPolicy {
                          : float_down(bound_down(lower_from_score(static_cast<double>(second),
                                                                   row_sq_norm(row, d), err) +
                                                  other_drift_[best]));
-      const double u = round_up(std::sqrt(squared_distance(row, c.row(best), d)));
-      upper_[i] = float_up(bound_up(u - drift_[best]));
+      upper_[i] = float_up(bound_up(distance_up(row, c.row(best), d) - drift_[best]));
     };
     const std::int64_t changed =
         bounded_relabel(xc, state, frame.packed, full, moments_, screen, tight, rescored);
     bound_centres_ = state.centroids;
-    ClusterMoments all = moments_;
-    all.reduce(reducer);
-    const StepStats stats = finish_step(xc, state, changed, all, reducer, false);
+    const StepStats stats = finish_bounded_step(xc, state, changed, moments_, reducer);
     // Relocated rows changed label without their bounds or moments following: start over.
     valid_ = stats.relocated == 0;
     return stats;

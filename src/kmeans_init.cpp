@@ -179,15 +179,18 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
     double total = 0.0;
     for (const double s : all_sums) total += s;
     for (std::size_t t = 0; t < trials; ++t) {
-      // The holder of the drawn chunk finds the row; the others add 0 to its number.
-      std::int64_t row = 0;
+      // `total` is the same on every process, so all take the same branch.
       if (total > 0.0) {
+        // The holder of the drawn chunk finds the row; the others add 0 to its number.
         const double target = rng.uniform01() * total;
         const auto [chunk, before] = sample_chunk(all_sums, target);
+        std::int64_t row = 0;
         if (chunk >= first_chunk && chunk < first_chunk + chunks) {
           row = static_cast<std::int64_t>(slice.offset +
                                           sample_in_chunk(d2, chunk - first_chunk, before, target));
         }
+        reducer.sum(std::span<std::int64_t>(&row, 1));
+        candidate[t] = static_cast<std::size_t>(row);
       } else {
         // Every row sits on a chosen centre (fewer distinct points than k): take the first
         // row not used yet, so centres stay distinct rows.
@@ -196,10 +199,8 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
         double lowest =
             r < n ? static_cast<double>(slice.offset + r) : std::numeric_limits<double>::infinity();
         reducer.min(std::span<double>(&lowest, 1));
-        row = std::isinf(lowest) || reducer.rank() != 0 ? 0 : static_cast<std::int64_t>(lowest);
+        candidate[t] = std::isinf(lowest) ? 0 : static_cast<std::size_t>(lowest);
       }
-      reducer.sum(std::span<std::int64_t>(&row, 1));
-      candidate[t] = static_cast<std::size_t>(row);
     }
     const Matrix rows = fetch_rows(xc, candidate, slice, reducer);
     // One pass over the data scores every candidate; potentials are per chunk, chunk order.

@@ -171,14 +171,12 @@ class ClusterMoments {
  public:
   ClusterMoments() = default;
   ClusterMoments(std::size_t k, std::size_t d, bool weighted);
-  std::size_t k() const noexcept { return k_; }
   /// Adds (sign = +1) or removes (sign = -1) one row of cluster `label`.
   void add_row(std::size_t label, const float* x, float w, const MomentScales& scales, int sign);
   void add(const ChunkMoments& chunk);
   ClusterMoments& operator+=(const ClusterMoments& other);
   /// Sums over every process (exact, so in any order).
   void reduce(Reducer& reducer);
-  const std::vector<std::int64_t>& counts() const noexcept { return counts_; }
   /// The sums as float64 (each integer rounded once).
   ClusterSums sums(const MomentScales& scales) const;
   /// sum_j sum_(i in j) w_i ||x_i - c_j||^2 from the moments: Q_j - 2 c_j.S_j + W_j ||c_j||^2

@@ -41,6 +41,19 @@ inline std::int64_t round_scaled(double v) noexcept {
   return bits - magic_bits;
 }
 
+/// The integers one row adds for column value x (weight wi when `weighted`) and for its squared
+/// norm: one definition for the chunk pass and for single rows, so removing a row takes away
+/// exactly what adding it gave. wi * x is exact (two floats); the power-of-two scale is exact.
+inline std::int64_t quantize(float x, double wi, bool weighted, double scale) noexcept {
+  const double v = static_cast<double>(x);
+  return round_scaled((weighted ? wi * v : v) * scale);
+}
+inline std::int64_t quantize_norm(const float* x, std::size_t d, double wi, bool weighted,
+                                  const MomentScales& scales) noexcept {
+  const double q = row_sq_norm(x, d);
+  return round_scaled((weighted ? wi * q : q) * scales.norm);
+}
+
 /// 32-bit limbs of a two's-complement 128-bit value, so a sum of int64s (reducer.sum) can carry
 /// them: limb sums stay exact for up to 2^31 processes and wrap back into the right int128.
 constexpr int kLimbs = 4;
@@ -107,22 +120,16 @@ void ChunkMoments::assign(MatrixView xc, std::span<const std::int32_t> labels,
   norm.assign(k, 0);
   counts.assign(k, 0);
   weight.assign(w.empty() ? 0 : k, 0);
+  const bool weighted = !w.empty();
   const double* sc = scales.coord.data();
   for (std::size_t i = begin; i < end; ++i) {
     const auto label = static_cast<std::size_t>(labels[i]);
     const float* x = xc.row(i);
+    const double wi = weighted ? static_cast<double>(w[i]) : 1.0;
     std::int64_t* dst = coord.data() + label * d;
-    if (w.empty()) {
-      for (std::size_t t = 0; t < d; ++t) dst[t] += round_scaled(static_cast<double>(x[t]) * sc[t]);
-      norm[label] += round_scaled(row_sq_norm(x, d) * scales.norm);
-    } else {
-      const double wi = static_cast<double>(w[i]);
-      for (std::size_t t = 0; t < d; ++t) {
-        dst[t] += round_scaled(wi * static_cast<double>(x[t]) * sc[t]);
-      }
-      norm[label] += round_scaled(wi * row_sq_norm(x, d) * scales.norm);
-      weight[label] += round_scaled(wi * scales.weight);
-    }
+    for (std::size_t t = 0; t < d; ++t) dst[t] += quantize(x[t], wi, weighted, sc[t]);
+    norm[label] += quantize_norm(x, d, wi, weighted, scales);
+    if (weighted) weight[label] += round_scaled(wi * scales.weight);
     ++counts[label];
   }
 }
@@ -138,18 +145,14 @@ ClusterMoments::ClusterMoments(std::size_t k, std::size_t d, bool weighted)
 
 void ClusterMoments::add_row(std::size_t label, const float* x, float w, const MomentScales& scales,
                              int sign) {
-  // The same expressions as ChunkMoments::assign, so a row removed here takes away exactly the
-  // integers a chunk pass added for it.
+  // The same quantize calls as ChunkMoments::assign, so a row removed here takes away exactly
+  // the integers a chunk pass added for it.
   MomentInt* dst = coord_.data() + label * d_;
   const double wi = static_cast<double>(w);
   for (std::size_t t = 0; t < d_; ++t) {
-    const double v = weighted_ ? wi * static_cast<double>(x[t]) * scales.coord[t]
-                               : static_cast<double>(x[t]) * scales.coord[t];
-    dst[t] += sign * static_cast<MomentInt>(round_scaled(v));
+    dst[t] += sign * static_cast<MomentInt>(quantize(x[t], wi, weighted_, scales.coord[t]));
   }
-  const double q =
-      weighted_ ? wi * row_sq_norm(x, d_) * scales.norm : row_sq_norm(x, d_) * scales.norm;
-  norm_[label] += sign * static_cast<MomentInt>(round_scaled(q));
+  norm_[label] += sign * static_cast<MomentInt>(quantize_norm(x, d_, wi, weighted_, scales));
   if (weighted_) weight_[label] += sign * static_cast<MomentInt>(round_scaled(wi * scales.weight));
   counts_[label] += sign;
 }

@@ -1,8 +1,9 @@
 // The pass shared by the bounded policies that carry their bounds from step to step (Hamerly,
-// Elkan). Not installed.
+// Yinyang). Not installed.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -119,6 +120,21 @@ std::int64_t bounded_relabel(MatrixView xc, LloydState& state, const PackedCentr
   }
   errors.rethrow();
   return changed;
+}
+
+/// A row's distance to a centre, rounded up: the upper bound a bounded step resets a row to.
+inline double distance_up(const float* row, const float* centre, std::size_t d) noexcept {
+  return round_up(std::sqrt(squared_distance(row, centre, d)));
+}
+
+/// The update that ends a bounded step: `mine` (this process's moments, which bounded_relabel
+/// kept current) summed over the processes, then finish_step, which computes per-row distances
+/// only in the rare step that relocates.
+inline StepStats finish_bounded_step(MatrixView xc, LloydState& state, std::int64_t changed,
+                                     const ClusterMoments& mine, Reducer& reducer) {
+  ClusterMoments all = mine;
+  all.reduce(reducer);
+  return finish_step(xc, state, changed, all, reducer, false);
 }
 
 /// v rounded away from the value it bounds: up(v) >= the exact result of the float64 operation

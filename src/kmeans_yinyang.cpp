@@ -101,7 +101,7 @@ class YinyangPolicy final : public StepPolicy {
     };
     auto tight = [&](std::size_t i) {
       const auto a = static_cast<std::size_t>(state.assignment[i]);
-      const double u = round_up(std::sqrt(squared_distance(xc.row(i), c.row(a), d)));
+      const double u = distance_up(xc.row(i), c.row(a), d);
       if (!proven(i, a, u)) return false;
       upper_[i] = float_up(bound_up(u - drift_[a]));
       return true;
@@ -123,15 +123,12 @@ class YinyangPolicy final : public StepPolicy {
         const double l = lower_from_score(static_cast<double>(lb[g]), xx, err);
         lb[g] = float_down(bound_down(l + group_drift_[g]));
       }
-      const double u = round_up(std::sqrt(squared_distance(row, c.row(best), d)));
-      upper_[i] = float_up(bound_up(u - drift_[best]));
+      upper_[i] = float_up(bound_up(distance_up(row, c.row(best), d) - drift_[best]));
     };
     const std::int64_t changed =
         bounded_relabel(xc, state, frame.packed, full, moments_, screen, tight, rescored);
     bound_centres_ = state.centroids;
-    ClusterMoments all = moments_;
-    all.reduce(reducer);
-    const StepStats stats = finish_step(xc, state, changed, all, reducer, false);
+    const StepStats stats = finish_bounded_step(xc, state, changed, moments_, reducer);
     // Relocated rows changed label without their bounds or moments following: start over.
     valid_ = stats.relocated == 0;
     return stats;

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -362,28 +362,10 @@ std::array<std::int32_t, 3> top_reasons(const float* xi, std::span<const double>
 }
 
 void check_finite(MatrixView x) {
-  // Per chunk of rows in parallel (a 10M-row matrix is 1.8 GB); the first bad value of the
-  // lowest chunk is the one a serial scan meets first.
-  const std::size_t chunks = chunk_count(x.rows);
-  constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
-  std::vector<std::size_t> first(chunks, kNone);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
-    const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows * x.cols;
-    const std::size_t end =
-        std::min(x.rows, (static_cast<std::size_t>(ci) + 1) * kReduceChunkRows) * x.cols;
-    for (std::size_t t = begin; t < end; ++t) {
-      if (!std::isfinite(x.data[t])) {
-        first[static_cast<std::size_t>(ci)] = t;
-        break;
-      }
-    }
-  }
-  for (const std::size_t t : first) {
-    if (t == kNone) continue;
-    throw Error("lookalike: non-finite value at row " + std::to_string(t / x.cols) +
-                ", feature " + std::to_string(t % x.cols));
-  }
+  const std::optional<std::size_t> t = first_non_finite(x);
+  if (!t) return;
+  throw Error("lookalike: non-finite value at row " + std::to_string(*t / x.cols) + ", feature " +
+              std::to_string(*t % x.cols));
 }
 
 void validate_options(const LookalikeOptions& o) {

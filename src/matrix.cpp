@@ -4,9 +4,13 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <vector>
+
+#include "icp/parallel.hpp"
 
 namespace icp {
 
@@ -56,6 +60,27 @@ Matrix Matrix::uninitialized(std::size_t rows, std::size_t cols) {
   m.cols_ = cols;
   m.data_.resize(rows * cols);
   return m;
+}
+
+std::optional<std::size_t> first_non_finite(MatrixView x) {
+  const std::size_t chunks = chunk_count(x.rows);
+  std::vector<std::optional<std::size_t>> first(chunks);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
+    const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows * x.cols;
+    const std::size_t end =
+        std::min(x.rows, (static_cast<std::size_t>(ci) + 1) * kReduceChunkRows) * x.cols;
+    for (std::size_t t = begin; t < end; ++t) {
+      if (!std::isfinite(x.data[t])) {
+        first[static_cast<std::size_t>(ci)] = t;
+        break;
+      }
+    }
+  }
+  for (const auto& f : first) {
+    if (f) return f;
+  }
+  return std::nullopt;
 }
 
 }  // namespace icp

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <memory>
 #include <new>
+#include <optional>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -101,5 +102,10 @@ class Matrix {
   std::size_t cols_ = 0;
   FloatStorage data_;
 };
+
+/// Flat index (row * cols + col) of the first non-finite value of x in row order, if any. Scans
+/// fixed chunks of rows in parallel and takes the lowest chunk's find, so the answer does not
+/// depend on the thread count.
+std::optional<std::size_t> first_non_finite(MatrixView x);
 
 }  // namespace icp

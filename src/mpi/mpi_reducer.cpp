@@ -65,22 +65,11 @@ class MpiReducer final : public Reducer {
     return out;
   }
   Matrix gather_rows(MatrixView local) override {
-    int mine = as_count(local.rows, "gather_rows");
-    std::vector<int> counts(static_cast<std::size_t>(size_)), displs(counts.size());
-    check(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD),
-          "gather_rows");
-    std::size_t total = 0;
-    for (std::size_t r = 0; r < counts.size(); ++r) {
-      displs[r] = as_count(total, "gather_rows");
-      total += static_cast<std::size_t>(counts[r]);
-    }
-    as_count(total, "gather_rows");
-    Matrix out = Matrix::uninitialized(total, local.cols);  // every row received below
+    const Layout layout = gather_layout(local.rows, "gather_rows");
+    Matrix out = Matrix::uninitialized(layout.total, local.cols);  // every row received below
     if (local.cols == 0) return out;
     RowType row(local.cols);
-    check(MPI_Allgatherv(local.data, mine, row.type, out.data(), counts.data(), displs.data(),
-                         row.type, MPI_COMM_WORLD),
-          "gather_rows");
+    gather_into(local.data, layout, out.data(), row.type, "gather_rows");
     return out;
   }
   std::vector<float> gather(std::span<const float> local) override {
@@ -132,21 +121,37 @@ class MpiReducer final : public Reducer {
           "allreduce");
   }
 
-  template <class T, class Vector>
-  void allgatherv(const T* data, std::size_t n, Vector& out, MPI_Datatype type, const char* what) {
-    int mine = as_count(n, what);
-    std::vector<int> counts(static_cast<std::size_t>(size_)), displs(counts.size());
-    check(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD), what);
+  /// Every process's count of items, where its items go in the gathered whole, and the total.
+  struct Layout {
+    int mine = 0;
+    std::vector<int> counts, displs;
     std::size_t total = 0;
-    for (std::size_t r = 0; r < counts.size(); ++r) {
-      displs[r] = as_count(total, what);
-      total += static_cast<std::size_t>(counts[r]);
+  };
+  Layout gather_layout(std::size_t n, const char* what) {
+    Layout l;
+    l.mine = as_count(n, what);
+    l.counts.resize(static_cast<std::size_t>(size_));
+    l.displs.resize(l.counts.size());
+    check(MPI_Allgather(&l.mine, 1, MPI_INT, l.counts.data(), 1, MPI_INT, MPI_COMM_WORLD), what);
+    for (std::size_t r = 0; r < l.counts.size(); ++r) {
+      l.displs[r] = as_count(l.total, what);
+      l.total += static_cast<std::size_t>(l.counts[r]);
     }
-    as_count(total, what);
-    out.resize(total);
-    check(MPI_Allgatherv(data, mine, type, out.data(), counts.data(), displs.data(), type,
+    as_count(l.total, what);
+    return l;
+  }
+  void gather_into(const void* data, const Layout& l, void* out, MPI_Datatype type,
+                   const char* what) {
+    check(MPI_Allgatherv(data, l.mine, type, out, l.counts.data(), l.displs.data(), type,
                          MPI_COMM_WORLD),
           what);
+  }
+
+  template <class T, class Vector>
+  void allgatherv(const T* data, std::size_t n, Vector& out, MPI_Datatype type, const char* what) {
+    const Layout layout = gather_layout(n, what);
+    out.resize(layout.total);
+    gather_into(data, layout, out.data(), type, what);
   }
 
   int rank_ = 0;
