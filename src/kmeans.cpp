@@ -64,26 +64,36 @@ void validate_options(const KMeansOptions& options) {
   }
 }
 
-std::vector<double> column_means(MatrixView x, Reducer& reducer, std::span<const float> weight) {
+ColumnMoments column_moments(MatrixView x, Reducer& reducer, std::span<const float> weight) {
   const std::size_t n = x.rows;
   const std::size_t d = x.cols;
   const bool weighted_rows = !weight.empty();
-  const std::size_t width = d + (weighted_rows ? 1 : 0);  // with weights: the chunk's weight last
+  // Per chunk: d sums, d sums of squares, and with weights the chunk's weight last.
+  const std::size_t width = 2 * d + (weighted_rows ? 1 : 0);
   const std::size_t chunks = chunk_count(n);
   std::vector<double> partial(chunks * width, 0.0);
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
     double* sums = partial.data() + static_cast<std::size_t>(ci) * width;
+    double* squares = sums + d;
     const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
     const std::size_t end = std::min(n, begin + kReduceChunkRows);
     for (std::size_t i = begin; i < end; ++i) {
       const float* row = x.row(i);
       if (weighted_rows) {
         const double w = static_cast<double>(weight[i]);
-        for (std::size_t j = 0; j < d; ++j) sums[j] += w * static_cast<double>(row[j]);
-        sums[d] += w;
+        for (std::size_t j = 0; j < d; ++j) {
+          const double v = static_cast<double>(row[j]);
+          sums[j] += w * v;
+          squares[j] += w * v * v;
+        }
+        sums[2 * d] += w;
       } else {
-        for (std::size_t j = 0; j < d; ++j) sums[j] += static_cast<double>(row[j]);
+        for (std::size_t j = 0; j < d; ++j) {
+          const double v = static_cast<double>(row[j]);
+          sums[j] += v;
+          squares[j] += v * v;
+        }
       }
     }
   }
@@ -92,19 +102,35 @@ std::vector<double> column_means(MatrixView x, Reducer& reducer, std::span<const
   for (std::size_t ci = 0; width > 0 && ci < all.size() / width; ++ci) {
     for (std::size_t j = 0; j < width; ++j) total[j] += all[ci * width + j];
   }
-  std::vector<double> mean(total.begin(), total.begin() + static_cast<std::ptrdiff_t>(d));
+  ColumnMoments m;
+  m.mean.assign(total.begin(), total.begin() + static_cast<std::ptrdiff_t>(d));
+  m.mean_square.assign(total.begin() + static_cast<std::ptrdiff_t>(d),
+                       total.begin() + static_cast<std::ptrdiff_t>(2 * d));
   double denominator = 0.0;
   if (weighted_rows) {
-    denominator = total[d];
+    denominator = total[2 * d];
   } else {
     std::int64_t count = static_cast<std::int64_t>(n);
     reducer.sum(std::span<std::int64_t>(&count, 1));
     denominator = static_cast<double>(count);
   }
   if (denominator > 0.0) {
-    for (double& m : mean) m /= denominator;
+    for (double& v : m.mean) v /= denominator;
+    for (double& v : m.mean_square) v /= denominator;
   }
-  return mean;
+  return m;
+}
+
+std::vector<double> column_means(MatrixView x, Reducer& reducer, std::span<const float> weight) {
+  return column_moments(x, reducer, weight).mean;
+}
+
+bool centred_enough(const ColumnMoments& m) noexcept {
+  for (std::size_t j = 0; j < m.mean.size(); ++j) {
+    const double limit = kCentredMeanShare * kCentredMeanShare * m.mean_square[j];
+    if (!(m.mean[j] * m.mean[j] <= limit)) return false;
+  }
+  return true;
 }
 
 double mean_feature_variance(MatrixView xc, Reducer& reducer, std::span<const float> weight) {
@@ -297,42 +323,42 @@ RunResult best_from(const KMeansCheckpoint& c) {
 }
 
 /// Whether a checkpoint `from` fits this fit: same k, d and row count.
-void check_resume(const KMeansCheckpoint& from, const Matrix& xc, const KMeansOptions& options) {
+void check_resume(const KMeansCheckpoint& from, MatrixView xc, const KMeansOptions& options) {
   const auto k = static_cast<std::size_t>(options.k);
-  const bool ok = from.centroids.rows() == k && from.centroids.cols() == xc.cols() &&
-                  from.assignment.size() == xc.rows() && from.restart >= 0 &&
+  const bool ok = from.centroids.rows() == k && from.centroids.cols() == xc.cols &&
+                  from.assignment.size() == xc.rows && from.restart >= 0 &&
                   from.restart < options.n_init && from.iteration >= 0 &&
                   (from.best_restart < 0 ||
-                   (from.best_centroids.rows() == k && from.best_assignment.size() == xc.rows() &&
-                    from.best_distance.size() == xc.rows()));
+                   (from.best_centroids.rows() == k && from.best_assignment.size() == xc.rows &&
+                    from.best_distance.size() == xc.rows));
   if (!ok) {
     throw Error(fmt::format(
         "k-means: the checkpoint does not fit this fit (it holds {} x {} centres and {} labels "
         "at restart {}; the fit has k = {}, d = {}, {} rows, n_init = {})",
         from.centroids.rows(), from.centroids.cols(), from.assignment.size(), from.restart,
-        options.k, xc.cols(), xc.rows(), options.n_init));
+        options.k, xc.cols, xc.rows, options.n_init));
   }
 }
 
 /// The starting centres of one restart, in the centred coordinates of xc.
-Matrix initial_centres(const Matrix& xc, const KMeansOptions& options, std::span<const double> mean,
+Matrix initial_centres(MatrixView xc, const KMeansOptions& options, std::span<const double> mean,
                        std::uint64_t seed, Reducer& reducer) {
   switch (options.init) {
     case KMeansInit::random:
-      return init_random(xc.view(), options.k, seed, reducer);
+      return init_random(xc, options.k, seed, reducer);
     case KMeansInit::kmeans_parallel:
-      return init_kmeans_parallel(xc.view(), options.k, seed, reducer);
+      return init_kmeans_parallel(xc, options.k, seed, reducer);
     case KMeansInit::file:
       return centre_rows(options.initial_centroids.view(), mean);
     case KMeansInit::kmeanspp:
       break;
   }
-  return init_kmeanspp(xc.view(), options.k, seed, reducer);
+  return init_kmeanspp(xc, options.k, seed, reducer);
 }
 
 /// `converged_at`: the centre movement at or below which a restart has converged (tol x the
 /// mean column variance).
-RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<const double> mean,
+RunResult run_restart(MatrixView xc, const KMeansOptions& options, std::span<const double> mean,
                       const MomentScales& scales, double converged_at, int restart,
                       Reducer& reducer, const RunResult* best, const KMeansCheckpoint* resume) {
   const std::uint64_t seed = derive_seed(options.seed, static_cast<std::uint64_t>(restart));
@@ -343,7 +369,7 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
   if (resume != nullptr) {
     run.state.centroids = resume->centroids;
     run.state.assignment = resume->assignment;
-    run.state.distance.assign(xc.rows(), 0.0f);
+    run.state.distance.assign(xc.rows, 0.0f);
     run.history = resume->history;
     run.iterations = resume->iteration;
     first = resume->iteration + 1;
@@ -352,8 +378,8 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
     // every process runs it, and its seeding, on all the rows, so all get the centres one
     // process would. Costs a copy of the data per process while it runs. The exact algorithms
     // seed on each process's own rows.
-    const Matrix all = reducer.gather_rows(xc.view());
-    run.state.centroids = initial_centres(all, options, mean, seed, local_reducer());
+    const Matrix all = reducer.gather_rows(xc);
+    run.state.centroids = initial_centres(all.view(), options, mean, seed, local_reducer());
     if (minibatch) {
       run.state.assignment.assign(all.rows(), -1);
       run.state.distance.assign(all.rows(), 0.0f);
@@ -374,21 +400,20 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
     run.state.centroids = initial_centres(xc, options, mean, seed, reducer);
   }
   if (resume == nullptr) {
-    run.state.assignment.assign(xc.rows(), -1);
-    run.state.distance.assign(xc.rows(), 0.0f);
+    run.state.assignment.assign(xc.rows, -1);
+    run.state.distance.assign(xc.rows, 0.0f);
   }
   run.state.weight = options.sample_weight;
   run.state.scales = scales;
   if (minibatch) {
-    run.converged =
-        minibatch_run(xc.view(), run.state, options, restart, seed, reducer, run.history);
+    run.converged = minibatch_run(xc, run.state, options, restart, seed, reducer, run.history);
     run.iterations = static_cast<int>(run.history.size());
   }
   const std::unique_ptr<StepPolicy> policy = make_policy(
-      resolve_algorithm(options.algorithm, xc.cols(), static_cast<std::size_t>(options.k)));
+      resolve_algorithm(options.algorithm, xc.cols, static_cast<std::size_t>(options.k)));
   for (int it = first; !minibatch && it <= options.max_iter; ++it) {
     const auto start = std::chrono::steady_clock::now();
-    const StepStats step = policy->step(xc.view(), run.state, reducer);
+    const StepStats step = policy->step(xc, run.state, reducer);
     KMeansIteration info;
     info.iteration = it;
     info.inertia = step.inertia;
@@ -421,9 +446,8 @@ RunResult run_restart(const Matrix& xc, const KMeansOptions& options, std::span<
     }
   }
   // Report labels and distances against the centres actually returned.
-  const AssignStats final_assign =
-      assign_rows(xc.view(), run.state.centroids.view(), run.state.assignment, run.state.distance,
-                  false, options.sample_weight);
+  const AssignStats final_assign = assign_rows(xc, run.state.centroids.view(), run.state.assignment,
+                                               run.state.distance, false, options.sample_weight);
   run.inertia = global_stats(final_assign, reducer).inertia;
   return run;
 }
@@ -445,14 +469,25 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
     check_finite(c.view(), "the initial centroids");
   }
   check_weights(options, x.rows, reducer);
-  const std::vector<double> mean = column_means(x, reducer, options.sample_weight);
-  const Matrix xc = centre_rows(x, mean);
+  // Centre first, so that ||x||^2 - 2 x.c + ||c||^2 does not cancel when columns share an
+  // offset. Data whose column means are already negligible (the normalizer's output is centred
+  // by construction) is used as it is: the copy would be as large as the data and change no
+  // decision of consequence.
+  const ColumnMoments moments = column_moments(x, reducer, options.sample_weight);
+  Matrix centred_copy;
+  std::vector<double> mean = moments.mean;
+  if (centred_enough(moments)) {
+    std::fill(mean.begin(), mean.end(), 0.0);
+  } else {
+    centred_copy = centre_rows(x, mean);
+  }
+  const MatrixView xc = centred_copy.rows() > 0 ? centred_copy.view() : x;
   const double converged_at =
-      options.tol * mean_feature_variance(xc.view(), reducer, options.sample_weight);
+      options.tol * mean_feature_variance(xc, reducer, options.sample_weight);
   // Mini-batch keeps float64 running means and never builds exact moments.
   const MomentScales scales = options.algorithm == KMeansAlgorithm::minibatch
                                   ? MomentScales{}
-                                  : moment_scales(xc.view(), options.sample_weight, reducer);
+                                  : moment_scales(xc, options.sample_weight, reducer);
 
   const KMeansCheckpoint* resume = options.resume;
   if ((resume != nullptr || options.on_checkpoint) &&

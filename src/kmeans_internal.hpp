@@ -44,10 +44,25 @@ void validate_options(const KMeansOptions& options);
 /// positive on some process, with an exact algorithm (minibatch takes no weights).
 void check_weights(const KMeansOptions& options, std::size_t rows, Reducer& reducer);
 
-/// Column means in float64 (fixed chunks, global chunk-order combine), weighted when `weight`
-/// is not empty.
+/// Column means and mean squares in float64 (fixed chunks, global chunk-order combine),
+/// weighted when `weight` is not empty.
+struct ColumnMoments {
+  std::vector<double> mean;
+  std::vector<double> mean_square;
+};
+ColumnMoments column_moments(MatrixView x, Reducer& reducer, std::span<const float> weight = {});
+/// column_moments(...).mean.
 std::vector<double> column_means(MatrixView x, Reducer& reducer,
                                  std::span<const float> weight = {});
+
+/// Largest |column mean| / RMS of the column at which k-means uses the data without a centred
+/// copy. Against the spread of the values such an offset moves ||x||^2 by at most 2^-20
+/// relative, so the nearest-centre trick loses nothing measurable; the normalizer's output
+/// (centred by its offsets, then rounded to float32) sits near 2^-24.
+inline constexpr double kCentredMeanShare = 0x1p-10;
+
+/// Whether every column's mean is within kCentredMeanShare of its RMS (a column of zeros is).
+bool centred_enough(const ColumnMoments& m) noexcept;
 
 /// float32 copy of x with `offset` (one value per column) subtracted in float64.
 Matrix centre_rows(MatrixView x, std::span<const double> offset);

@@ -813,6 +813,60 @@ std::string fit_error(const icp::Matrix& x, int k) {
   return "";
 }
 
+TEST(KMeansCentring, RuleComparesEachColumnMeanWithItsRms) {
+  namespace kd = icp::kmeans_detail;
+  kd::ColumnMoments m;
+  m.mean = {0.0, 0x1p-11, -0x1p-11};
+  m.mean_square = {0.0, 1.0, 1.0};  // a column of zeros, then means of 2^-11 of the RMS
+  EXPECT_TRUE(kd::centred_enough(m));
+  m.mean[1] = 0x1p-9;  // beyond 2^-10 of the RMS: centred copy
+  EXPECT_FALSE(kd::centred_enough(m));
+  m.mean = {5.0};  // a constant column: the offset the copy exists for
+  m.mean_square = {25.0};
+  EXPECT_FALSE(kd::centred_enough(m));
+}
+
+TEST(KMeansCentring, MomentsAreTheColumnMeanAndMeanSquare) {
+  icp::Matrix x(3, 2);
+  const float v[3][2] = {{1, -2}, {2, 0}, {6, 5}};
+  for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t t = 0; t < 2; ++t) x(i, t) = v[i][t];
+  const auto m = icp::kmeans_detail::column_moments(x, icp::local_reducer());
+  EXPECT_DOUBLE_EQ(m.mean[0], 3.0);
+  EXPECT_DOUBLE_EQ(m.mean[1], 1.0);
+  EXPECT_DOUBLE_EQ(m.mean_square[0], 41.0 / 3.0);
+  EXPECT_DOUBLE_EQ(m.mean_square[1], 29.0 / 3.0);
+  const std::vector<float> w = {1, 0, 3};
+  const auto mw = icp::kmeans_detail::column_moments(x, icp::local_reducer(), w);
+  EXPECT_DOUBLE_EQ(mw.mean[0], (1.0 + 18.0) / 4.0);
+  EXPECT_DOUBLE_EQ(mw.mean_square[1], (4.0 + 75.0) / 4.0);
+}
+
+TEST(KMeansCentring, NearlyCentredDataGivesTheFitOfItsCentredCopy) {
+  // Blobs around the origin with a small shift (well inside 2^-10 of the spread): the fit uses
+  // the rows as they are. Fitting the exactly centred copy must give the same partition, and
+  // centres equal once the shift is added back.
+  auto blobs = make_blobs({{-8, 0, 3}, {8, 1, -3}, {0, -9, 0}}, {300, 200, 250}, 1.0, 17);
+  const auto mean = icp::kmeans_detail::column_means(blobs.x, icp::local_reducer());
+  std::vector<double> shift = mean;
+  for (double& s : shift) s -= 1e-3;  // data now centred on (1e-3, 1e-3, 1e-3)
+  icp::Matrix near = icp::kmeans_detail::centre_rows(blobs.x, shift);
+  const auto moments = icp::kmeans_detail::column_moments(near, icp::local_reducer());
+  ASSERT_TRUE(icp::kmeans_detail::centred_enough(moments));
+  const icp::Matrix exact = icp::kmeans_detail::centre_rows(near, moments.mean);
+  icp::KMeansOptions o;
+  o.k = 3;
+  const auto a = icp::kmeans_fit(near, o);
+  const auto b = icp::kmeans_fit(exact, o);
+  EXPECT_TRUE(same_partition(a.assignment, blobs.truth));
+  EXPECT_EQ(a.assignment, b.assignment);
+  for (std::size_t j = 0; j < 3; ++j)
+    for (std::size_t t = 0; t < 3; ++t)
+      EXPECT_NEAR(a.centroids(j, t), b.centroids(j, t) + moments.mean[t], 1e-5);
+  // The copy rounds each value once more (float32), which moves the inertia by about 2^-24.
+  EXPECT_NEAR(a.inertia, b.inertia, 1e-7 * b.inertia);
+}
+
 TEST(KMeansValidation, RejectsNonFiniteWithPosition) {
   icp::Matrix x(5, 3, 1.0f);
   x(2, 1) = std::numeric_limits<float>::quiet_NaN();

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 
+#include "../src/kmeans_internal.hpp"
 #include "icp/error.hpp"
 #include "icp/normalize.hpp"
 #include "icp/parallel.hpp"
@@ -45,6 +46,35 @@ icp::NumericFeature nf(const std::string& col, icp::Scaling s,
   f.transform = t;
   f.weight = w;
   return f;
+}
+
+TEST(Normalize, OutputNeedsNoCentredCopyInKMeans) {
+  // k-means skips its centred copy of the data when every column mean is negligible against
+  // the column's RMS; the pipeline relies on the normalizer's offsets for that.
+  std::vector<double> a, b, d, e;
+  std::vector<std::int32_t> codes;
+  for (int i = 0; i < 5000; ++i) {
+    a.push_back(1e6 + 37.0 * (i % 101) + (i % 7 == 0 ? kNaN : 0.0));
+    b.push_back(std::exp(0.01 * (i % 613)));
+    d.push_back(2000.0 + (i % 41));
+    e.push_back(i % 11 == 0 ? kNaN : 3.0 * (i % 17));
+    codes.push_back(i % 5 == 0 ? -1 : i % 3);
+  }
+  const auto t = table_of({numeric("a", a), numeric("b", b), numeric("d", d), numeric("e", e),
+                           categorical("c", {"x", "y", "z"}, codes)});
+  icp::NormalizeOptions o;
+  o.numeric = {nf("a", icp::Scaling::zscore), nf("b", icp::Scaling::robust, icp::Transform::log1p),
+               nf("d", icp::Scaling::minmax, icp::Transform::none, 0.5),
+               nf("e", icp::Scaling::none)};
+  icp::CategoricalFeature c;
+  c.column = "c";
+  o.categorical = {c};
+  const auto m = icp::apply_normalizer(icp::fit_normalizer(t, o), t);
+  const auto moments = icp::kmeans_detail::column_moments(m, icp::local_reducer());
+  for (std::size_t j = 0; j < m.cols(); ++j) {
+    EXPECT_LE(std::fabs(moments.mean[j]), 1e-6 * std::sqrt(moments.mean_square[j])) << j;
+  }
+  EXPECT_TRUE(icp::kmeans_detail::centred_enough(moments));
 }
 
 TEST(Normalize, ZscoreByHandAndCentred) {

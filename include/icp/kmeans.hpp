@@ -66,7 +66,8 @@ struct KMeansIteration {
 /// Where a fit stands after an iteration: everything needed to continue it and end with the
 /// bits of a fit that was never stopped. Draws are keyed by (seed, restart, step), so the RNG
 /// "state" is the (restart, iteration) pair. Held in the fit's centred coordinates (the column
-/// means are recomputed, with the same bits, from the same data on resume).
+/// means, and whether the data needed centring, are recomputed with the same bits from the same
+/// data on resume).
 struct KMeansCheckpoint {
   int restart = 0;                       ///< restart in progress (0-based)
   int iteration = 0;                     ///< iterations that restart has done
@@ -141,7 +142,9 @@ struct KMeansResult {
 /// negative batch_size, or init = file with initial_centroids that are not k x d and finite.
 /// Bitwise identical results for a given seed at any thread count.
 /// Works on data centred by its column means (summed through `reducer`), so a large common
-/// offset does not cancel in float32. Each Lloyd iteration assigns with the current centres,
+/// offset does not cancel in float32. Data already centred (every column mean within 2^-10 of
+/// the column's RMS, as the normalizer's output is) is used as it is, without a centred copy
+/// (n x d x 4 bytes). Each Lloyd iteration assigns with the current centres,
 /// then updates them; a last assignment against the final centres gives `assignment`,
 /// `distance`, `sizes` and `inertia`. Empty clusters take the points farthest from their centres.
 /// Several processes: x is this process's run of rows (reducer.scatter_rows / chunk_rows_of);
