@@ -68,32 +68,33 @@ ColumnMoments column_moments(MatrixView x, Reducer& reducer, std::span<const flo
   const std::size_t n = x.rows;
   const std::size_t d = x.cols;
   const bool weighted_rows = !weight.empty();
-  // Per chunk: d sums, d sums of squares, and with weights the chunk's weight last.
+  // Per chunk: d sums, d sums of squares, and with weights the chunk's weight last; then the
+  // chunk's peaks: d largest |x_t|, the largest ||x||^2 and the largest weight.
   const std::size_t width = 2 * d + (weighted_rows ? 1 : 0);
+  const std::size_t peak_width = d + 2;
   const std::size_t chunks = chunk_count(n);
   std::vector<double> partial(chunks * width, 0.0);
+  std::vector<double> peaks(chunks * peak_width, 0.0);
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
     double* sums = partial.data() + static_cast<std::size_t>(ci) * width;
     double* squares = sums + d;
+    double* peak = peaks.data() + static_cast<std::size_t>(ci) * peak_width;
     const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
     const std::size_t end = std::min(n, begin + kReduceChunkRows);
     for (std::size_t i = begin; i < end; ++i) {
       const float* row = x.row(i);
+      const double w = weighted_rows ? static_cast<double>(weight[i]) : 1.0;
+      for (std::size_t j = 0; j < d; ++j) {
+        const double v = static_cast<double>(row[j]);
+        sums[j] += weighted_rows ? w * v : v;
+        squares[j] += weighted_rows ? w * v * v : v * v;
+        peak[j] = std::max(peak[j], std::fabs(v));
+      }
+      peak[d] = std::max(peak[d], row_sq_norm(row, d));
       if (weighted_rows) {
-        const double w = static_cast<double>(weight[i]);
-        for (std::size_t j = 0; j < d; ++j) {
-          const double v = static_cast<double>(row[j]);
-          sums[j] += w * v;
-          squares[j] += w * v * v;
-        }
         sums[2 * d] += w;
-      } else {
-        for (std::size_t j = 0; j < d; ++j) {
-          const double v = static_cast<double>(row[j]);
-          sums[j] += v;
-          squares[j] += v * v;
-        }
+        peak[d + 1] = std::max(peak[d + 1], w);
       }
     }
   }
@@ -102,10 +103,20 @@ ColumnMoments column_moments(MatrixView x, Reducer& reducer, std::span<const flo
   for (std::size_t ci = 0; width > 0 && ci < all.size() / width; ++ci) {
     for (std::size_t j = 0; j < width; ++j) total[j] += all[ci * width + j];
   }
+  // Maxima combine exactly in any order.
+  std::vector<double> top(peak_width, 0.0);
+  for (std::size_t ci = 0; ci < chunks; ++ci) {
+    for (std::size_t j = 0; j < peak_width; ++j)
+      top[j] = std::max(top[j], peaks[ci * peak_width + j]);
+  }
+  reducer.max(std::span<double>(top));
   ColumnMoments m;
   m.mean.assign(total.begin(), total.begin() + static_cast<std::ptrdiff_t>(d));
   m.mean_square.assign(total.begin() + static_cast<std::ptrdiff_t>(d),
                        total.begin() + static_cast<std::ptrdiff_t>(2 * d));
+  m.max_abs.assign(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(d));
+  m.max_norm = top[d];
+  m.max_weight = top[d + 1];
   double denominator = 0.0;
   if (weighted_rows) {
     denominator = total[2 * d];
@@ -133,36 +144,15 @@ bool centred_enough(const ColumnMoments& m) noexcept {
   return true;
 }
 
-double mean_feature_variance(MatrixView xc, Reducer& reducer, std::span<const float> weight) {
-  const std::size_t n = xc.rows;
-  const std::size_t d = xc.cols;
-  const std::size_t chunks = chunk_count(n);
-  // Per chunk: the (weighted) sum of squares over all columns, then the chunk's weight. The
-  // rows are centred already, so this is the variance without a second pass for the mean.
-  std::vector<double> partial(chunks * 2, 0.0);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
-    double* sums = partial.data() + static_cast<std::size_t>(ci) * 2;
-    const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
-    const std::size_t end = std::min(n, begin + kReduceChunkRows);
-    for (std::size_t i = begin; i < end; ++i) {
-      const float* row = xc.row(i);
-      double squares = 0.0;
-      for (std::size_t j = 0; j < d; ++j) squares += static_cast<double>(row[j]) * row[j];
-      const double w = weight.empty() ? 1.0 : static_cast<double>(weight[i]);
-      sums[0] += w * squares;
-      sums[1] += w;
-    }
-  }
-  const std::vector<double> all = reducer.gather_chunks(std::move(partial), 2);
+double mean_feature_variance(const ColumnMoments& m) noexcept {
+  if (m.mean_square.empty()) return 0.0;
   double squares = 0.0;
-  double total_weight = 0.0;
-  for (std::size_t ci = 0; ci < all.size() / 2; ++ci) {
-    squares += all[ci * 2];
-    total_weight += all[ci * 2 + 1];
-  }
-  if (total_weight <= 0.0 || d == 0) return 0.0;
-  return squares / total_weight / static_cast<double>(d);
+  for (const double v : m.mean_square) squares += v;
+  return squares / static_cast<double>(m.mean_square.size());
+}
+
+double mean_feature_variance(MatrixView xc, Reducer& reducer, std::span<const float> weight) {
+  return mean_feature_variance(column_moments(xc, reducer, weight));
 }
 
 Matrix centre_rows(MatrixView x, std::span<const double> offset) {
@@ -235,7 +225,6 @@ const char* to_string(KMeansAlgorithm algorithm) noexcept {
       return "hamerly";
     case KMeansAlgorithm::yinyang:
       return "yinyang";
-
     case KMeansAlgorithm::minibatch:
       return "minibatch";
   }
@@ -266,7 +255,6 @@ std::unique_ptr<StepPolicy> make_policy(KMeansAlgorithm algorithm) {
       return make_hamerly_policy();
     case KMeansAlgorithm::yinyang:
       return make_yinyang_policy();
-
     case KMeansAlgorithm::lloyd:
     case KMeansAlgorithm::automatic:
     case KMeansAlgorithm::minibatch:  // run_restart drives minibatch itself
@@ -380,22 +368,20 @@ RunResult run_restart(MatrixView xc, const KMeansOptions& options, std::span<con
     // seed on each process's own rows.
     const Matrix all = reducer.gather_rows(xc);
     run.state.centroids = initial_centres(all.view(), options, mean, seed, local_reducer());
-    if (minibatch) {
-      run.state.assignment.assign(all.rows(), -1);
-      run.state.distance.assign(all.rows(), 0.0f);
-      run.converged = minibatch_run(all.view(), run.state, options, restart, seed, local_reducer(),
-                                    run.history);
-      run.iterations = static_cast<int>(run.history.size());
-      const AssignStats final_assign = assign_rows(all.view(), run.state.centroids.view(),
-                                                   run.state.assignment, run.state.distance, false);
-      run.inertia = final_assign.inertia;
-      const RowRange mine = chunk_rows_of(all.rows(), reducer.rank(), reducer.size());
-      const auto b = static_cast<std::ptrdiff_t>(mine.begin);
-      const auto e = static_cast<std::ptrdiff_t>(mine.begin + mine.rows);
-      run.state.assignment = {run.state.assignment.begin() + b, run.state.assignment.begin() + e};
-      run.state.distance = {run.state.distance.begin() + b, run.state.distance.begin() + e};
-      return run;
-    }
+    run.state.assignment.assign(all.rows(), -1);
+    run.state.distance.assign(all.rows(), 0.0f);
+    run.converged =
+        minibatch_run(all.view(), run.state, options, restart, seed, local_reducer(), run.history);
+    run.iterations = static_cast<int>(run.history.size());
+    const AssignStats final_assign = assign_rows(all.view(), run.state.centroids.view(),
+                                                 run.state.assignment, run.state.distance, false);
+    run.inertia = final_assign.inertia;
+    const RowRange mine = chunk_rows_of(all.rows(), reducer.rank(), reducer.size());
+    const auto b = static_cast<std::ptrdiff_t>(mine.begin);
+    const auto e = static_cast<std::ptrdiff_t>(mine.begin + mine.rows);
+    run.state.assignment = {run.state.assignment.begin() + b, run.state.assignment.begin() + e};
+    run.state.distance = {run.state.distance.begin() + b, run.state.distance.begin() + e};
+    return run;
   } else {
     run.state.centroids = initial_centres(xc, options, mean, seed, reducer);
   }
@@ -472,22 +458,22 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
   // Centre first, so that ||x||^2 - 2 x.c + ||c||^2 does not cancel when columns share an
   // offset. Data whose column means are already negligible (the normalizer's output is centred
   // by construction) is used as it is: the copy would be as large as the data and change no
-  // decision of consequence.
-  const ColumnMoments moments = column_moments(x, reducer, options.sample_weight);
+  // decision of consequence. One pass of statistics over the rows the fit uses gives the
+  // tolerance's scale and the moments' scales too.
+  ColumnMoments stats = column_moments(x, reducer, options.sample_weight);
   Matrix centred_copy;
-  std::vector<double> mean = moments.mean;
-  if (centred_enough(moments)) {
-    std::fill(mean.begin(), mean.end(), 0.0);
-  } else {
+  std::vector<double> mean(x.cols, 0.0);
+  if (!centred_enough(stats)) {
+    mean = stats.mean;
     centred_copy = centre_rows(x, mean);
+    stats = column_moments(centred_copy.view(), reducer, options.sample_weight);
   }
   const MatrixView xc = centred_copy.rows() > 0 ? centred_copy.view() : x;
-  const double converged_at =
-      options.tol * mean_feature_variance(xc, reducer, options.sample_weight);
+  const double converged_at = options.tol * mean_feature_variance(stats);
   // Mini-batch keeps float64 running means and never builds exact moments.
   const MomentScales scales = options.algorithm == KMeansAlgorithm::minibatch
                                   ? MomentScales{}
-                                  : moment_scales(xc, options.sample_weight, reducer);
+                                  : moment_scales(stats, !options.sample_weight.empty());
 
   const KMeansCheckpoint* resume = options.resume;
   if ((resume != nullptr || options.on_checkpoint) &&

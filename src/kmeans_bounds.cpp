@@ -21,7 +21,7 @@ BoundFrame make_bound_frame(MatrixView centroids) {
     for (std::size_t t = 0; t < d; ++t) s += static_cast<double>(centroids(j, t)) * centroids(j, t);
     cmax2 = std::max(cmax2, s);
   }
-  f.cmax = round_up(std::sqrt(cmax2));
+  f.cmax = bound_up(std::sqrt(cmax2));
   f.half.assign(k, std::numeric_limits<double>::infinity());
   // k^2 d / 2 float64 operations: 2M at k = 256, d = 64, small next to one pass over the rows.
   for (std::size_t a = 0; a < k; ++a) {
@@ -31,14 +31,14 @@ BoundFrame make_bound_frame(MatrixView centroids) {
       f.half[b] = std::min(f.half[b], h);
     }
   }
-  for (double& h : f.half) h = round_down(h);
+  for (double& h : f.half) h = bound_down(h);
   return f;
 }
 
 std::vector<double> centre_moves(const Matrix& prev, const Matrix& next) {
   std::vector<double> moves(prev.rows());
   for (std::size_t j = 0; j < prev.rows(); ++j) {
-    moves[j] = round_up(std::sqrt(squared_distance(prev.row(j), next.row(j), prev.cols())));
+    moves[j] = bound_up(std::sqrt(squared_distance(prev.row(j), next.row(j), prev.cols())));
   }
   return moves;
 }
@@ -65,7 +65,7 @@ std::vector<float> row_norms(MatrixView xc) {
     const float* x = xc.row(static_cast<std::size_t>(i));
     double s = 0.0;
     for (std::size_t t = 0; t < xc.cols; ++t) s += static_cast<double>(x[t]) * x[t];
-    const double r = round_up(std::sqrt(s));
+    const double r = bound_up(std::sqrt(s));
     auto f = static_cast<float>(r);
     if (static_cast<double>(f) < r) f = std::nextafter(f, std::numeric_limits<float>::infinity());
     out[static_cast<std::size_t>(i)] = f;

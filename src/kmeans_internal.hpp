@@ -44,11 +44,15 @@ void validate_options(const KMeansOptions& options);
 /// positive on some process, with an exact algorithm (minibatch takes no weights).
 void check_weights(const KMeansOptions& options, std::size_t rows, Reducer& reducer);
 
-/// Column means and mean squares in float64 (fixed chunks, global chunk-order combine),
-/// weighted when `weight` is not empty.
+/// What a fit needs to know of its rows before it starts, from one pass (fixed chunks, sums
+/// combined in global chunk order, maxima over every process), weighted when `weight` is not
+/// empty: the centring, the tolerance's scale and the fixed-point scales of the moments.
 struct ColumnMoments {
-  std::vector<double> mean;
-  std::vector<double> mean_square;
+  std::vector<double> mean;         ///< per column, float64
+  std::vector<double> mean_square;  ///< per column: sum w x^2 / sum w
+  std::vector<double> max_abs;      ///< per column: largest |x|
+  double max_norm = 0.0;            ///< largest ||x||^2 of a row
+  double max_weight = 0.0;          ///< largest row weight (0 without weights)
 };
 ColumnMoments column_moments(MatrixView x, Reducer& reducer, std::span<const float> weight = {});
 /// column_moments(...).mean.
@@ -155,8 +159,11 @@ struct MomentScales {
   bool ready() const noexcept { return !coord.empty(); }
 };
 
-/// The scales for rows xc with weights `weight` (empty = 1), from the largest magnitudes over
-/// every process (reducer.max), so all of them quantize a row to the same integers.
+/// The scales for rows whose column_moments are `m` (from the largest magnitudes over every
+/// process, so all of them quantize a row to the same integers); `weighted`: the rows carry
+/// weights.
+MomentScales moment_scales(const ColumnMoments& m, bool weighted);
+/// The same from the rows xc with weights `weight` (empty = 1).
 MomentScales moment_scales(MatrixView xc, std::span<const float> weight, Reducer& reducer);
 
 /// Row order does not matter to an integer sum: rows can be added per chunk, per thread or per
@@ -201,6 +208,11 @@ class ClusterMoments {
   double inertia(MatrixView centres, const MomentScales& scales) const;
 
  private:
+  /// Element-wise sums of another set of moments (int64 chunk sums or int128 totals).
+  template <class Sums>
+  void add_sums(const Sums& coord, const Sums& norm, const Sums& weight,
+                const std::vector<std::int64_t>& counts);
+
   std::size_t k_ = 0;
   std::size_t d_ = 0;
   bool weighted_ = false;
@@ -277,9 +289,11 @@ Matrix centroids_from_sums(const ClusterSums& sums, const Matrix& previous);
 /// sum_j ||new_j - old_j||^2, in float64 (0 exactly when nothing moved).
 double centre_shift(const Matrix& previous, const Matrix& next) noexcept;
 
-/// Mean over the columns of the (weighted) column variance of centred rows xc: the scale that
-/// makes KMeansOptions::tol unit-free, as scikit-learn's _tolerance does. Fixed chunks folded in
-/// order, so the same bits at any thread or process count.
+/// Mean over the columns of the (weighted) column variance of centred rows: the scale that
+/// makes KMeansOptions::tol unit-free, as scikit-learn's _tolerance does. From the rows'
+/// column_moments (the rows are centred, so the mean square is the variance).
+double mean_feature_variance(const ColumnMoments& m) noexcept;
+/// The same from the rows xc themselves.
 double mean_feature_variance(MatrixView xc, Reducer& reducer, std::span<const float> weight);
 
 /// State carried between Lloyd steps.
@@ -363,11 +377,13 @@ std::vector<float> row_norms(MatrixView xc);
 /// ||x||^2 of one row in float64 (turns a row's scores back into squared distances).
 double row_sq_norm(const float* x, std::size_t d) noexcept;
 
-inline double round_up(double v) noexcept {
-  return v * (1.0 + 0x1.0p-40);
+/// v rounded away from the value it bounds: up(v) >= the exact result of the float64 operation
+/// that produced v (|error| <= 2^-52 |v|), of either sign; down(v) likewise <=.
+inline double bound_up(double v) noexcept {
+  return v + std::fabs(v) * 0x1.0p-40;
 }
-inline double round_down(double v) noexcept {
-  return v * (1.0 - 0x1.0p-40);
+inline double bound_down(double v) noexcept {
+  return v - std::fabs(v) * 0x1.0p-40;
 }
 /// Smallest float >= v and largest float <= v: bounds stored as floats stay bounds.
 /// Called per row by the bounded steps, where half the roundings need the correction: it steps
@@ -385,7 +401,7 @@ inline float float_down(double v) noexcept {
 /// Lower bound on the distance to a centre of score s, for a row of squared norm xx.
 inline double lower_from_score(double s, double xx, double err) noexcept {
   const double v = s + xx - err;
-  return v > 0.0 ? round_down(std::sqrt(v)) : 0.0;
+  return v > 0.0 ? bound_down(std::sqrt(v)) : 0.0;
 }
 
 /// The rule behind KMeansAlgorithm::automatic (measured with bench_kmeans's BM_Fit and

@@ -76,40 +76,20 @@ MomentInt from_limbs(const std::int64_t* in) noexcept {
 
 }  // namespace
 
-MomentScales moment_scales(MatrixView xc, std::span<const float> weight, Reducer& reducer) {
-  const std::size_t n = xc.rows;
-  const std::size_t d = xc.cols;
-  const std::size_t chunks = chunk_count(n);
-  // Per chunk: max |x_t| per column, max ||x||^2, max w. Maxima combine exactly in any order.
-  const std::size_t width = d + 2;
-  std::vector<double> partial(chunks * width, 0.0);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
-    double* m = partial.data() + static_cast<std::size_t>(ci) * width;
-    const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
-    const std::size_t end = std::min(n, begin + kReduceChunkRows);
-    for (std::size_t i = begin; i < end; ++i) {
-      const float* x = xc.row(i);
-      for (std::size_t t = 0; t < d; ++t)
-        m[t] = std::max(m[t], std::fabs(static_cast<double>(x[t])));
-      m[d] = std::max(m[d], row_sq_norm(x, d));
-      if (!weight.empty()) m[d + 1] = std::max(m[d + 1], static_cast<double>(weight[i]));
-    }
-  }
-  std::vector<double> top(width, 0.0);
-  for (std::size_t ci = 0; ci < chunks; ++ci) {
-    for (std::size_t t = 0; t < width; ++t) top[t] = std::max(top[t], partial[ci * width + t]);
-  }
-  reducer.max(std::span<double>(top));
+MomentScales moment_scales(const ColumnMoments& m, bool weighted) {
   // With weights the summed values are w * v: bounded by max w * max |v| (a product of two
   // floats is exact; the norm product rounds, but monotonically, so it still bounds each fl(w v)).
-  const double wmax = weight.empty() ? 1.0 : top[d + 1];
+  const double wmax = weighted ? m.max_weight : 1.0;
   MomentScales s;
-  s.coord.resize(d);
-  for (std::size_t t = 0; t < d; ++t) s.coord[t] = scale_for(wmax * top[t]);
-  s.norm = scale_for(wmax * top[d]);
+  s.coord.resize(m.max_abs.size());
+  for (std::size_t t = 0; t < s.coord.size(); ++t) s.coord[t] = scale_for(wmax * m.max_abs[t]);
+  s.norm = scale_for(wmax * m.max_norm);
   s.weight = scale_for(wmax);
   return s;
+}
+
+MomentScales moment_scales(MatrixView xc, std::span<const float> weight, Reducer& reducer) {
+  return moment_scales(column_moments(xc, reducer, weight), !weight.empty());
 }
 
 void ChunkMoments::assign(MatrixView xc, std::span<const std::int32_t> labels,
@@ -157,22 +137,23 @@ void ClusterMoments::add_row(std::size_t label, const float* x, float w, const M
   counts_[label] += sign;
 }
 
-void ClusterMoments::add(const ChunkMoments& chunk) {
-  for (std::size_t t = 0; t < coord_.size(); ++t) coord_[t] += chunk.coord[t];
+template <class Sums>
+void ClusterMoments::add_sums(const Sums& coord, const Sums& norm, const Sums& weight,
+                              const std::vector<std::int64_t>& counts) {
+  for (std::size_t t = 0; t < coord_.size(); ++t) coord_[t] += coord[t];
   for (std::size_t j = 0; j < k_; ++j) {
-    norm_[j] += chunk.norm[j];
-    counts_[j] += chunk.counts[j];
+    norm_[j] += norm[j];
+    counts_[j] += counts[j];
   }
-  for (std::size_t j = 0; j < weight_.size(); ++j) weight_[j] += chunk.weight[j];
+  for (std::size_t j = 0; j < weight_.size(); ++j) weight_[j] += weight[j];
+}
+
+void ClusterMoments::add(const ChunkMoments& chunk) {
+  add_sums(chunk.coord, chunk.norm, chunk.weight, chunk.counts);
 }
 
 ClusterMoments& ClusterMoments::operator+=(const ClusterMoments& other) {
-  for (std::size_t t = 0; t < coord_.size(); ++t) coord_[t] += other.coord_[t];
-  for (std::size_t j = 0; j < k_; ++j) {
-    norm_[j] += other.norm_[j];
-    counts_[j] += other.counts_[j];
-  }
-  for (std::size_t j = 0; j < weight_.size(); ++j) weight_[j] += other.weight_[j];
+  add_sums(other.coord_, other.norm_, other.weight_, other.counts_);
   return *this;
 }
 

@@ -124,7 +124,7 @@ std::int64_t bounded_relabel(MatrixView xc, LloydState& state, const PackedCentr
 
 /// A row's distance to a centre, rounded up: the upper bound a bounded step resets a row to.
 inline double distance_up(const float* row, const float* centre, std::size_t d) noexcept {
-  return round_up(std::sqrt(squared_distance(row, centre, d)));
+  return bound_up(std::sqrt(squared_distance(row, centre, d)));
 }
 
 /// The update that ends a bounded step: `mine` (this process's moments, which bounded_relabel
@@ -135,15 +135,6 @@ inline StepStats finish_bounded_step(MatrixView xc, LloydState& state, std::int6
   ClusterMoments all = mine;
   all.reduce(reducer);
   return finish_step(xc, state, changed, all, reducer, false);
-}
-
-/// v rounded away from the value it bounds: up(v) >= the exact result of the float64 operation
-/// that produced v (|error| <= 2^-52 |v|), of either sign; down(v) likewise <=.
-inline double bound_up(double v) noexcept {
-  return v + std::fabs(v) * 0x1.0p-40;
-}
-inline double bound_down(double v) noexcept {
-  return v - std::fabs(v) * 0x1.0p-40;
 }
 
 }  // namespace icp::kmeans_detail
