@@ -1,7 +1,8 @@
 // CSV ingest. The file is mapped, cut into byte chunks whose edges are moved to true record
-// boundaries (quote parity), and each chunk is parsed on its own thread straight into typed
-// columns. Chunks are then stitched together in file order, so every output (rows, dictionary
-// order, line numbers, the first error) is the same at any thread count and any chunk size.
+// boundaries (quote parity), and each chunk is parsed on its own thread straight into the
+// table's typed columns, at row slots bounded by its line ends. The gaps between chunks are then
+// closed and local dictionaries merged in file order, so every output (rows, dictionary order,
+// line numbers, the first error) is the same at any thread count and any chunk size.
 #include "icp/csv.hpp"
 
 #include <fast_float/fast_float.h>
@@ -371,16 +372,22 @@ struct BadRow {
   std::string raw;
 };
 
+/// What a chunk keeps of a column besides the rows it writes into the table: the dictionary its
+/// local codes index, and its text cells (a std::string per cell, moved into the table later).
 struct ColumnOut {
-  std::vector<double> numeric;
-  std::vector<std::int32_t> codes;
   LocalDict dict;
   std::vector<std::string> text;
 };
 
 struct ChunkOut {
   std::vector<ColumnOut> cols;
-  std::vector<std::int64_t> lines;  ///< relative start line of each accepted row
+  /// The chunk's accepted rows are table rows [slot, slot + rows) of the numeric, code and line
+  /// arrays until read_csv closes the gaps between chunks; `capacity` slots were set aside (an
+  /// upper bound of the chunk's records, from its line ends), and a chunk that would need more
+  /// stops there and lets the next pass carry on.
+  std::size_t slot = 0;
+  std::size_t capacity = 0;
+  std::size_t rows = 0;
   /// Unique-column value of each accepted row: a view into the mapped file, or into
   /// `key_store` when the cell had to be rewritten (doubled quotes). Views avoid one heap string
   /// per row; the file stays mapped until read_csv returns.
@@ -409,6 +416,30 @@ struct Plan {
   std::vector<std::size_t> req_field;  ///< file field of each requested column
   std::vector<std::size_t> order;      ///< requests sorted by file field: errors in file order
   std::optional<std::size_t> unique_field;
+};
+
+/// The table's per-row arrays that chunks write into directly: no per-chunk column buffers, so
+/// no second copy of the table, no stitch copy, and each chunk faults in the pages it fills.
+class RowArrays {
+ public:
+  explicit RowArrays(Table& table) : table_(&table) {}
+
+  /// Room for `rows` slots (kept rows included). Sizing leaves fresh pages untouched
+  /// (DefaultInitAllocator); growing after a pass keeps what was written.
+  void ensure(std::size_t rows) {
+    if (rows <= table_->source_line.size()) return;
+    table_->source_line.resize(rows);
+    for (Column& c : table_->columns) {
+      if (c.type == ColumnType::numeric) c.numeric.resize(rows);
+      if (c.type == ColumnType::categorical) c.codes.resize(rows);
+    }
+  }
+  double* numeric(std::size_t k) const noexcept { return table_->columns[k].numeric.data(); }
+  std::int32_t* codes(std::size_t k) const noexcept { return table_->columns[k].codes.data(); }
+  std::int64_t* lines() const noexcept { return table_->source_line.data(); }
+
+ private:
+  Table* table_;
 };
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -551,38 +582,28 @@ std::string field_count_reason(std::size_t expected, std::size_t found) {
 /// Rows parsed before a chunk sizes its vectors: enough to estimate the bytes per row.
 constexpr std::size_t kReserveAfterRows = 64;
 
-/// Reserves every per-row vector of a chunk for the rows its remaining bytes should hold (10%
-/// over the estimate from the rows so far), so chunks neither copy their columns while growing
-/// nor keep up to half their capacity unused until the stitch.
+/// Reserves the chunk's own per-row vectors (text cells, unique keys) for the rows its remaining
+/// bytes should hold (10% over the estimate from the rows so far), so chunks neither copy them
+/// while growing nor keep up to half their capacity unused until the stitch.
 void reserve_rest(ChunkOut& out, const Plan& plan, std::size_t begin, std::size_t pos,
                   std::size_t end) {
-  const double per_row = static_cast<double>(pos - begin) / static_cast<double>(out.lines.size());
-  const auto rows = static_cast<std::size_t>(static_cast<double>(end - begin) / per_row * 1.1) + 16;
-  out.lines.reserve(rows);
+  const double per_row = static_cast<double>(pos - begin) / static_cast<double>(out.rows);
+  const auto rows =
+      std::min(out.capacity,
+               static_cast<std::size_t>(static_cast<double>(end - begin) / per_row * 1.1) + 16);
   if (plan.unique_field) {
     out.keys.reserve(rows);
     out.key_hash.reserve(rows);
     out.key_missing.reserve(rows);
   }
-  for (std::size_t k = 0; k < out.cols.size(); ++k) {
-    switch (plan.opts->columns[k].type) {
-      case ColumnType::numeric:
-        out.cols[k].numeric.reserve(rows);
-        break;
-      case ColumnType::categorical:
-        out.cols[k].codes.reserve(rows);
-        break;
-      case ColumnType::text:
-        out.cols[k].text.reserve(rows);
-        break;
-    }
-  }
+  for (std::size_t k = 0; k < out.cols.size(); ++k)
+    if (plan.opts->columns[k].type == ColumnType::text) out.cols[k].text.reserve(rows);
 }
 
 /// Parses the records starting in [begin, end). The last record may run past `end`; end_pos
 /// tells where it really stopped, which is how a wrong boundary is detected.
-void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::size_t end,
-                 ChunkOut& out) {
+void parse_chunk(const Scanner& sc, const Plan& plan, const RowArrays& arrays, std::size_t begin,
+                 std::size_t end, ChunkOut& out) {
   const CsvOptions& opts = *plan.opts;
   const std::size_t nreq = plan.req_field.size();
   const std::size_t ncols = plan.header.size();
@@ -598,11 +619,19 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
   csv_scan::Cursor cur = sc.cursor();
   const MissingTokens missing(opts.missing_tokens);
   std::vector<char> miss(nreq, 0);
+  std::vector<double*> num_out(nreq, nullptr);
+  std::vector<std::int32_t*> code_out(nreq, nullptr);
+  for (std::size_t k = 0; k < nreq; ++k) {
+    if (opts.columns[k].type == ColumnType::numeric) num_out[k] = arrays.numeric(k) + out.slot;
+    if (opts.columns[k].type == ColumnType::categorical) code_out[k] = arrays.codes(k) + out.slot;
+  }
+  std::int64_t* const line_out = arrays.lines() + out.slot;
 
   std::size_t pos = begin;
   std::int64_t lines = 0;
   while (pos < end) {
     if (opts.max_rows > 0 && out.records >= opts.max_rows) break;
+    if (out.rows == out.capacity) break;  // ends on a record boundary: the next pass goes on
     const std::size_t nl = sc.newline_at(pos);
     if (nl > 0) {  // blank line: not a record
       ++lines;
@@ -698,14 +727,15 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
       continue;
     }
 
+    const std::size_t row = out.rows;
     for (std::size_t k = 0; k < nreq; ++k) {
       ColumnOut& c = out.cols[k];
       switch (opts.columns[k].type) {
         case ColumnType::numeric:
-          c.numeric.push_back(nums[k]);
+          num_out[k][row] = nums[k];
           break;
         case ColumnType::categorical:
-          c.codes.push_back(miss[k] != 0 ? -1 : c.dict.code(values[k]));
+          code_out[k][row] = miss[k] != 0 ? -1 : c.dict.code(values[k]);
           break;
         case ColumnType::text:
           if (miss[k] != 0)
@@ -728,8 +758,9 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
       out.key_missing.push_back(key_missing ? 1 : 0);
       out.key_hash.push_back(key_missing ? 0 : cell_hash(key));
     }
-    out.lines.push_back(rec_line);
-    if (out.lines.size() == kReserveAfterRows) reserve_rest(out, plan, begin, pos, end);
+    line_out[row] = rec_line;
+    ++out.rows;
+    if (out.rows == kReserveAfterRows) reserve_rest(out, plan, begin, pos, end);
   }
   out.lines_consumed = lines;
   out.end_pos = pos;
@@ -740,7 +771,8 @@ void parse_chunk(const Scanner& sc, const Plan& plan, std::size_t begin, std::si
 /// line end is inside a field), then every chunk parsed on its own. `edge` gets chunks + 1
 /// entries. Exact as long as no quote sits inside an unquoted field; the caller checks.
 std::vector<ChunkOut> parse_parallel(const MappedFile& file, const Scanner& sc, const Plan& plan,
-                                     std::size_t body, std::size_t chunk, int nthreads,
+                                     RowArrays& arrays, std::size_t slot_base, std::size_t body,
+                                     std::size_t chunk, int nthreads,
                                      std::vector<std::size_t>& edge) {
   const char* buf = sc.data();
   const std::size_t n = sc.size();
@@ -780,11 +812,27 @@ std::vector<ChunkOut> parse_parallel(const MappedFile& file, const Scanner& sc, 
     {
       for (std::size_t i = 1; i <= nchunks; ++i) edge[i] = std::max(edge[i], edge[i - 1]);
     }
+    // Slots per chunk: its line ends, plus one for a last record without a terminator.
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t si = 0; si < nchunks_signed; ++si) {
+      const auto i = static_cast<std::size_t>(si);
+      outs[i].capacity = csv_scan::count_line_ends(buf, n, edge[i], edge[i + 1]) +
+                         (edge[i + 1] == n && edge[i] < n ? 1 : 0);
+    }
+#pragma omp single
+    {
+      std::size_t slot = slot_base;
+      for (ChunkOut& o : outs) {
+        o.slot = slot;
+        slot += o.capacity;
+      }
+      errors.run([&] { arrays.ensure(slot); });
+    }
 #pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t si = 0; si < nchunks_signed; ++si) {
       const auto i = static_cast<std::size_t>(si);
       errors.run([&] {
-        parse_chunk(sc, plan, edge[i], edge[i + 1], outs[i]);
+        if (!errors.failed()) parse_chunk(sc, plan, arrays, edge[i], edge[i + 1], outs[i]);
         file.release(edge[i], edge[i + 1]);
       });
     }
@@ -869,6 +917,28 @@ void write_quarantine(const std::string& path, const std::vector<const BadRow*>&
 /// partition finds its repeats on its own, scanning its keys in file order; 64 keeps two to a
 /// few dozen threads busy and the per-partition sets small. The result does not depend on it.
 constexpr std::size_t kKeyPartitions = 64;
+
+/// Moves each chunk's kept rows of one per-row array to their final places, in file order, and
+/// trims the array to `kept`. A row only moves down (a chunk's slot is at least the rows kept
+/// before it), so this works in place; a chunk with nothing dropped that already sits at its
+/// place (every LF-terminated file without blank lines or rejects) is not touched at all.
+template <class Vec>
+void close_gaps(Vec& v, const std::vector<ChunkOut>& outs,
+                const std::vector<std::vector<char>>& drop, std::size_t kept) {
+  auto* p = v.data();
+  std::size_t dst = 0;
+  for (std::size_t c = 0; c < outs.size(); ++c) {
+    const ChunkOut& o = outs[c];
+    if (drop[c].empty()) {
+      if (dst != o.slot && o.rows > 0) std::memmove(p + dst, p + o.slot, o.rows * sizeof(*p));
+      dst += o.rows;
+      continue;
+    }
+    for (std::size_t j = 0; j < o.rows; ++j)
+      if (drop[c][j] == 0) p[dst++] = p[o.slot + j];
+  }
+  v.resize(kept);
+}
 
 struct KeyPos {
   std::size_t chunk = 0;
@@ -1083,6 +1153,17 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
   const int nthreads = options.threads > 0 ? options.threads : threads();
   const std::size_t body = header.body_start;
 
+  // Chunks write their rows straight into the table's arrays (RowArrays); the gaps between
+  // chunks' slots are closed once every row is known.
+  Table table;
+  table.source = path;
+  table.columns.resize(options.columns.size());
+  for (std::size_t k = 0; k < options.columns.size(); ++k) {
+    table.columns[k].name = options.columns[k].name;
+    table.columns[k].type = options.columns[k].type;
+  }
+  RowArrays arrays(table);
+
   // Chunk i starts on a true record boundary if chunk i-1 ended exactly on it. Parity is fooled
   // only by a quote inside an unquoted field: the chunk that ran past its edge is still exact
   // (it started on a true boundary), so keep it and start a new pass where it really ended.
@@ -1090,12 +1171,23 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
   std::vector<std::size_t> edge;
   std::size_t start = body;
   for (int pass = 0; start < n; ++pass) {
+    const std::size_t slot_base = outs.empty() ? 0 : outs.back().slot + outs.back().rows;
     if (pass == kMaxParallelPasses || options.max_rows > 0) {
-      outs.emplace_back();
-      parse_chunk(sc, plan, start, n, outs.back());
+      ChunkOut& o = outs.emplace_back();
+      o.slot = slot_base;
+      o.capacity = csv_scan::count_line_ends(buf, n, start, n) + 1;
+      if (options.max_rows > 0)
+        o.capacity = std::min(o.capacity, static_cast<std::size_t>(options.max_rows));
+      arrays.ensure(o.slot + o.capacity);
+      parse_chunk(sc, plan, arrays, start, n, o);
+      const bool limited = options.max_rows > 0 && o.records >= options.max_rows;
+      if (!o.stopped && !limited && o.end_pos < n)  // the bound above makes this unreachable
+        throw std::logic_error(path + ": CSV reader ran out of row slots at byte " +
+                               std::to_string(o.end_pos));
       break;
     }
-    std::vector<ChunkOut> part = parse_parallel(file, sc, plan, start, chunk, nthreads, edge);
+    std::vector<ChunkOut> part =
+        parse_parallel(file, sc, plan, arrays, slot_base, start, chunk, nthreads, edge);
     bool again = false;
     std::size_t take = part.size();
     for (std::size_t i = 0; i < part.size(); ++i) {
@@ -1115,30 +1207,40 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
   }
 
   // Relative lines -> physical lines.
+  std::vector<std::int64_t> line_base(outs.size());
   std::int64_t base = header.body_line;
-  for (auto& o : outs) {
-    for (auto& l : o.lines) l += base;
+  for (std::size_t c = 0; c < outs.size(); ++c) {
+    ChunkOut& o = outs[c];
+    line_base[c] = base;
     for (auto& b : o.bad) b.line += base;
     if (o.fatal) o.fatal->line += base;
     base += o.lines_consumed;
   }
+  std::int64_t* const lines = arrays.lines();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (nthreads > 1)
+  for (std::ptrdiff_t sc_i = 0; sc_i < static_cast<std::ptrdiff_t>(outs.size()); ++sc_i) {
+    const ChunkOut& o = outs[static_cast<std::size_t>(sc_i)];
+    const std::int64_t b = line_base[static_cast<std::size_t>(sc_i)];
+    for (std::size_t j = 0; j < o.rows; ++j) lines[o.slot + j] += b;
+  }
 
   const bool fail_fast = options.on_error == ErrorPolicy::fail;
-  // Uniqueness is a whole-file property: the first occurrence in file order wins.
+  // Uniqueness is a whole-file property: the first occurrence in file order wins. drop[c] stays
+  // empty for a chunk without repeats (nothing to skip when its rows move).
   std::vector<std::vector<char>> drop(outs.size());
   std::vector<BadRow> dups;
   if (plan.unique_field) {
     const std::vector<KeyPos> repeats = find_repeats(outs, nthreads);
     const std::size_t uf = *plan.unique_field;
-    for (std::size_t c = 0; c < outs.size(); ++c) drop[c].assign(outs[c].lines.size(), 0);
     for (const KeyPos& r : repeats) {
       BadRow b;
-      b.line = outs[r.chunk].lines[r.row];
+      b.line = lines[outs[r.chunk].slot + r.row];
       b.column = plan.header[uf];
       b.column_number = static_cast<std::int64_t>(uf) + 1;
       b.value = truncate_text(outs[r.chunk].keys[r.row]);
       b.reason = "duplicate value";
       if (fail_fast) throw_bad(path, b);  // every accepted row precedes any chunk error
+      if (drop[r.chunk].empty()) drop[r.chunk].assign(outs[r.chunk].rows, 0);
       drop[r.chunk][r.row] = 1;
       dups.push_back(std::move(b));
     }
@@ -1173,75 +1275,67 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
     }
   }
 
-  Table table;
-  table.source = path;
   std::size_t kept = 0;
   std::int64_t records = 0;
   std::size_t bad_count = dups.size();
   for (std::size_t c = 0; c < outs.size(); ++c) {
     records += outs[c].records;
     bad_count += outs[c].bad.size();
-    kept += outs[c].lines.size();
+    kept += outs[c].rows;
     for (const char x : drop[c]) kept -= static_cast<std::size_t>(x);
   }
   auto keep = [&](std::size_t c, std::size_t j) { return drop[c].empty() || drop[c][j] == 0; };
-
   table.rows = kept;
-  table.source_line.reserve(kept);
-  for (std::size_t c = 0; c < outs.size(); ++c)
-    for (std::size_t j = 0; j < outs[c].lines.size(); ++j)
-      if (keep(c, j)) table.source_line.push_back(outs[c].lines[j]);
 
-  // Columns are independent, so they are stitched in parallel; each one is still assembled in
-  // file order by a single thread, so the result is the same at any thread count.
+  // Columns are independent, so they are finished in parallel (the line numbers as one more
+  // task); each one is still assembled in file order by a single thread, so the result is the
+  // same at any thread count.
   const auto ncols_out = static_cast<std::ptrdiff_t>(options.columns.size());
-  table.columns.resize(options.columns.size());
   ExceptionCollector stitch_errors;
-  const int stitch_team = static_cast<int>(std::min<std::ptrdiff_t>(nthreads, ncols_out));
+  const int stitch_team = static_cast<int>(std::min<std::ptrdiff_t>(nthreads, ncols_out + 1));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(stitch_team) if (stitch_team > 1)
-  for (std::ptrdiff_t sk = 0; sk < ncols_out; ++sk)
+  for (std::ptrdiff_t sk = 0; sk <= ncols_out; ++sk)
     stitch_errors.run([&] {
+      if (sk == ncols_out) {
+        close_gaps(table.source_line, outs, drop, kept);
+        return;
+      }
       const auto k = static_cast<std::size_t>(sk);
       Column& col = table.columns[k];
-      col.name = options.columns[k].name;
-      col.type = options.columns[k].type;
       switch (col.type) {
         case ColumnType::numeric:
-          col.numeric.reserve(kept);
-          for (std::size_t c = 0; c < outs.size(); ++c) {
-            auto& v = outs[c].cols[k].numeric;
-            for (std::size_t j = 0; j < v.size(); ++j)
-              if (keep(c, j)) col.numeric.push_back(v[j]);
-            std::vector<double>().swap(v);  // freed as stitched: the table grows as these go
-          }
+          close_gaps(col.numeric, outs, drop, kept);
           break;
         case ColumnType::categorical: {
           // Global codes are handed out on first appearance among kept rows, in file order, so
-          // a level seen only in rejected rows never enters the dictionary.
-          col.codes.reserve(kept);
+          // a level seen only in rejected rows never enters the dictionary. Rows only move
+          // down (see close_gaps), so codes are remapped in place.
+          std::int32_t* codes = col.codes.data();
           std::unordered_map<std::string_view, std::int32_t, SvHash> global;
+          std::size_t dst = 0;
           for (std::size_t c = 0; c < outs.size(); ++c) {
-            ColumnOut& co = outs[c].cols[k];
-            std::vector<std::int32_t> remap(co.dict.levels.size(), -1);
-            for (std::size_t j = 0; j < co.codes.size(); ++j) {
+            const ChunkOut& o = outs[c];
+            const LocalDict& dict = o.cols[k].dict;
+            std::vector<std::int32_t> remap(dict.levels.size(), -1);
+            for (std::size_t j = 0; j < o.rows; ++j) {
               if (!keep(c, j)) continue;
-              const std::int32_t local = co.codes[j];
+              const std::int32_t local = codes[o.slot + j];
               if (local < 0) {
-                col.codes.push_back(-1);
+                codes[dst++] = -1;
                 continue;
               }
               auto& g = remap[static_cast<std::size_t>(local)];
               if (g < 0) {
-                const std::string& level = co.dict.levels[static_cast<std::size_t>(local)];
+                const std::string& level = dict.levels[static_cast<std::size_t>(local)];
                 auto [it, inserted] =
                     global.try_emplace(level, static_cast<std::int32_t>(col.levels.size()));
                 if (inserted) col.levels.push_back(level);
                 g = it->second;
               }
-              col.codes.push_back(g);
+              codes[dst++] = g;
             }
-            std::vector<std::int32_t>().swap(co.codes);
           }
+          col.codes.resize(kept);
           break;
         }
         case ColumnType::text:
@@ -1252,12 +1346,11 @@ Table read_csv(const std::string& path, const CsvOptions& options, IngestStats* 
               if (keep(c, j)) col.text.push_back(std::move(v[j]));
             std::vector<std::string>().swap(v);
           }
+          // The chunks' text vectors were small heap blocks, so freeing them leaves the pages
+          // with the allocator: hand them back, or the process would hold the column twice.
+          release_free_pages();
           break;
       }
-      // The chunks' columns were small heap blocks, so freeing them leaves the pages with the
-      // allocator: hand them back to the system after every column, or the process would hold
-      // both copies of the table at the end of the stitch.
-      release_free_pages();
     });
   stitch_errors.rethrow();
 

@@ -57,6 +57,16 @@ std::size_t count_quotes_scalar(const char* buf, std::size_t begin, std::size_t 
   return k;
 }
 
+std::size_t count_line_ends_scalar(const char* buf, std::size_t n, std::size_t begin,
+                                   std::size_t end) noexcept {
+  std::size_t k = 0;
+  for (std::size_t p = begin; p < end; ++p) {
+    if (buf[p] == '\n') ++k;
+    if (buf[p] == '\r' && (p + 1 >= n || buf[p + 1] != '\n')) ++k;
+  }
+  return k;
+}
+
 std::size_t find_unquoted_newline_scalar(const char* buf, std::size_t n, std::size_t pos,
                                          bool in_quote) noexcept {
   bool inq = in_quote;
@@ -78,6 +88,22 @@ std::size_t count_quotes(const char* buf, std::size_t begin, std::size_t end) no
     k += static_cast<std::size_t>(std::popcount(classify(buf + p, ',').quote));
   if (p < end)
     k += static_cast<std::size_t>(std::popcount(classify_partial(buf + p, end - p, ',').quote));
+  return k;
+}
+
+std::size_t count_line_ends(const char* buf, std::size_t n, std::size_t begin,
+                            std::size_t end) noexcept {
+  std::size_t k = 0;
+  for (std::size_t p = begin; p < end; p += kBlock) {
+    const std::size_t len = std::min(kBlock, end - p);
+    const BlockMasks m =
+        len == kBlock ? classify(buf + p, ',') : classify_partial(buf + p, len, ',');
+    std::uint64_t lone_cr = m.cr & ~(m.lf >> 1);
+    // A CR in the block's last byte pairs with an LF just past it (next block, or past `end`).
+    const std::uint64_t last = std::uint64_t{1} << (len - 1);
+    if ((lone_cr & last) != 0 && p + len < n && buf[p + len] == '\n') lone_cr &= ~last;
+    k += static_cast<std::size_t>(std::popcount(m.lf) + std::popcount(lone_cr));
+  }
   return k;
 }
 

@@ -36,6 +36,9 @@ BlockMasks classify_scalar(const char* p, char delim) noexcept;
 std::uint64_t prefix_xor_scalar(std::uint64_t x) noexcept;
 /// Byte-at-a-time references of count_quotes() and find_unquoted_newline().
 std::size_t count_quotes_scalar(const char* buf, std::size_t begin, std::size_t end) noexcept;
+/// Byte-at-a-time reference of count_line_ends().
+std::size_t count_line_ends_scalar(const char* buf, std::size_t n, std::size_t begin,
+                                   std::size_t end) noexcept;
 std::size_t find_unquoted_newline_scalar(const char* buf, std::size_t n, std::size_t pos,
                                          bool in_quote) noexcept;
 
@@ -95,6 +98,13 @@ inline std::uint64_t prefix_xor(std::uint64_t x) noexcept {
 
 /// Number of '"' bytes in [begin, end) of `buf`.
 std::size_t count_quotes(const char* buf, std::size_t begin, std::size_t end) noexcept;
+
+/// Line terminators (LF, CRLF, lone CR) that end in [begin, end) of `buf` (n bytes): LF bytes
+/// plus CR bytes not followed by LF, looking past `end` for the LF. Every record of a range that
+/// starts and ends on record boundaries ends with one of them (quoted newlines only add more),
+/// so this bounds its record count: the reader sizes each chunk's share of the table from it.
+std::size_t count_line_ends(const char* buf, std::size_t n, std::size_t begin,
+                            std::size_t end) noexcept;
 
 /// First byte after the first line terminator (LF, CRLF or a lone CR) at or after `pos` that
 /// lies outside quotes, quote parity starting at `in_quote` and every '"' toggling it; `n` when

@@ -180,7 +180,7 @@ ScoredAccounts score_rows(const ScoringModel& model, const NewAccountScorer& sco
                           const Table& table) {
   const std::size_t n = table.rows;
   ScoredAccounts out;
-  out.source_line = table.source_line;
+  out.source_line.assign(table.source_line.begin(), table.source_line.end());
   if (!model.config.id_column.empty()) {
     out.ids = table.at(model.config.id_column).text;
   } else {

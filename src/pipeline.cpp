@@ -285,7 +285,7 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
                       " is larger than the " + std::to_string(n) + " accepted rows of " +
                       config.input_path);
 
-  r.source_line = table.source_line;
+  r.source_line.assign(table.source_line.begin(), table.source_line.end());
   if (!config.id_column.empty()) {
     r.ids = table.at(config.id_column).text;
   } else {

@@ -274,7 +274,7 @@ TEST_F(CsvTest, Latin1TextIsConvertedToUtf8) {
   const icp::Table t = icp::read_csv(p, o);
   ASSERT_EQ(t.columns.size(), 3u);
   EXPECT_EQ(t.columns[0].text, (std::vector<std::string>{"\xC3\x85ngstr\xC3\xB6m", "b"}));
-  EXPECT_EQ(t.columns[1].numeric, (std::vector<double>{1.0, 2.5}));
+  EXPECT_EQ(t.columns[1].numeric, (icp::NumericValues{1.0, 2.5}));
   EXPECT_EQ(t.columns[2].levels, (std::vector<std::string>{"caf\xC3\xA9", "x"}));
 }
 
@@ -326,7 +326,7 @@ TEST_F(CsvTest, ParsesRfc4180AndTypes) {
   const icp::Table t = icp::read_csv(p, o, &st);
   ASSERT_EQ(t.rows, 7u);
   EXPECT_EQ(t.source, p);
-  EXPECT_EQ(t.source_line, (std::vector<std::int64_t>{2, 3, 4, 7, 8, 9, 10}));
+  EXPECT_EQ(t.source_line, (icp::LineNumbers{2, 3, 4, 7, 8, 9, 10}));
   EXPECT_EQ(t.at("id").text, (std::vector<std::string>{"a1", "a2", "a3", "a4", "a5", "a6", "a7"}));
   const auto& acv = t.at("acv").numeric;
   ASSERT_EQ(acv.size(), 7u);
@@ -339,7 +339,7 @@ TEST_F(CsvTest, ParsesRfc4180AndTypes) {
   EXPECT_EQ(acv[6], 0.0);
   const auto& ind = t.at("industry");
   EXPECT_EQ(ind.levels, (std::vector<std::string>{"Software", "Retail", "Food"}));
-  EXPECT_EQ(ind.codes, (std::vector<std::int32_t>{0, 1, 0, 1, 2, -1, 1}));
+  EXPECT_EQ(ind.codes, (icp::CodeValues{0, 1, 0, 1, 2, -1, 1}));
   EXPECT_EQ(t.at("name").text, (std::vector<std::string>{"plain", "Smith, \"Jr\"", "two\r\nlines",
                                                          "x", "spaced", "", ""}));
   EXPECT_EQ(st.rows_read, 7);
@@ -431,7 +431,7 @@ const std::string kEdgeFile =
 
 void expect_edge_table(const icp::Table& t, const std::string& what) {
   ASSERT_EQ(t.rows, 5u) << what;
-  EXPECT_EQ(t.source_line, (std::vector<std::int64_t>{2, 4, 6, 7, 8})) << what;
+  EXPECT_EQ(t.source_line, (icp::LineNumbers{2, 4, 6, 7, 8})) << what;
   EXPECT_EQ(t.at("id").text, (std::vector<std::string>{"a1", "a2", "a3", "a4", "a5"})) << what;
   const auto& acv = t.at("acv").numeric;
   EXPECT_EQ(acv[0], 1.5) << what;
@@ -442,7 +442,7 @@ void expect_edge_table(const icp::Table& t, const std::string& what) {
   EXPECT_EQ(t.at("industry").levels,
             (std::vector<std::string>{"Caf\xC3\xA9", "\xE6\x97\xA5\xE6\x9C\xAC", "x"}))
       << what;
-  EXPECT_EQ(t.at("industry").codes, (std::vector<std::int32_t>{0, 1, 0, 2, 1})) << what;
+  EXPECT_EQ(t.at("industry").codes, (icp::CodeValues{0, 1, 0, 2, 1})) << what;
   EXPECT_EQ(t.at("name").text, (std::vector<std::string>{"q\"uote, and\r\nnewline", "plain", "\"",
                                                          "\xF0\x9F\x98\x80", "last"}))
       << what;
@@ -479,7 +479,7 @@ TEST_F(CsvTest, StrayQuoteInUnquotedFieldAtAnyChunkSize) {
     const icp::Table t = icp::read_csv(p, o);
     const std::string what = "chunk " + std::to_string(chunk);
     ASSERT_EQ(t.rows, 4u) << what;
-    EXPECT_EQ(t.source_line, (std::vector<std::int64_t>{2, 3, 4, 6})) << what;
+    EXPECT_EQ(t.source_line, (icp::LineNumbers{2, 3, 4, 6})) << what;
     EXPECT_EQ(t.at("industry").levels, (std::vector<std::string>{"5\"inch", "x", "y,\nz", "w"}))
         << what;
   }
@@ -555,7 +555,7 @@ TEST_F(CsvTest, QuarantineWritesEveryBadRowAndCounts) {
   EXPECT_EQ(st.rows_quarantined, 5);
   EXPECT_EQ(st.rows_read, st.rows_accepted + st.rows_quarantined);
   ASSERT_EQ(t.rows, 3u);
-  EXPECT_EQ(t.source_line, (std::vector<std::int64_t>{2, 6, 9}));
+  EXPECT_EQ(t.source_line, (icp::LineNumbers{2, 6, 9}));
   EXPECT_EQ(t.at("id").text, (std::vector<std::string>{"a", "d", "f"}));
   // "y" and "w" appear only in rejected rows, so they are not levels.
   EXPECT_EQ(t.at("industry").levels, (std::vector<std::string>{"x", "new\nlevel", "kept"}));

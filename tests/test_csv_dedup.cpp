@@ -44,8 +44,8 @@ TEST(CsvDedup, FirstOccurrenceWinsAtAnyChunkSizeAndThreadCount) {
 
   // Scalar reference: one pass in file order.
   std::set<std::string> seen;
-  std::vector<double> expected_x;
-  std::vector<std::int64_t> expected_lines;
+  icp::NumericValues expected_x;
+  icp::LineNumbers expected_lines;
   std::int64_t expected_dups = 0;
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (!values[i].empty() && !seen.insert(values[i]).second) {

@@ -101,6 +101,38 @@ TEST(CsvScan, CountQuotesMatchesScalarOnAnyRange) {
           << b << ".." << e;
 }
 
+TEST(CsvScan, CountLineEndsByHand) {
+  const std::string s = "a\r\nb\rc\n\nd\n\re";
+  // Bytes: a0 CR1 LF2 b3 CR4 c5 LF6 LF7 d8 LF9 CR10 e11.
+  EXPECT_EQ(cs::count_line_ends(s.data(), s.size(), 0, s.size()), 6u);  // the CRLF counts once
+  EXPECT_EQ(cs::count_line_ends(s.data(), s.size(), 0, 2), 0u);  // the CR pairs with the LF at 2
+  EXPECT_EQ(cs::count_line_ends(s.data(), s.size(), 2, 3), 1u);
+  EXPECT_EQ(cs::count_line_ends(s.data(), s.size(), 4, 5), 1u);  // lone CR
+  EXPECT_EQ(cs::count_line_ends(s.data(), s.size(), 10, 11), 1u);
+  const std::string cr_last = "x\r";
+  EXPECT_EQ(cs::count_line_ends(cr_last.data(), cr_last.size(), 0, 2), 1u);  // CR at the end
+}
+
+TEST(CsvScan, CountLineEndsMatchesScalarOnAnyRange) {
+  std::mt19937_64 rng(13);
+  for (int it = 0; it < 20; ++it) {
+    // Dense CR and LF bytes, so that CRLF pairs straddle block and range edges.
+    std::string s = random_bytes(rng, 300);
+    for (auto& c : s)
+      if (rng() % 3 == 0) c = rng() % 2 == 0 ? '\r' : '\n';
+    for (std::size_t b = 0; b < 70; ++b)
+      for (std::size_t e = b; e <= s.size(); e += 5)
+        ASSERT_EQ(cs::count_line_ends(s.data(), s.size(), b, e),
+                  cs::count_line_ends_scalar(s.data(), s.size(), b, e))
+            << "iteration " << it << " range " << b << ".." << e;
+    // Ranges that partition the buffer count every terminator once.
+    std::size_t sum = 0;
+    for (std::size_t b = 0; b < s.size(); b += 17)
+      sum += cs::count_line_ends(s.data(), s.size(), b, std::min(s.size(), b + 17));
+    EXPECT_EQ(sum, cs::count_line_ends_scalar(s.data(), s.size(), 0, s.size()));
+  }
+}
+
 TEST(CsvScan, FindUnquotedNewlineByHand) {
   const std::string s = "ab\"c\nd\"e\r\nf\rg";
   //                     0 1 2 3 4  5 6 7 8  9 10 11 12
@@ -216,7 +248,7 @@ TEST_F(CsvScanRead, RandomQuotedRecordsAtEveryBlockOffset) {
       for (std::size_t k = 1; k < kCols; ++k) file += delim + ("c" + std::to_string(k));
       file += "\n";
       std::vector<std::vector<std::string>> want(kCols);
-      std::vector<std::int64_t> want_line;
+      icp::LineNumbers want_line;
       std::int64_t line = 2;
       for (std::size_t r = 0; r < kRows; ++r) {
         want_line.push_back(line);

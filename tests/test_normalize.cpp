@@ -16,7 +16,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 icp::Column numeric(const std::string& name, std::vector<double> v) {
   icp::Column c;
   c.name = name;
-  c.numeric = std::move(v);
+  c.numeric.assign(v.begin(), v.end());
   return c;
 }
 
@@ -26,7 +26,7 @@ icp::Column categorical(const std::string& name, std::vector<std::string> levels
   c.name = name;
   c.type = icp::ColumnType::categorical;
   c.levels = std::move(levels);
-  c.codes = std::move(codes);
+  c.codes.assign(codes.begin(), codes.end());
   return c;
 }
 

@@ -21,7 +21,7 @@ icp::Column numeric(const std::string& name, std::vector<double> values) {
   icp::Column c;
   c.name = name;
   c.type = icp::ColumnType::numeric;
-  c.numeric = std::move(values);
+  c.numeric.assign(values.begin(), values.end());
   return c;
 }
 
@@ -31,7 +31,7 @@ icp::Column categorical(const std::string& name, std::vector<std::string> levels
   c.name = name;
   c.type = icp::ColumnType::categorical;
   c.levels = std::move(levels);
-  c.codes = std::move(codes);
+  c.codes.assign(codes.begin(), codes.end());
   return c;
 }
 

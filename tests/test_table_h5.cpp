@@ -115,14 +115,14 @@ TEST_F(TableH5Test, ReadsTheH5pyLayout) {
   icp::IngestStats stats;
   const icp::Table t = icp::read_table_h5(f, "/accounts", o, &stats);
   ASSERT_EQ(t.rows, 3u);
-  EXPECT_EQ(t.source_line, (std::vector<std::int64_t>{1, 2, 3}));
+  EXPECT_EQ(t.source_line, (icp::LineNumbers{1, 2, 3}));
   EXPECT_EQ(t.at("id").text, (std::vector<std::string>{"a1", "a2", "a3"}));
   EXPECT_TRUE(same_bits(t.at("acv").numeric, {1.5, kNaN, -3.0}));
   // 2^53 + 1 rounds to the nearest double, as fast_float would round its decimal text.
   EXPECT_TRUE(same_bits(t.at("employees").numeric, {10.0, 20.0, 9007199254740992.0}));
-  EXPECT_EQ(t.at("region").codes, (std::vector<std::int32_t>{0, 0, 1}));
+  EXPECT_EQ(t.at("region").codes, (icp::CodeValues{0, 0, 1}));
   EXPECT_EQ(t.at("region").levels, (std::vector<std::string>{"7", "3"}));
-  EXPECT_EQ(t.at("industry").codes, (std::vector<std::int32_t>{0, -1, 1}));
+  EXPECT_EQ(t.at("industry").codes, (icp::CodeValues{0, -1, 1}));
   EXPECT_EQ(t.at("industry").levels, (std::vector<std::string>{"saas", "fintech"}));
   EXPECT_TRUE(same_bits(t.at("revenue").numeric, {1000.0, kNaN, 2.5}));
   EXPECT_EQ(stats.rows_read, 3);
@@ -154,7 +154,7 @@ TEST_F(TableH5Test, CsvRoundTripIsBitIdentical) {
   const icp::Table from_h5 = icp::read_table_h5(path("a.h5"), "/data/accounts", o);
   expect_same_table(from_csv, from_h5);
   // The blank line moves x2 to physical line 4; the HDF5 copy keeps that.
-  EXPECT_EQ(from_h5.source_line, (std::vector<std::int64_t>{2, 4, 5, 6, 7}));
+  EXPECT_EQ(from_h5.source_line, (icp::LineNumbers{2, 4, 5, 6, 7}));
 }
 
 struct H5Case {
@@ -247,7 +247,7 @@ TEST_F(TableH5Test, QuarantineKeepsFirstDuplicateAndCountsEveryRow) {
   EXPECT_EQ(stats.rows_read, 6);
   EXPECT_EQ(stats.rows_accepted, 4);
   EXPECT_EQ(stats.rows_quarantined, 2);
-  EXPECT_EQ(t.source_line, (std::vector<std::int64_t>{1, 2, 5, 6}));
+  EXPECT_EQ(t.source_line, (icp::LineNumbers{1, 2, 5, 6}));
   // Missing ids are not compared, so the two empty ids both stay (the first one had Inf).
   EXPECT_EQ(t.at("id").text, (std::vector<std::string>{"a", "b", "", "c"}));
   EXPECT_TRUE(same_bits(t.at("acv").numeric, {1, 2, 5, 6}));

@@ -2,6 +2,7 @@
 // independent of the thread count.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <exception>
 #include <mutex>
@@ -35,8 +36,11 @@ class ExceptionCollector {
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!first_) first_ = std::current_exception();
+      failed_.store(true, std::memory_order_relaxed);
     }
   }
+  /// Whether something was captured: later phases of the same region skip their work.
+  bool failed() const noexcept { return failed_.load(std::memory_order_relaxed); }
   void rethrow() const {
     if (first_) std::rethrow_exception(first_);
   }
@@ -44,6 +48,7 @@ class ExceptionCollector {
  private:
   std::mutex mutex_;
   std::exception_ptr first_;
+  std::atomic<bool> failed_{false};
 };
 
 }  // namespace icp

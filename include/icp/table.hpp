@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "icp/allocator.hpp"
+
 namespace icp {
 
 enum class ColumnType {
@@ -15,12 +17,18 @@ enum class ColumnType {
   text,         ///< raw strings (ids, names); "" for an empty cell
 };
 
+/// Per-row arrays of the table. Sizing one leaves its pages untouched (DefaultInitAllocator), so
+/// the CSV reader's chunks fault in and fill their own rows in parallel, straight into the table.
+using NumericValues = std::vector<double, DefaultInitAllocator<double>>;
+using CodeValues = std::vector<std::int32_t, DefaultInitAllocator<std::int32_t>>;
+using LineNumbers = std::vector<std::int64_t, DefaultInitAllocator<std::int64_t>>;
+
 /// One typed column. Only the vector matching `type` is filled.
 struct Column {
   std::string name;
   ColumnType type = ColumnType::numeric;
-  std::vector<double> numeric;
-  std::vector<std::int32_t> codes;
+  NumericValues numeric;
+  CodeValues codes;
   std::vector<std::string> levels;  ///< dictionary, in order of first appearance
   std::vector<std::string> text;
 
@@ -34,7 +42,7 @@ struct Table {
   std::size_t rows = 0;
   std::vector<Column> columns;
   /// 1-based physical line number in the source file of each accepted row (for messages).
-  std::vector<std::int64_t> source_line;
+  LineNumbers source_line;
   /// Source file path (for messages).
   std::string source;
 
