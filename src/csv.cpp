@@ -382,9 +382,11 @@ struct ColumnOut {
 struct ChunkOut {
   std::vector<ColumnOut> cols;
   /// The chunk's accepted rows are table rows [slot, slot + rows) of the numeric, code and line
-  /// arrays until read_csv closes the gaps between chunks; `capacity` slots were set aside (an
-  /// upper bound of the chunk's records, from its line ends), and a chunk that would need more
-  /// stops there and lets the next pass carry on.
+  /// arrays until read_csv closes the gaps between chunks. `capacity` slots were set aside: the
+  /// line ends in [begin, end), plus one at the end of the file. That bounds the records: each
+  /// one starting in the range either ends with a line end in it or holds the line end that every
+  /// inner edge sits right after (edges never split a CRLF). parse_chunk still stops, on a record
+  /// boundary, if the slots run out, so a flaw in that argument would cost a pass, not a row.
   std::size_t slot = 0;
   std::size_t capacity = 0;
   std::size_t rows = 0;
