@@ -81,19 +81,9 @@ std::size_t find_unquoted_newline_scalar(const char* buf, std::size_t n, std::si
   return n;
 }
 
-std::size_t count_quotes(const char* buf, std::size_t begin, std::size_t end) noexcept {
-  std::size_t k = 0;
-  std::size_t p = begin;
-  for (; p + kBlock <= end; p += kBlock)
-    k += static_cast<std::size_t>(std::popcount(classify(buf + p, ',').quote));
-  if (p < end)
-    k += static_cast<std::size_t>(std::popcount(classify_partial(buf + p, end - p, ',').quote));
-  return k;
-}
-
-std::size_t count_line_ends(const char* buf, std::size_t n, std::size_t begin,
-                            std::size_t end) noexcept {
-  std::size_t k = 0;
+RangeCounts count_range(const char* buf, std::size_t n, std::size_t begin,
+                        std::size_t end) noexcept {
+  RangeCounts k;
   for (std::size_t p = begin; p < end; p += kBlock) {
     const std::size_t len = std::min(kBlock, end - p);
     const BlockMasks m =
@@ -102,9 +92,15 @@ std::size_t count_line_ends(const char* buf, std::size_t n, std::size_t begin,
     // A CR in the block's last byte pairs with an LF just past it (next block, or past `end`).
     const std::uint64_t last = std::uint64_t{1} << (len - 1);
     if ((lone_cr & last) != 0 && p + len < n && buf[p + len] == '\n') lone_cr &= ~last;
-    k += static_cast<std::size_t>(std::popcount(m.lf) + std::popcount(lone_cr));
+    k.quotes += static_cast<std::size_t>(std::popcount(m.quote));
+    k.line_ends += static_cast<std::size_t>(std::popcount(m.lf) + std::popcount(lone_cr));
   }
   return k;
+}
+
+std::size_t count_line_ends(const char* buf, std::size_t n, std::size_t begin,
+                            std::size_t end) noexcept {
+  return count_range(buf, n, begin, end).line_ends;
 }
 
 std::size_t find_unquoted_newline(const char* buf, std::size_t n, std::size_t pos,

@@ -34,7 +34,7 @@ const char* classify_path() noexcept;
 BlockMasks classify_scalar(const char* p, char delim) noexcept;
 /// Byte-at-a-time reference of prefix_xor().
 std::uint64_t prefix_xor_scalar(std::uint64_t x) noexcept;
-/// Byte-at-a-time references of count_quotes() and find_unquoted_newline().
+/// Byte-at-a-time references of count_range().quotes and find_unquoted_newline().
 std::size_t count_quotes_scalar(const char* buf, std::size_t begin, std::size_t end) noexcept;
 /// Byte-at-a-time reference of count_line_ends().
 std::size_t count_line_ends_scalar(const char* buf, std::size_t n, std::size_t begin,
@@ -96,8 +96,17 @@ inline std::uint64_t prefix_xor(std::uint64_t x) noexcept {
 #endif
 }
 
-/// Number of '"' bytes in [begin, end) of `buf`.
-std::size_t count_quotes(const char* buf, std::size_t begin, std::size_t end) noexcept;
+/// What one pass over a range counts.
+struct RangeCounts {
+  std::size_t quotes = 0;     ///< '"' bytes
+  std::size_t line_ends = 0;  ///< as count_line_ends()
+};
+
+/// Quotes and line ends in [begin, end) of `buf` (n bytes), from one classification per block:
+/// the reader's first pass needs both (quote parity for the chunk edges, line ends for the row
+/// slots), and the file is read once instead of twice.
+RangeCounts count_range(const char* buf, std::size_t n, std::size_t begin,
+                        std::size_t end) noexcept;
 
 /// Line terminators (LF, CRLF, lone CR) that end in [begin, end) of `buf` (n bytes): LF bytes
 /// plus CR bytes not followed by LF, looking past `end` for the LF. Every record of a range that

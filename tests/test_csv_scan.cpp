@@ -97,7 +97,8 @@ TEST(CsvScan, CountQuotesMatchesScalarOnAnyRange) {
   const std::string s = random_bytes(rng, 300);
   for (std::size_t b = 0; b < 70; ++b)
     for (std::size_t e = b; e <= s.size(); e += 7)
-      EXPECT_EQ(cs::count_quotes(s.data(), b, e), cs::count_quotes_scalar(s.data(), b, e))
+      EXPECT_EQ(cs::count_range(s.data(), s.size(), b, e).quotes,
+                cs::count_quotes_scalar(s.data(), b, e))
           << b << ".." << e;
 }
 
@@ -122,7 +123,7 @@ TEST(CsvScan, CountLineEndsMatchesScalarOnAnyRange) {
       if (rng() % 3 == 0) c = rng() % 2 == 0 ? '\r' : '\n';
     for (std::size_t b = 0; b < 70; ++b)
       for (std::size_t e = b; e <= s.size(); e += 5)
-        ASSERT_EQ(cs::count_line_ends(s.data(), s.size(), b, e),
+        ASSERT_EQ(cs::count_range(s.data(), s.size(), b, e).line_ends,
                   cs::count_line_ends_scalar(s.data(), s.size(), b, e))
             << "iteration " << it << " range " << b << ".." << e;
     // Ranges that partition the buffer count every terminator once.
