@@ -649,32 +649,111 @@ void reserve_rest(ChunkOut& out, const Plan& plan, std::size_t begin, std::size_
     if (plan.opts->columns[k].type == ColumnType::text) out.cols[k].text.reserve(rows);
 }
 
+/// The first cell of a record that fails its column's type, in file order: the message a
+/// record gets. Only rejected records come here (the typed loops in parse_chunk accept the rest).
+std::optional<BadRow> first_bad_cell(const Scanner& sc, const Plan& plan,
+                                     const std::vector<FieldSpan>& fields,
+                                     const MissingTokens& missing, std::string_view raw,
+                                     std::int64_t line) {
+  const CsvOptions& opts = *plan.opts;
+  std::string scratch;
+  double x = 0.0;
+  for (const std::size_t k : plan.order) {
+    const std::size_t fi = plan.req_field[k];
+    const std::string_view v = sc.cell(fields[fi], scratch);
+    if (missing(v)) continue;
+    BadRow b;
+    if (opts.columns[k].type == ColumnType::numeric) {
+      const char* why = parse_number(v, x);
+      if (why == nullptr) continue;
+      b.value = truncate_text(v);
+      b.reason = why;
+    } else {
+      if (is_ascii(v) || opts.encoding == TextEncoding::latin1) continue;
+      const std::size_t at = invalid_utf8_at(v);
+      if (at == std::string_view::npos) continue;
+      b.value = escape_bytes(truncate_text(v));
+      b.reason = "not valid UTF-8 at byte " + std::to_string(at + 1) +
+                 " (a Latin-1 file: input.encoding = \"latin-1\" or --encoding latin-1)";
+    }
+    b.line = line;
+    b.column = plan.header[fi];
+    b.column_number = static_cast<std::int64_t>(fi) + 1;
+    b.raw = std::string(raw);
+    return b;
+  }
+  return std::nullopt;
+}
+
 /// Parses the records starting in [begin, end). The last record may run past `end`; end_pos
 /// tells where it really stopped, which is how a wrong boundary is detected.
+///
+/// Cells are converted by type, one loop per type over that type's columns, straight into the
+/// row's slot: no per-cell switch, no staging of values. A record that fails any cell is not
+/// counted (its slot is reused), and first_bad_cell then finds the failure that comes first in
+/// file order. Category codes of a rejected record may have added levels to the chunk's
+/// dictionary; harmless, since the file-wide dictionary takes levels from accepted rows only.
 void parse_chunk(const Scanner& sc, const Plan& plan, const RowArrays& arrays, std::size_t begin,
                  std::size_t end, ChunkOut& out) {
   const CsvOptions& opts = *plan.opts;
   const std::size_t nreq = plan.req_field.size();
   const std::size_t ncols = plan.header.size();
   const bool fail_fast = opts.on_error == ErrorPolicy::fail;
+  const bool latin1 = opts.encoding == TextEncoding::latin1;
   out.cols.resize(nreq);
   std::vector<FieldSpan> fields;
   fields.reserve(ncols + 1);
-  std::vector<std::string> scratch(nreq + 1);
-  std::vector<std::string> converted(nreq);  // text cells read as Latin-1, in UTF-8
-  std::vector<std::string_view> values(nreq);
-  std::vector<double> nums(nreq);
   const char* buf = sc.data();
   csv_scan::Cursor cur = sc.cursor();
   const MissingTokens missing(opts.missing_tokens);
-  std::vector<char> miss(nreq, 0);
-  std::vector<double*> num_out(nreq, nullptr);
-  std::vector<std::int32_t*> code_out(nreq, nullptr);
-  for (std::size_t k = 0; k < nreq; ++k) {
-    if (opts.columns[k].type == ColumnType::numeric) num_out[k] = arrays.numeric(k) + out.slot;
-    if (opts.columns[k].type == ColumnType::categorical) code_out[k] = arrays.codes(k) + out.slot;
+
+  struct NumericCell {
+    std::size_t field;
+    double* out;  ///< the chunk's first slot of the column
+  };
+  struct CodeCell {
+    std::size_t field;
+    std::int32_t* out;
+    LocalDict* dict;
+  };
+  struct TextCell {
+    std::size_t field;
+    ChunkVector<std::string>* out;
+    std::string_view value;  ///< this record's cell, valid until the next record
+    std::string scratch;     ///< a rewritten cell (quotes undoubled, Latin-1 converted)
+  };
+  std::vector<NumericCell> numeric;
+  std::vector<CodeCell> coded;
+  std::vector<TextCell> text;
+  for (const std::size_t k : plan.order) {
+    const std::size_t fi = plan.req_field[k];
+    switch (opts.columns[k].type) {
+      case ColumnType::numeric:
+        numeric.push_back({fi, arrays.numeric(k) + out.slot});
+        break;
+      case ColumnType::categorical:
+        coded.push_back({fi, arrays.codes(k) + out.slot, &out.cols[k].dict});
+        break;
+      case ColumnType::text:
+        text.push_back({fi, &out.cols[k].text, {}, {}});
+        break;
+    }
   }
+  std::string scratch;      // a numeric or category cell that had to be rewritten
+  std::string converted;    // a category cell read as Latin-1, in UTF-8
+  std::string key_scratch;  // the unique column's cell, when rewritten
   std::int64_t* const line_out = arrays.lines() + out.slot;
+
+  // A non-ASCII cell as UTF-8: converted from Latin-1 into `into`, or checked. False: invalid.
+  auto as_utf8 = [&](std::string_view& v, std::string& into) {
+    if (is_ascii(v)) return true;
+    if (latin1) {
+      into = latin1_to_utf8(v);
+      v = into;
+      return true;
+    }
+    return invalid_utf8_at(v) == std::string_view::npos;
+  };
 
   std::size_t pos = begin;
   std::int64_t lines = 0;
@@ -724,83 +803,64 @@ void parse_chunk(const Scanner& sc, const Plan& plan, const RowArrays& arrays, s
     }
 
     bool ok = true;
-    for (const std::size_t k : plan.order) {
-      const std::size_t fi = plan.req_field[k];
-      const std::string_view v = sc.cell(fields[fi], scratch[k]);
-      values[k] = v;
-      const bool absent = missing(v);
-      miss[k] = static_cast<char>(absent);
-      if (opts.columns[k].type != ColumnType::numeric) {
-        if (absent || is_ascii(v)) continue;
-        if (opts.encoding == TextEncoding::latin1) {
-          converted[k] = latin1_to_utf8(v);
-          values[k] = converted[k];
-          continue;
-        }
-        const std::size_t at = invalid_utf8_at(v);
-        if (at == std::string_view::npos) continue;
-        BadRow b;
-        b.line = rec_line;
-        b.column = plan.header[fi];
-        b.column_number = static_cast<std::int64_t>(fi) + 1;
-        b.value = escape_bytes(truncate_text(v));
-        b.reason = "not valid UTF-8 at byte " + std::to_string(at + 1) +
-                   " (a Latin-1 file: input.encoding = \"latin-1\" or --encoding latin-1)";
-        b.raw = std::string(raw);
-        out.bad.push_back(std::move(b));
-        ok = false;
-        break;
-      }
-      if (absent) {
-        nums[k] = std::numeric_limits<double>::quiet_NaN();
+    const std::size_t row = out.rows;
+    for (const NumericCell& c : numeric) {
+      const std::string_view v = sc.cell(fields[c.field], scratch);
+      double& x = c.out[row];
+      if (missing(v)) {
+        x = std::numeric_limits<double>::quiet_NaN();
         continue;
       }
       // The plain-decimal path inline; parse_number (a call) for everything else.
-      if (parse_plain_decimal(v.data(), v.data() + v.size(), nums[k])) continue;
-      if (const char* why = parse_number(v, nums[k])) {
-        BadRow b;
-        b.line = rec_line;
-        b.column = plan.header[fi];
-        b.column_number = static_cast<std::int64_t>(fi) + 1;
-        b.value = truncate_text(v);
-        b.reason = why;
-        b.raw = std::string(raw);
-        out.bad.push_back(std::move(b));
+      if (parse_plain_decimal(v.data(), v.data() + v.size(), x)) continue;
+      if (parse_number(v, x) != nullptr) {
         ok = false;
         break;
       }
     }
+    if (ok) {
+      for (const CodeCell& c : coded) {
+        std::string_view v = sc.cell(fields[c.field], scratch);
+        if (missing(v)) {
+          c.out[row] = -1;
+          continue;
+        }
+        if (!as_utf8(v, converted)) {
+          ok = false;
+          break;
+        }
+        c.out[row] = c.dict->code(v);
+      }
+    }
+    if (ok) {
+      for (TextCell& c : text) {  // checked before any is kept: the row may still fail
+        c.value = sc.cell(fields[c.field], c.scratch);
+        if (missing(c.value)) {
+          c.value = {};
+          continue;
+        }
+        if (!as_utf8(c.value, c.scratch)) {
+          ok = false;
+          break;
+        }
+      }
+    }
     if (!ok) {
+      std::optional<BadRow> b = first_bad_cell(sc, plan, fields, missing, raw, rec_line);
+      if (!b) throw std::logic_error(plan.path + ": CSV cell check disagrees with itself");
+      out.bad.push_back(std::move(*b));
       if (fail_fast) {
         out.stopped = true;
         return;
       }
       continue;
     }
+    for (TextCell& c : text) c.out->emplace_back(c.value);
 
-    const std::size_t row = out.rows;
-    for (std::size_t k = 0; k < nreq; ++k) {
-      ColumnOut& c = out.cols[k];
-      switch (opts.columns[k].type) {
-        case ColumnType::numeric:
-          num_out[k][row] = nums[k];
-          break;
-        case ColumnType::categorical:
-          code_out[k][row] = miss[k] != 0 ? -1 : c.dict.code(values[k]);
-          break;
-        case ColumnType::text:
-          if (miss[k] != 0)
-            c.text.emplace_back();
-          else
-            c.text.emplace_back(values[k]);
-          break;
-      }
-    }
     if (plan.unique_field) {
-      std::string& sk = scratch[nreq];
-      const std::string_view key = sc.cell(fields[*plan.unique_field], sk);
-      if (!key.empty() && key.data() == sk.data()) {
-        out.key_store.push_back(std::make_unique<std::string>(sk));
+      const std::string_view key = sc.cell(fields[*plan.unique_field], key_scratch);
+      if (!key.empty() && key.data() == key_scratch.data()) {
+        out.key_store.push_back(std::make_unique<std::string>(key_scratch));
         out.keys.push_back(*out.key_store.back());
       } else {
         out.keys.push_back(key);
