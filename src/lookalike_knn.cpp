@@ -11,6 +11,10 @@
 #include <limits>
 #include <optional>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "icp/error.hpp"
 #include "icp/lookalike.hpp"
 #include "icp/parallel.hpp"
@@ -30,9 +34,45 @@ constexpr std::size_t kKnnSeedBlock = 512;
 // swap seeds whose distances differ by less than its rounding error; the margin lets the true
 // k-th neighbour survive such swaps so the final order is the exact one.
 constexpr std::size_t kKnnRefineExtra = 8;
-// Seeds tested per branch-free group in the candidate scan: 16 floats are one AVX-512 register
-// (two AVX2 ones), and a group rarely holds a candidate once the heap is full.
-constexpr std::size_t kKnnScanLanes = 16;
+// Seeds tested per branch-free group in the candidate scan (one bit each in a 64-bit mask): four
+// AVX-512 registers, and a group rarely holds a candidate once the kept set is full.
+constexpr std::size_t kKnnScanLanes = 64;
+
+// Bit t set when candidate value norm[t] - 2 score[t] passes `bound` (<, or <= when kInclusive),
+// for the `len` <= kKnnScanLanes seeds at norm/score; the values go to `value` when any passes.
+// Once a row's kept set is full almost no seed passes, so this is the whole per-seed cost: with
+// AVX-512, four compares write mask registers that are tested together, one branch per 64 seeds
+// (the compiler's version of a plain loop rebuilt each mask from vector lanes with shifts and
+// ORs, and branched per 16). 2 score is exact in float, so fused or not every value has one
+// rounding: the same bits on every path.
+template <bool kInclusive>
+inline std::uint64_t scan_lanes(const float* norm, const float* score, std::size_t len, float bound,
+                                float* value) noexcept {
+#if defined(__AVX512F__)
+  static_assert(kKnnScanLanes == 64, "four AVX-512 registers of floats");
+  if (len == kKnnScanLanes) {
+    constexpr int kCmp = kInclusive ? _CMP_LE_OQ : _CMP_LT_OQ;
+    const __m512 two = _mm512_set1_ps(2.0f);
+    const __m512 b = _mm512_set1_ps(bound);
+    __m512 v[4];
+    std::uint64_t hits = 0;
+    for (int q = 0; q < 4; ++q) {
+      v[q] = _mm512_fnmadd_ps(two, _mm512_loadu_ps(score + 16 * q), _mm512_loadu_ps(norm + 16 * q));
+      hits |= std::uint64_t{_mm512_cmp_ps_mask(v[q], b, kCmp)} << (16 * q);
+    }
+    if (hits != 0)
+      for (int q = 0; q < 4; ++q) _mm512_storeu_ps(value + 16 * q, v[q]);
+    return hits;
+  }
+#endif
+  std::uint64_t hits = 0;
+  for (std::size_t t = 0; t < len; ++t) {
+    value[t] = norm[t] - 2.0f * score[t];
+    const bool pass = kInclusive ? value[t] <= bound : value[t] < bound;
+    hits |= std::uint64_t{pass ? 1u : 0u} << t;
+  }
+  return hits;
+}
 
 // Up to this many kept candidates they are held sorted and a newcomer is inserted by shifting:
 // about keep / 2 predictable moves, where a heap's sift-down takes log2(keep) unpredictable
@@ -263,12 +303,8 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
         float bound = size < keep ? std::numeric_limits<float>::infinity() : kept[keep - 1].value;
         for (std::size_t j0 = g0; j0 < g1; j0 += kKnnScanLanes) {
           const std::size_t len = std::min(kKnnScanLanes, g1 - j0);
-          std::array<float, kKnnScanLanes> value;
-          std::uint32_t hits = 0;
-          for (std::size_t u = 0; u < len; ++u) {
-            value[u] = norm[j0 + u] - 2.0f * score[j0 + u];
-            hits |= (value[u] <= bound ? 1u : 0u) << u;
-          }
+          alignas(64) std::array<float, kKnnScanLanes> value;
+          std::uint64_t hits = scan_lanes<true>(norm + j0, score + j0, len, bound, value.data());
           while (hits != 0) {
             const auto u = static_cast<std::size_t>(std::countr_zero(hits));
             hits &= hits - 1;
@@ -361,12 +397,9 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
                                   : heap[sorted ? keep - 1 : 0].value;
         for (std::size_t j0 = 0; j0 < sb; j0 += kKnnScanLanes) {
           const std::size_t len = std::min(kKnnScanLanes, sb - j0);
-          std::array<float, kKnnScanLanes> value;
-          std::uint32_t hits = 0;
-          for (std::size_t t = 0; t < len; ++t) {
-            value[t] = norm[j0 + t] - 2.0f * score_row[j0 + t];
-            hits |= (value[t] < bound ? 1u : 0u) << t;
-          }
+          alignas(64) std::array<float, kKnnScanLanes> value;
+          std::uint64_t hits =
+              scan_lanes<false>(norm + j0, score_row + j0, len, bound, value.data());
           // Visit only the lanes that passed, in seed order.
           while (hits != 0) {
             const auto t = static_cast<std::size_t>(std::countr_zero(hits));
