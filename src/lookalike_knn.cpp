@@ -321,6 +321,141 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
   });
 }
 
+#if defined(__AVX512F__)
+// ---- Many seeds: distances compared in registers ----
+//
+// Above kKnnOrderedMaxSeeds the GEMM path writes every score tile out, zeroes it first, repacks
+// the account block for every tile and reads the tile back to scan it: together a third of an
+// all-seed search (the GEMM itself ran near this CPU's peak). Here a micro-kernel computes
+// kFusedRows accounts x kFusedSeeds seeds in 16 accumulators (d FMAs each, seeds laid out as
+// [feature][seed] panels), turns them into candidate values and compares them with each row's
+// bound in registers; only a row with a passing seed stores its values. Seeds are visited in
+// increasing index per row, as on the plain path, so the kept set follows the same rules; the
+// float32 values differ from the GEMM's by summation order only, and the final ranking is the
+// exact float64 one of finish_row either way.
+constexpr std::size_t kFusedRows = 8;
+constexpr std::size_t kFusedSeeds = 32;  // two AVX-512 registers
+// Seeds per chunk that a row group walks: 512 x 44 floats is 88 KiB, resident in L2 while the
+// rows of a block pass over it (the panels of one micro-kernel call, 5.5 KiB, stay in L1).
+constexpr std::size_t kFusedSeedChunk = 512;
+
+struct SeedPanels {
+  std::vector<float> data;  // panel p: d x kFusedSeeds floats, feature-major
+  std::vector<float> norm;  // padded seeds: +inf, so they never pass a bound
+  std::size_t panels = 0;
+};
+
+SeedPanels make_panels(MatrixView seeds, const Eigen::VectorXf& norm) {
+  const std::size_t m = seeds.rows, d = seeds.cols;
+  SeedPanels p;
+  p.panels = (m + kFusedSeeds - 1) / kFusedSeeds;
+  p.data.assign(p.panels * d * kFusedSeeds, 0.0f);
+  p.norm.assign(p.panels * kFusedSeeds, std::numeric_limits<float>::infinity());
+  for (std::size_t s = 0; s < m; ++s) {
+    float* panel = p.data.data() + (s / kFusedSeeds) * d * kFusedSeeds;
+    for (std::size_t j = 0; j < d; ++j) panel[j * kFusedSeeds + s % kFusedSeeds] = seeds(s, j);
+    p.norm[s] = norm[static_cast<Eigen::Index>(s)];
+  }
+  return p;
+}
+
+// Candidate values of kFusedRows rows (xg: row-major, d columns) against one panel; bit t of
+// hits[r] set when seed t passes bound[r] (strictly below), values of such rows into value[r].
+inline void fused_panel(const float* xg, std::size_t d, const float* panel, const float* norm,
+                        const float* bound, std::uint32_t* hits, float (*value)[kFusedSeeds]) {
+  __m512 acc[kFusedRows][2];
+  for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
+  for (std::size_t j = 0; j < d; ++j) {
+    const __m512 s0 = _mm512_loadu_ps(panel + j * kFusedSeeds);
+    const __m512 s1 = _mm512_loadu_ps(panel + j * kFusedSeeds + 16);
+    for (std::size_t r = 0; r < kFusedRows; ++r) {
+      const __m512 xr = _mm512_set1_ps(xg[r * d + j]);
+      acc[r][0] = _mm512_fmadd_ps(xr, s0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(xr, s1, acc[r][1]);
+    }
+  }
+  const __m512 two = _mm512_set1_ps(2.0f);
+  const __m512 n0 = _mm512_loadu_ps(norm);
+  const __m512 n1 = _mm512_loadu_ps(norm + 16);
+  for (std::size_t r = 0; r < kFusedRows; ++r) {
+    const __m512 v0 = _mm512_fnmadd_ps(two, acc[r][0], n0);
+    const __m512 v1 = _mm512_fnmadd_ps(two, acc[r][1], n1);
+    const __m512 b = _mm512_set1_ps(bound[r]);
+    const std::uint32_t h = std::uint32_t{_mm512_cmp_ps_mask(v0, b, _CMP_LT_OQ)} |
+                            (std::uint32_t{_mm512_cmp_ps_mask(v1, b, _CMP_LT_OQ)} << 16);
+    hits[r] = h;
+    if (h != 0) {
+      _mm512_storeu_ps(value[r], v0);
+      _mm512_storeu_ps(value[r] + 16, v1);
+    }
+  }
+}
+
+void knn_fused(MatrixView x, MatrixView seeds, std::span<const std::int64_t> self_seed,
+               std::size_t k, std::size_t keep, KnnResult& result,
+               const Eigen::VectorXf& stored_norm) {
+  const std::size_t n = x.rows, d = x.cols;
+  const SeedPanels panels = make_panels(seeds, stored_norm);
+  const std::size_t chunk_panels = kFusedSeedChunk / kFusedSeeds;
+  struct Buffers {
+    std::vector<float> xg;  // the block's rows, padded to whole groups with zero rows
+    std::vector<Candidate> kept;
+    std::vector<std::size_t> size;
+    std::vector<float> bound;
+    std::vector<std::pair<double, std::int64_t>> exact;
+  };
+  auto make = [&] {
+    Buffers f;
+    f.xg.resize(kKnnRowBlock * d);
+    f.kept.resize(kKnnRowBlock * keep);
+    f.size.resize(kKnnRowBlock);
+    f.bound.resize(kKnnRowBlock);
+    f.exact.resize(keep);
+    return f;
+  };
+  for_each_row_block(n, kKnnRowBlock, make, [&](Buffers& f, std::size_t r0, std::size_t rb) {
+    const std::size_t groups = (rb + kFusedRows - 1) / kFusedRows;
+    std::fill(f.xg.begin(), f.xg.end(), 0.0f);
+    std::copy_n(x.row(r0), rb * d, f.xg.data());
+    std::fill(f.size.begin(), f.size.end(), std::size_t{0});
+    std::fill(f.bound.begin(), f.bound.end(), std::numeric_limits<float>::infinity());
+    std::uint32_t hits[kFusedRows];
+    float value[kFusedRows][kFusedSeeds];
+    for (std::size_t c0 = 0; c0 < panels.panels; c0 += chunk_panels) {
+      const std::size_t c1 = std::min(panels.panels, c0 + chunk_panels);
+      for (std::size_t g = 0; g < groups; ++g) {
+        const std::size_t g0 = g * kFusedRows;
+        for (std::size_t pi = c0; pi < c1; ++pi) {
+          fused_panel(f.xg.data() + g0 * d, d, panels.data.data() + pi * d * kFusedSeeds,
+                      panels.norm.data() + pi * kFusedSeeds, f.bound.data() + g0, hits, value);
+          for (std::size_t r = 0; r < kFusedRows && g0 + r < rb; ++r) {
+            std::uint32_t h = hits[r];
+            if (h == 0) continue;
+            const std::size_t row = g0 + r;
+            const std::int64_t self = self_seed.empty() ? -1 : self_seed[r0 + row];
+            Candidate* kept = f.kept.data() + row * keep;
+            std::size_t& size = f.size[row];
+            float& bound = f.bound[row];
+            while (h != 0) {
+              const auto t = static_cast<std::size_t>(std::countr_zero(h));
+              h &= h - 1;
+              if (!(value[r][t] < bound)) continue;  // tightened by an insertion just now
+              const auto seed = static_cast<std::int32_t>(pi * kFusedSeeds + t);
+              if (seed == self) continue;
+              // Increasing seed index: the newcomer goes after equal values.
+              insert_sorted(kept, size, keep, Candidate{value[r][t], seed});
+              if (size == keep) bound = kept[keep - 1].value;
+            }
+          }
+        }
+      }
+    }
+    for (std::size_t r = 0; r < rb; ++r)
+      finish_row(x, seeds, r0 + r, f.kept.data() + r * keep, f.size[r], k, f.exact, result);
+  });
+}
+#endif
+
 }  // namespace
 
 KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int64_t> self_seed,
@@ -355,6 +490,12 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
     knn_ordered(x, seeds, self_seed, k, keep, result, seed_norm);
     return result;
   }
+#if defined(__AVX512F__)
+  if (sorted && m > kKnnOrderedMaxSeeds) {
+    knn_fused(x, seeds, self_seed, k, keep, result, seed_norm);
+    return result;
+  }
+#endif
 
   struct Buffers {
     RowMatrixF tile;

@@ -151,6 +151,31 @@ TEST(LookalikeKnn, ManySeedsUseTheStoredOrder) {
   expect_matches_brute_force(x, seeds, {}, 10);
 }
 
+TEST(LookalikeKnn, ManySeedsKeepTiesAndSelfExclusion) {
+  // Beyond 4,096 seeds with a sorted kept set, AVX-512 builds compare distances in registers,
+  // 8 rows x 32 seeds at a time: 203 rows and 4,133 seeds leave partial groups and panels; small
+  // integers make exact ties, duplicated seeds sit in different panels, seed rows exclude
+  // themselves. The kept seeds must be the brute force's (lower index first).
+  std::mt19937 gen(17);
+  std::uniform_int_distribution<int> v(-2, 2);
+  icp::Matrix seeds(4133, 5);
+  for (float& f : seeds.storage()) f = static_cast<float>(v(gen));
+  for (std::size_t s = 2000; s < 4133; s += 11)
+    for (std::size_t j = 0; j < 5; ++j) seeds(s, j) = seeds(s - 2000, j);
+  icp::Matrix x(203, 5);
+  for (float& f : x.storage()) f = static_cast<float>(v(gen));
+  std::vector<std::int64_t> self(203, -1);
+  for (std::size_t i = 0; i < 203; i += 4) {
+    const std::size_t s = (i * 19) % 4133;
+    for (std::size_t j = 0; j < 5; ++j) x(i, j) = seeds(s, j);
+    self[i] = static_cast<std::int64_t>(s);
+  }
+  expect_matches_brute_force(x, seeds, self, 10);
+  expect_matches_brute_force(x, seeds, {}, 3);
+  // Real-valued data as well, where no two values tie.
+  expect_matches_brute_force(random_matrix(77, 9, 21), random_matrix(4500, 9, 22), {}, 10);
+}
+
 TEST(LookalikeKnn, KLargerThanTheSeedCount) {
   const icp::Matrix x = random_matrix(50, 5, 6);
   const icp::Matrix seeds = random_matrix(3, 5, 7);
