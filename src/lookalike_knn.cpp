@@ -41,30 +41,34 @@ constexpr std::size_t kKnnScanLanes = 64;
 // Bit t set when candidate value norm[t] - 2 score[t] passes `bound` (<, or <= when kInclusive),
 // for the `len` <= kKnnScanLanes seeds at norm/score; the values go to `value` when any passes.
 // Once a row's kept set is full almost no seed passes, so this is the whole per-seed cost: with
-// AVX-512, four compares write mask registers that are tested together, one branch per 64 seeds
-// (the compiler's version of a plain loop rebuilt each mask from vector lanes with shifts and
-// ORs, and branched per 16). 2 score is exact in float, so fused or not every value has one
-// rounding: the same bits on every path.
+// AVX-512, compares write mask registers that are tested together, one branch per 64 seeds (the
+// compiler's version of a plain loop rebuilt each mask from vector lanes with shifts and ORs,
+// and branched per 16), and a short group (the nearest-first path's groups hold ~m / 16 seeds)
+// takes masked loads instead of a scalar loop. 2 score is exact in float, so fused or not every
+// value has one rounding: the same bits on every path.
 template <bool kInclusive>
 inline std::uint64_t scan_lanes(const float* norm, const float* score, std::size_t len, float bound,
                                 float* value) noexcept {
 #if defined(__AVX512F__)
   static_assert(kKnnScanLanes == 64, "four AVX-512 registers of floats");
-  if (len == kKnnScanLanes) {
-    constexpr int kCmp = kInclusive ? _CMP_LE_OQ : _CMP_LT_OQ;
-    const __m512 two = _mm512_set1_ps(2.0f);
-    const __m512 b = _mm512_set1_ps(bound);
-    __m512 v[4];
-    std::uint64_t hits = 0;
-    for (int q = 0; q < 4; ++q) {
-      v[q] = _mm512_fnmadd_ps(two, _mm512_loadu_ps(score + 16 * q), _mm512_loadu_ps(norm + 16 * q));
-      hits |= std::uint64_t{_mm512_cmp_ps_mask(v[q], b, kCmp)} << (16 * q);
-    }
-    if (hits != 0)
-      for (int q = 0; q < 4; ++q) _mm512_storeu_ps(value + 16 * q, v[q]);
-    return hits;
+  constexpr int kCmp = kInclusive ? _CMP_LE_OQ : _CMP_LT_OQ;
+  const __m512 two = _mm512_set1_ps(2.0f);
+  const __m512 b = _mm512_set1_ps(bound);
+  __m512 v[4];
+  std::uint64_t hits = 0;
+  const std::size_t quarters = (len + 15) / 16;
+  for (std::size_t q = 0; q < quarters; ++q) {
+    const std::size_t lanes = std::min<std::size_t>(16, len - 16 * q);
+    // Masked-off lanes are not read (no fault past the row's end) and never pass.
+    const auto live = static_cast<__mmask16>((1u << lanes) - 1u);
+    v[q] = _mm512_fnmadd_ps(two, _mm512_maskz_loadu_ps(live, score + 16 * q),
+                            _mm512_maskz_loadu_ps(live, norm + 16 * q));
+    hits |= std::uint64_t{_mm512_mask_cmp_ps_mask(live, v[q], b, kCmp)} << (16 * q);
   }
-#endif
+  if (hits != 0)
+    for (std::size_t q = 0; q < quarters; ++q) _mm512_storeu_ps(value + 16 * q, v[q]);
+  return hits;
+#else
   std::uint64_t hits = 0;
   for (std::size_t t = 0; t < len; ++t) {
     value[t] = norm[t] - 2.0f * score[t];
@@ -72,6 +76,7 @@ inline std::uint64_t scan_lanes(const float* norm, const float* score, std::size
     hits |= std::uint64_t{pass ? 1u : 0u} << t;
   }
   return hits;
+#endif
 }
 
 // Up to this many kept candidates they are held sorted and a newcomer is inserted by shifting:
