@@ -122,26 +122,36 @@ TEST(LookalikeKnn, TiesGoToTheLowerSeedIndex) {
   EXPECT_EQ(r.distance[1], 0.0f);
 }
 
-TEST(LookalikeKnn, NearestFirstOrderKeepsTiesAndSelfExclusion) {
-  // 32 to 4,096 seeds take the path that visits seed groups nearest first: with small integers
-  // many distances tie exactly, duplicated seeds sit in different groups, and seed rows exclude
-  // themselves; the kept seeds must still be those of the stored order (lower index first).
-  std::mt19937 gen(11);
+// Tie-heavy data: m seeds and n rows of d small integers (many distances tie exactly), seeds from
+// m / 2 on every `dup_step`-th a copy of one m / 2 earlier (in another group or panel), and every
+// `self_step`-th row equal to a seed that excludes itself. The kept seeds must be the brute
+// force's (lower index first on ties).
+void expect_ties_and_self_exclusion(std::size_t m, std::size_t n, std::size_t d,
+                                    std::size_t dup_step, std::size_t self_step,
+                                    std::size_t self_mul, unsigned seed, int k_without_self) {
+  std::mt19937 gen(seed);
   std::uniform_int_distribution<int> v(-2, 2);
-  icp::Matrix seeds(300, 4);
+  icp::Matrix seeds(m, d);
   for (float& f : seeds.storage()) f = static_cast<float>(v(gen));
-  for (std::size_t s = 150; s < 300; s += 7)
-    for (std::size_t j = 0; j < 4; ++j) seeds(s, j) = seeds(s - 150, j);
-  icp::Matrix x(400, 4);
+  const std::size_t half = m / 2;
+  for (std::size_t s = half; s < m; s += dup_step)
+    for (std::size_t j = 0; j < d; ++j) seeds(s, j) = seeds(s - half, j);
+  icp::Matrix x(n, d);
   for (float& f : x.storage()) f = static_cast<float>(v(gen));
-  std::vector<std::int64_t> self(400, -1);
-  for (std::size_t i = 0; i < 400; i += 5) {
-    const std::size_t s = (i * 3) % 300;
-    for (std::size_t j = 0; j < 4; ++j) x(i, j) = seeds(s, j);
+  std::vector<std::int64_t> self(n, -1);
+  for (std::size_t i = 0; i < n; i += self_step) {
+    const std::size_t s = (i * self_mul) % m;
+    for (std::size_t j = 0; j < d; ++j) x(i, j) = seeds(s, j);
     self[i] = static_cast<std::int64_t>(s);
   }
   expect_matches_brute_force(x, seeds, self, 10);
-  expect_matches_brute_force(x, seeds, {}, 1);
+  expect_matches_brute_force(x, seeds, {}, k_without_self);
+}
+
+TEST(LookalikeKnn, NearestFirstOrderKeepsTiesAndSelfExclusion) {
+  // 32 to 4,096 seeds take the path that visits seed groups nearest first: duplicated seeds sit
+  // in different groups.
+  expect_ties_and_self_exclusion(300, 400, 4, 7, 5, 3, 11, 1);
 }
 
 TEST(LookalikeKnn, ManySeedsUseTheStoredOrder) {
@@ -153,25 +163,9 @@ TEST(LookalikeKnn, ManySeedsUseTheStoredOrder) {
 
 TEST(LookalikeKnn, ManySeedsKeepTiesAndSelfExclusion) {
   // Beyond 4,096 seeds with a sorted kept set, AVX-512 builds compare distances in registers,
-  // 8 rows x 32 seeds at a time: 203 rows and 4,133 seeds leave partial groups and panels; small
-  // integers make exact ties, duplicated seeds sit in different panels, seed rows exclude
-  // themselves. The kept seeds must be the brute force's (lower index first).
-  std::mt19937 gen(17);
-  std::uniform_int_distribution<int> v(-2, 2);
-  icp::Matrix seeds(4133, 5);
-  for (float& f : seeds.storage()) f = static_cast<float>(v(gen));
-  for (std::size_t s = 2000; s < 4133; s += 11)
-    for (std::size_t j = 0; j < 5; ++j) seeds(s, j) = seeds(s - 2000, j);
-  icp::Matrix x(203, 5);
-  for (float& f : x.storage()) f = static_cast<float>(v(gen));
-  std::vector<std::int64_t> self(203, -1);
-  for (std::size_t i = 0; i < 203; i += 4) {
-    const std::size_t s = (i * 19) % 4133;
-    for (std::size_t j = 0; j < 5; ++j) x(i, j) = seeds(s, j);
-    self[i] = static_cast<std::int64_t>(s);
-  }
-  expect_matches_brute_force(x, seeds, self, 10);
-  expect_matches_brute_force(x, seeds, {}, 3);
+  // 8 rows x 32 seeds at a time: 203 rows and 4,133 seeds leave partial groups and panels, and
+  // duplicated seeds sit in different panels.
+  expect_ties_and_self_exclusion(4133, 203, 5, 11, 4, 19, 17, 3);
   // Real-valued data as well, where no two values tie.
   expect_matches_brute_force(random_matrix(77, 9, 21), random_matrix(4500, 9, 22), {}, 10);
 }

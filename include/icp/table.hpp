@@ -19,6 +19,7 @@ enum class ColumnType {
 
 /// Per-row arrays of the table. Sizing one leaves its pages untouched (DefaultInitAllocator), so
 /// the CSV reader's chunks fault in and fill their own rows in parallel, straight into the table.
+/// So resize(n) does not zero-fill: write every new element before reading it.
 using NumericValues = std::vector<double, DefaultInitAllocator<double>>;
 using CodeValues = std::vector<std::int32_t, DefaultInitAllocator<std::int32_t>>;
 using LineNumbers = std::vector<std::int64_t, DefaultInitAllocator<std::int64_t>>;
