@@ -111,6 +111,17 @@ void insert_sorted(Candidate* kept, std::size_t& size, std::size_t keep, Candida
   kept[pos] = c;
 }
 
+// One passing lane of a row whose seeds are scanned in increasing index into a sorted kept set
+// (`bound` is its worst value once full): skipped when an insertion since the mask was taken has
+// tightened the bound below it, or when it is the row's own seed; otherwise it goes in after any
+// equal values, since it has the largest index so far. Ties thus go to the lower index.
+inline void keep_in_seed_order(Candidate* kept, std::size_t& size, std::size_t keep, float& bound,
+                               Candidate c, std::int64_t self) noexcept {
+  if (!(c.value < bound) || c.seed == self) return;
+  insert_sorted(kept, size, keep, c);
+  if (size == keep) bound = kept[keep - 1].value;
+}
+
 // Lanes of the exact re-ranking sum: one float64 chain of d dependent adds per candidate was a
 // tenth of the knn time (4-cycle add latency); 8 independent partial sums fill an AVX-512
 // register, and the fixed lane order keeps the result the same on every run and thread count.
@@ -420,8 +431,8 @@ void knn_fused(MatrixView x, MatrixView seeds, std::span<const std::int64_t> sel
   };
   for_each_row_block(n, kKnnRowBlock, make, [&](Buffers& f, std::size_t r0, std::size_t rb) {
     const std::size_t groups = (rb + kFusedRows - 1) / kFusedRows;
-    std::fill(f.xg.begin(), f.xg.end(), 0.0f);
     std::copy_n(x.row(r0), rb * d, f.xg.data());
+    std::fill(f.xg.begin() + static_cast<std::ptrdiff_t>(rb * d), f.xg.end(), 0.0f);
     std::fill(f.size.begin(), f.size.end(), std::size_t{0});
     std::fill(f.bound.begin(), f.bound.end(), std::numeric_limits<float>::infinity());
     std::uint32_t hits[kFusedRows];
@@ -444,12 +455,8 @@ void knn_fused(MatrixView x, MatrixView seeds, std::span<const std::int64_t> sel
             while (h != 0) {
               const auto t = static_cast<std::size_t>(std::countr_zero(h));
               h &= h - 1;
-              if (!(value[r][t] < bound)) continue;  // tightened by an insertion just now
-              const auto seed = static_cast<std::int32_t>(pi * kFusedSeeds + t);
-              if (seed == self) continue;
-              // Increasing seed index: the newcomer goes after equal values.
-              insert_sorted(kept, size, keep, Candidate{value[r][t], seed});
-              if (size == keep) bound = kept[keep - 1].value;
+              const Candidate c{value[r][t], static_cast<std::int32_t>(pi * kFusedSeeds + t)};
+              keep_in_seed_order(kept, size, keep, bound, c, self);
             }
           }
         }
@@ -550,16 +557,13 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
           while (hits != 0) {
             const auto t = static_cast<std::size_t>(std::countr_zero(hits));
             hits &= hits - 1;
-            // An insertion below may have tightened the bound since the mask was taken.
-            if (!(value[t] < bound)) continue;
             const auto seed = static_cast<std::int32_t>(s0 + j0 + t);
-            if (seed == self) continue;
             if (sorted) {
-              // The newcomer has the largest seed index so far: it goes after equal values.
-              insert_sorted(heap, size, keep, Candidate{value[t], seed});
-              if (size == keep) bound = heap[keep - 1].value;
+              keep_in_seed_order(heap, size, keep, bound, Candidate{value[t], seed}, self);
               continue;
             }
+            // An insertion below may have tightened the bound since the mask was taken.
+            if (!(value[t] < bound) || seed == self) continue;
             if (size < keep) {
               heap[size++] = Candidate{value[t], seed};
               std::push_heap(heap, heap + size, candidate_less);
