@@ -62,13 +62,9 @@ std::vector<float> row_norms(MatrixView xc) {
   std::vector<float> out(xc.rows);
 #pragma omp parallel for schedule(static) if (xc.rows > kReduceChunkRows)
   for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(xc.rows); ++i) {
-    const float* x = xc.row(static_cast<std::size_t>(i));
-    double s = 0.0;
-    for (std::size_t t = 0; t < xc.cols; ++t) s += static_cast<double>(x[t]) * x[t];
-    const double r = bound_up(std::sqrt(s));
-    auto f = static_cast<float>(r);
-    if (static_cast<double>(f) < r) f = std::nextafter(f, std::numeric_limits<float>::infinity());
-    out[static_cast<std::size_t>(i)] = f;
+    // row_sq_norm's eight lanes: one running sum was a chain of d dependent adds per row.
+    const double s = row_sq_norm(xc.row(static_cast<std::size_t>(i)), xc.cols);
+    out[static_cast<std::size_t>(i)] = float_up(bound_up(std::sqrt(s)));
   }
   return out;
 }

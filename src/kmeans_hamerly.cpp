@@ -1,22 +1,33 @@
-// Hamerly's algorithm: per row an upper bound on the distance to its centre and a lower bound on
-// the distance to every other centre, both carried from step to step as the centres move. A row
-// whose bounds prove that its centre still has the strictly smallest score is not read at all;
-// for the others the upper bound is first tightened to the exact distance, and rows still not
-// proven are rescored with Lloyd's kernel, so the labels (and every bit after them) equal Lloyd's.
+// Hamerly's algorithm with the runner-up kept apart: per row an upper bound on the distance to
+// its centre a, a lower bound on the distance to its runner-up b (the second-nearest centre when
+// the bounds were last reset), and a lower bound on the distance to every other centre, all
+// carried from step to step as the centres move. A row whose bounds prove that its centre still
+// has the strictly smallest score is not read at all; for the others the distances to a and b
+// are computed exactly and the proof retried, and rows still not proven are rescored with
+// Lloyd's kernel, so the labels (and every bit after them) equal Lloyd's.
+// Why the runner-up: on overlapping segments most rows that fail Hamerly's single lower bound sit
+// on the boundary with one neighbouring centre. One bound for all other centres loses the
+// largest move of any of them each step; the runner-up's own bound loses only its own move, and
+// the bound for the rest is far from the row, so a boundary row is settled by two exact
+// distances (a and b) instead of a rescoring against every centre (10M generated rows, k = 10:
+// rescored rows per late step 0.85-2.1M -> see bench/results/kmeans.md).
 // The cluster moments are exact integers, so a step updates them from the relabelled rows alone.
 //
 // The bounds are stored relative to cumulative drifts, so that a proven row is read but never
-// written: D_j sums centre j's moves and O_j the largest move among the other centres of each
-// step (both rounded up), and a row of centre a stores u - D_a and l + O_a from when its bounds
-// were last set (its label only changes when they are reset). Its current bounds are then
-// stored + D_a and stored - O_a.
+// written: D_j sums centre j's moves, and P_ab the largest move among the centres other than a
+// and b of each step (all rounded up). A row stores u - D_a, l_b + D_b and l + P_ab from when
+// they were last set (its label and runner-up change only when they are reset). Its current
+// bounds are then stored + D_a, stored - D_b and stored - P_ab.
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
+#include "icp/allocator.hpp"
 #include "kmeans_internal.hpp"
 #include "kmeans_relabel.hpp"
 
@@ -24,40 +35,72 @@ namespace icp::kmeans_detail {
 
 namespace {
 
+/// Up to this many centres P_ab is a k x k table (512 KiB at 256, updated in O(k^2) per step);
+/// above it P_ab is replaced by the largest move among the centres other than a, which bounds it.
+constexpr std::size_t kPairTableMaxCentres = 256;
+
+/// Bounded steps start once at most 1 row in this many changed label in a Lloyd step: on 10M
+/// generated rows a bounded step beat Lloyd's from ~2.5% changed on (see the policy's step).
+constexpr std::int64_t kBoundedAfterChangedShare = 32;
+
+constexpr float kFloatInf = std::numeric_limits<float>::infinity();
+
+/// Rows whose screening flags are kept at once: 256 bytes on the stack, a multiple of any
+/// vector width.
+constexpr std::size_t kScreenBatch = 256;
+
+/// Indices of the three largest moves (k < 3: the missing ones are k, matching no centre).
+std::array<std::size_t, 3> top_movers(const std::vector<double>& moves) {
+  std::array<std::size_t, 3> top{moves.size(), moves.size(), moves.size()};
+  for (std::size_t j = 0; j < moves.size(); ++j) {
+    std::size_t pos = 3;
+    while (pos > 0 && (top[pos - 1] == moves.size() || moves[j] > moves[top[pos - 1]])) --pos;
+    if (pos == 3) continue;
+    for (std::size_t q = 2; q > pos; --q) top[q] = top[q - 1];
+    top[pos] = j;
+  }
+  return top;
+}
+
 class HamerlyPolicy final : public StepPolicy {
  public:
   StepStats step(MatrixView xc, LloydState& state, Reducer& reducer) override {
+    if (!bounded_) {
+      // Early in a fit most rows' bounds fail, and a bounded step then costs more than Lloyd's
+      // fused pass (10M generated rows, k = 10: 0.4-1.0 s against 0.36 s while more than ~3% of
+      // the rows change label, plus the first step that builds the bounds). Lloyd's steps give
+      // the same bits, so the switch only moves time. `changed` is summed over the processes,
+      // so all of them switch together.
+      if (total_rows_ == 0) total_rows_ = row_slice(xc.rows, reducer).total;
+      const StepStats stats = lloyd_step(xc, state, reducer);
+      if (stats.changed * kBoundedAfterChangedShare <= static_cast<std::int64_t>(total_rows_)) {
+        bounded_ = true;
+      }
+      return stats;
+    }
     const std::size_t n = xc.rows;
     const std::size_t d = xc.cols;
     const std::size_t k = state.centroids.rows();
     ensure_scales(xc, state, reducer);
-    if (xnorm_.size() != n) xnorm_ = row_norms(xc);
     const MatrixView c = state.centroids.view();
     const BoundFrame frame = make_bound_frame(c);
     const bool full = !valid_;
+    const bool pairs = k <= kPairTableMaxCentres;
     if (full) {
-      upper_.assign(n, 0.0f);
-      lower_.assign(n, 0.0f);
+      // Not zeroed: the full step sets every row's bounds and norm, and its threads first
+      // touch the pages in parallel (zeroing 200 MB here took 0.28 s at 10M rows).
+      upper_.resize(n);
+      second_.resize(n);
+      lower_.resize(n);
+      runner_.resize(n);
+      xnorm_.resize(n);
       drift_.assign(k, 0.0);
-      other_drift_.assign(k, 0.0);
+      pair_drift_.assign(pairs ? k * k : k, 0.0);
       moments_ = ClusterMoments(k, d, !state.weight.empty());
     } else {
-      const std::vector<double> moves = centre_moves(bound_centres_, state.centroids);
-      for (std::size_t j = 0; j < k; ++j) drift_[j] = bound_up(drift_[j] + moves[j]);
-      // The largest move among the centres other than j: the largest, or for the centre that
-      // made it, the second largest.
-      std::size_t top = 0;
-      for (std::size_t j = 1; j < k; ++j) {
-        if (moves[j] > moves[top]) top = j;
-      }
-      double second = 0.0;
-      for (std::size_t j = 0; j < k; ++j) {
-        if (j != top) second = std::max(second, moves[j]);
-      }
-      for (std::size_t j = 0; j < k; ++j) {
-        other_drift_[j] = bound_up(other_drift_[j] + (j == top ? second : moves[top]));
-      }
+      advance_drifts(centre_moves(bound_centres_, state.centroids), pairs);
     }
+    const std::size_t pair_stride = pairs ? k : 0;
     // score_error(xnorm, cmax, d) doubled, as a quadratic in xnorm: e0 + e1 xnorm + e2 xnorm^2.
     const double e0 = 2.0 * score_error(0.0, frame.cmax, d);
     const double e2 = 2.0 * score_error(1.0, 0.0, d);
@@ -65,46 +108,97 @@ class HamerlyPolicy final : public StepPolicy {
     std::vector<double> twice_half(k);
     for (std::size_t j = 0; j < k; ++j) twice_half[j] = 2.0 * frame.half[j];
 
+    // Whether a row (centre a, upper bound u, lower bound l on every other centre) provably
+    // keeps a: Lloyd's float scores then differ by more than their error bound.
     auto proven = [&](double u, double l, std::size_t a, float xnorm) {
       const double low = std::max(l, twice_half[a] - u);
       const double x = static_cast<double>(xnorm);
       const double err2 = e0 + x * (e1 + x * e2);
       return low > u && (low - u) * (low + u) > err2;
     };
-    // Per block: the rows the carried bounds cannot prove. Reads 16 bytes per row, writes none.
+    auto rest_bound = [&](std::size_t i, std::size_t a, std::size_t b) {
+      return bound_down(static_cast<double>(lower_[i]) - pair_drift_[a * pair_stride + b]);
+    };
+    // Per chunk: the rows the carried bounds cannot prove. Reads 20 bytes per row, writes none.
+    // The test runs over a batch into flags and the failures are gathered after, so that the
+    // test's loop has no branch and vectorizes (gathers of the drifts by label): it runs on every
+    // row in every step, where the rows it lets through are only a few percent late in a fit.
     auto screen = [&](std::size_t b0, std::size_t b1, std::vector<std::size_t>& check) {
       const std::int32_t* label = state.assignment.data();
+      const std::int32_t* runner = runner_.data();
       const float* up = upper_.data();
+      const float* sec = second_.data();
       const float* lo = lower_.data();
       const float* xn = xnorm_.data();
       const double* dr = drift_.data();
-      const double* od = other_drift_.data();
-      for (std::size_t i = b0; i < b1; ++i) {
-        const auto a = static_cast<std::size_t>(label[i]);
-        const double u = bound_up(static_cast<double>(up[i]) + dr[a]);
-        const double l = bound_down(static_cast<double>(lo[i]) - od[a]);
-        if (!proven(u, l, a, xn[i])) check.push_back(i);
+      const double* pd = pair_drift_.data();
+      const double* th = twice_half.data();
+      const auto stride = static_cast<std::int64_t>(pair_stride);
+      std::uint8_t fail[kScreenBatch];
+      for (std::size_t s0 = b0; s0 < b1; s0 += kScreenBatch) {
+        const std::size_t len = std::min(kScreenBatch, b1 - s0);
+        for (std::size_t t = 0; t < len; ++t) {
+          const std::size_t i = s0 + t;
+          const std::int64_t a = label[i];
+          const std::int64_t b = runner[i];
+          const double u = bound_up(static_cast<double>(up[i]) + dr[a]);
+          const double lb = bound_down(static_cast<double>(sec[i]) - dr[b]);
+          const double lr = bound_down(static_cast<double>(lo[i]) - pd[a * stride + b]);
+          const double rest = lb < lr ? lb : lr;
+          const double sep = th[a] - u;
+          const double low = rest > sep ? rest : sep;
+          const double x = static_cast<double>(xn[i]);
+          const double err2 = e0 + x * (e1 + x * e2);
+          // & rather than &&: no branch in the loop.
+          fail[t] = static_cast<std::uint8_t>(!((low > u) & ((low - u) * (low + u) > err2)));
+        }
+        for (std::size_t t = 0; t < len; ++t) {
+          if (fail[t]) check.push_back(s0 + t);
+        }
       }
     };
+    // The row is read: exact distances to its centre and runner-up, then the same proof.
     auto tight = [&](std::size_t i) {
       const auto a = static_cast<std::size_t>(state.assignment[i]);
-      const double u = distance_up(xc.row(i), c.row(a), d);
-      const double l = bound_down(static_cast<double>(lower_[i]) - other_drift_[a]);
-      if (!proven(u, l, a, xnorm_[i])) return false;
+      const auto b = static_cast<std::size_t>(runner_[i]);
+      double sq[2];
+      squared_distance_pair(xc.row(i), c.row(a), c.row(b), d, sq);
+      const double u = bound_up(std::sqrt(sq[0]));
+      const double lb = k > 1 ? bound_down(std::sqrt(sq[1])) : kInfinity;
+      if (!proven(u, std::min(lb, rest_bound(i, a, b)), a, xnorm_[i])) return false;
       upper_[i] = float_up(bound_up(u - drift_[a]));
+      if (k > 1) second_[i] = float_down(bound_down(lb + drift_[b]));
       return true;
     };
+    // Every bound comes from the scores Lloyd's kernel just gave (no exact distance: the score's
+    // error bound widens them by ~1e-6 relative, where a distance would read the row again).
     auto rescored = [&](std::size_t i, const float* row, const float* s, std::size_t best) {
-      float second = std::numeric_limits<float>::infinity();
-      for (std::size_t j = 0; j < k; ++j) {
-        if (j != best) second = std::min(second, s[j]);
-      }
+      const double xx = row_sq_norm(row, d);
+      // The norm the screen needs comes with the full step's rescoring, not a pass of its own.
+      if (full) xnorm_[i] = float_up(bound_up(std::sqrt(xx)));
       const double err = score_error(static_cast<double>(xnorm_[i]), frame.cmax, d);
-      lower_[i] = k == 1 ? std::numeric_limits<float>::infinity()
-                         : float_down(bound_down(lower_from_score(static_cast<double>(second),
-                                                                  row_sq_norm(row, d), err) +
-                                                 other_drift_[best]));
-      upper_[i] = float_up(bound_up(distance_up(row, c.row(best), d) - drift_[best]));
+      upper_[i] = float_up(
+          bound_up(upper_from_score(static_cast<double>(s[best]), xx, err) - drift_[best]));
+      runner_[i] = static_cast<std::int32_t>(best);
+      second_[i] = kFloatInf;
+      lower_[i] = kFloatInf;
+      if (k == 1) return;
+      // Runner-up: the smallest score after best's; then the smallest of the rest.
+      std::size_t b = best == 0 ? 1 : 0;
+      for (std::size_t j = 0; j < k; ++j) {
+        if (j != best && s[j] < s[b]) b = j;
+      }
+      float rest = kFloatInf;
+      for (std::size_t j = 0; j < k; ++j) {
+        if (j != best && j != b) rest = std::min(rest, s[j]);
+      }
+      runner_[i] = static_cast<std::int32_t>(b);
+      second_[i] =
+          float_down(bound_down(lower_from_score(static_cast<double>(s[b]), xx, err) + drift_[b]));
+      if (k > 2) {
+        lower_[i] = float_down(bound_down(lower_from_score(static_cast<double>(rest), xx, err) +
+                                          pair_drift_[best * pair_stride + b]));
+      }
     };
     const std::int64_t changed =
         bounded_relabel(xc, state, frame.packed, full, moments_, screen, tight, rescored);
@@ -116,11 +210,46 @@ class HamerlyPolicy final : public StepPolicy {
   }
 
  private:
-  std::vector<float> upper_;  // + drift_[label] >= distance to the assigned centre
-  std::vector<float> lower_;  // - other_drift_[label] <= distance to every other centre
+  static constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
+  /// Adds this step's centre moves to D_j and to P_ab (the largest move among the centres other
+  /// than a and b: the first of the three largest that is neither), or without the table to
+  /// P_a (the largest move among the centres other than a).
+  void advance_drifts(const std::vector<double>& moves, bool pairs) {
+    const std::size_t k = moves.size();
+    for (std::size_t j = 0; j < k; ++j) drift_[j] = bound_up(drift_[j] + moves[j]);
+    const std::array<std::size_t, 3> top = top_movers(moves);
+    auto largest_except = [&](std::size_t a, std::size_t b) {
+      for (const std::size_t t : top) {
+        if (t != a && t != b) return t < k ? moves[t] : 0.0;
+      }
+      return 0.0;
+    };
+    if (!pairs) {
+      for (std::size_t a = 0; a < k; ++a) {
+        pair_drift_[a] = bound_up(pair_drift_[a] + largest_except(a, a));
+      }
+      return;
+    }
+    for (std::size_t a = 0; a < k; ++a) {
+      for (std::size_t b = 0; b < k; ++b) {
+        double& p = pair_drift_[a * k + b];
+        p = bound_up(p + largest_except(a, b));
+      }
+    }
+  }
+
+  bool bounded_ = false;        // false: Lloyd's steps until few rows change label
+  std::size_t total_rows_ = 0;  // over every process
+  template <class T>
+  using PerRow = std::vector<T, DefaultInitAllocator<T>>;
+  PerRow<float> upper_;          // + drift_[label] >= distance to the assigned centre
+  PerRow<float> second_;         // - drift_[runner] <= distance to the runner-up
+  PerRow<float> lower_;          // - P(label, runner) <= distance to every other centre
+  PerRow<std::int32_t> runner_;  // the runner-up centre when the bounds were last reset
   std::vector<double> drift_;
-  std::vector<double> other_drift_;
-  std::vector<float> xnorm_;
+  std::vector<double> pair_drift_;  // k x k (P_ab), or k (P_a) above kPairTableMaxCentres
+  PerRow<float> xnorm_;             // ||x_i||, rounded up
   ClusterMoments moments_;  // of this process's rows under the current labels
   Matrix bound_centres_;
   bool valid_ = false;

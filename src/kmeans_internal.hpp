@@ -112,6 +112,10 @@ std::size_t argmin_scores(const float* scores, std::size_t k) noexcept;
 
 /// Exact squared distance sum (a - b)^2 in float64, in a fixed summation order.
 double squared_distance(const float* a, const float* b, std::size_t d) noexcept;
+/// Squared distances of x to a and to b in one pass over x, each summed as squared_distance sums
+/// (same bits).
+void squared_distance_pair(const float* x, const float* a, const float* b, std::size_t d,
+                           double out[2]) noexcept;
 
 struct AssignStats {
   double inertia = 0.0;      ///< sum of the float `distance` values, in float64, chunk order
@@ -397,6 +401,11 @@ inline float float_up(double v) noexcept {
 }
 inline float float_down(double v) noexcept {
   return -float_up(-v);
+}
+/// Upper bound on the distance to a centre of score s, for a row of squared norm xx.
+inline double upper_from_score(double s, double xx, double err) noexcept {
+  const double v = s + xx + err;
+  return v > 0.0 ? bound_up(std::sqrt(v)) : 0.0;
 }
 /// Lower bound on the distance to a centre of score s, for a row of squared norm xx.
 inline double lower_from_score(double s, double xx, double err) noexcept {

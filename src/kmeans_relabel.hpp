@@ -59,7 +59,7 @@ std::int64_t bounded_relabel(MatrixView xc, LloydState& state, const PackedCentr
       gathered.resize(kAssignBlockRows * d);
       scores.resize(kAssignBlockRows * ldo);
       todo.reserve(kAssignBlockRows);
-      check.reserve(kAssignBlockRows);
+      check.reserve(kReduceChunkRows);
       mine = ClusterMoments(k, d, weighted);
       ready = true;
     });
@@ -70,30 +70,13 @@ std::int64_t bounded_relabel(MatrixView xc, LloydState& state, const PackedCentr
       errors.run([&] {
         const std::size_t begin = static_cast<std::size_t>(cj) * kReduceChunkRows;
         const std::size_t end = std::min(n, begin + kReduceChunkRows);
-        for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
-          const std::size_t b1 = std::min(end, b0 + kAssignBlockRows);
-          todo.clear();
-          check.clear();
-          if (full) {
-            for (std::size_t i = b0; i < b1; ++i) todo.push_back(i);
-          } else {
-            screen(b0, b1, check);
-          }
-          // The rows left to read are scattered: fetching a few ahead keeps several cache
-          // misses in flight instead of one per exact distance.
-          for (std::size_t m = 0; m < check.size(); ++m) {
-            if (m + kPrefetchRows < check.size()) {
-              prefetch_row(xc.row(check[m + kPrefetchRows]), d);
-            }
-            if (!tight(check[m])) todo.push_back(check[m]);
-          }
-          if (todo.empty()) continue;
-          for (std::size_t m = 0; m < todo.size(); ++m)
-            std::copy(xc.row(todo[m]), xc.row(todo[m]) + d, gathered.data() + m * d);
-          score_rows(gathered.data(), todo.size(), d, packed, scores.data(), ldo);
-          for (std::size_t m = 0; m < todo.size(); ++m) {
-            const std::size_t i = todo[m];
-            const float* row = xc.row(i);
+        // Rescores rows `rows[0..count)`, whose data starts at `x` with stride d (the rows
+        // themselves when contiguous, else their copies in `gathered`).
+        auto rescore = [&](const std::size_t* rows, std::size_t count, const float* x) {
+          score_rows(x, count, d, packed, scores.data(), ldo);
+          for (std::size_t m = 0; m < count; ++m) {
+            const std::size_t i = rows[m];
+            const float* row = x + m * d;
             const float* s = scores.data() + m * ldo;
             const std::size_t best = argmin_scores(s, k);
             rescored(i, row, s, best);
@@ -107,7 +90,41 @@ std::int64_t bounded_relabel(MatrixView xc, LloydState& state, const PackedCentr
             mine.add_row(static_cast<std::size_t>(old), row, w, scales, -1);
             mine.add_row(best, row, w, scales, +1);
           }
+        };
+        // Rows to rescore, in batches of kAssignBlockRows for Lloyd's kernel. A row queued here
+        // was just read by tight, so the batch is still in cache when it is gathered.
+        auto flush = [&] {
+          if (todo.empty()) return;
+          for (std::size_t m = 0; m < todo.size(); ++m)
+            std::copy(xc.row(todo[m]), xc.row(todo[m]) + d, gathered.data() + m * d);
+          rescore(todo.data(), todo.size(), gathered.data());
+          todo.clear();
+        };
+        todo.clear();
+        if (full) {
+          for (std::size_t b0 = begin; b0 < end; b0 += kAssignBlockRows) {
+            const std::size_t b1 = std::min(end, b0 + kAssignBlockRows);
+            for (std::size_t i = b0; i < b1; ++i) todo.push_back(i);
+            rescore(todo.data(), todo.size(), xc.row(b0));
+            todo.clear();
+          }
+        } else {
+          // The whole chunk is screened first, so the fetches of the rows left to read run
+          // ahead across the chunk instead of starting cold in every block: they are scattered
+          // (a row in 5-10 late in a fit), and a few in flight hide most of each miss.
+          check.clear();
+          screen(begin, end, check);
+          for (std::size_t m = 0; m < check.size(); ++m) {
+            if (m + kPrefetchRows < check.size()) {
+              prefetch_row(xc.row(check[m + kPrefetchRows]), d);
+            }
+            if (!tight(check[m])) {
+              todo.push_back(check[m]);
+              if (todo.size() == kAssignBlockRows) flush();
+            }
+          }
         }
+        flush();
         if (full) {
           part.assign(xc, state.assignment, state.weight, begin, end, k, scales);
           mine.add(part);

@@ -171,6 +171,11 @@ std::vector<Case> cases() {
   }
   out.push_back({"9 distinct points, k=12", dup, 12});
   out.push_back({"n == k", uniform(30, 4, 6), 30});
+  // Hamerly keeps a runner-up: k = 2 has no third centre, k = 3 exactly one; above 256 centres
+  // the pair drifts are replaced by per-centre ones.
+  out.push_back({"blobs k=2", blobs(2000, 6, 4, 3.0, 1.0, 7), 2});
+  out.push_back({"blobs k=3", blobs(2000, 6, 5, 3.0, 1.0, 8), 3});
+  out.push_back({"blobs k=300 d=8", blobs(12000, 8, 300, 6.0, 1.0, 9), 300});
   return out;
 }
 
