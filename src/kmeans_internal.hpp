@@ -348,7 +348,8 @@ class StepPolicy {
 };
 
 std::unique_ptr<StepPolicy> make_lloyd_policy();
-/// One float upper and lower bound per row plus the row norm (12 bytes per row).
+/// Bounds on the distances to a row's centre, its runner-up and the rest, the runner-up and the
+/// row norm (20 bytes per row); Lloyd's steps until few rows change label.
 std::unique_ptr<StepPolicy> make_hamerly_policy();
 /// One float upper bound per row, one float lower bound per row and centre group
 /// (4 * groups bytes) and the row norm; groups from clustering the initial centres.
