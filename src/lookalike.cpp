@@ -166,40 +166,24 @@ SampledMarket gather_sample(MatrixView x, std::span<const std::int32_t> segment,
   return out;
 }
 
-// Ascending midrank scaled to [0, 1]; tied values share the mean of their ranks, so a method
-// with few distinct values (segment) neither gains nor loses from arbitrary tie order.
-// `rank` (optional) gets rank_descending's ranks from the same sort: a tie group at ascending
-// places [i, j), rows in ascending order, holds descending ranks n - j + 1 .. n - i in that order.
-std::vector<double> normalized_midrank(std::span<const float> value,
-                                       std::vector<std::int64_t>* rank = nullptr) {
-  const std::size_t n = value.size();
-  const std::vector<std::size_t> order = order_by_value(value, false);
-  std::vector<double> out(n, 1.0);
-  if (rank != nullptr) rank->assign(n, 1);
-  std::size_t i = 0;
-  while (i < n) {
-    std::size_t j = i;
-    while (j < n && value[order[j]] == value[order[i]]) ++j;
-    const double midrank0 = 0.5 * static_cast<double>(i + j - 1);  // 0-based mean rank
-    for (std::size_t t = i; t < j; ++t) {
-      if (n >= 2) out[order[t]] = midrank0 / static_cast<double>(n - 1);
-      if (rank != nullptr) (*rank)[order[t]] = static_cast<std::int64_t>(n - j + (t - i) + 1);
-    }
-    i = j;
-  }
-  return out;
-}
-
-// Weighted mean of the methods' normalized midranks. Rank averaging puts the knn similarity, a
-// segment rate and a logit on one scale without assuming anything about their distributions.
 std::vector<float> rank_average(const std::array<std::vector<float>, kMethods>& raw,
                                 const std::array<double, kMethods>& weight) {
   const std::size_t n = raw[0].size();
+  // The methods' midranks side by side: each sort runs on one thread, so two of them share the
+  // two cores. They are summed after, in method order, so the bits do not depend on which ends
+  // first.
+  std::array<std::vector<double>, kMethods> r;
+  ExceptionCollector errors;
+#pragma omp parallel for schedule(dynamic, 1) if (n > kReduceChunkRows)
+  for (std::ptrdiff_t m = 0; m < static_cast<std::ptrdiff_t>(kMethods); ++m) {
+    const auto mm = static_cast<std::size_t>(m);
+    if (weight[mm] != 0.0) errors.run([&] { r[mm] = normalized_midrank(raw[mm]); });
+  }
+  errors.rethrow();
   std::vector<double> sum(n, 0.0);
   for (std::size_t m = 0; m < kMethods; ++m) {
     if (weight[m] == 0.0) continue;
-    const std::vector<double> r = normalized_midrank(raw[m]);
-    for (std::size_t i = 0; i < n; ++i) sum[i] += weight[m] * r[i];
+    for (std::size_t i = 0; i < n; ++i) sum[i] += weight[m] * r[m][i];
   }
   std::vector<float> out(n);
   for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(sum[i]);
@@ -340,25 +324,24 @@ BacktestRow evaluate(const std::string& name, std::span<const float> all_scores,
 }
 
 std::array<std::int32_t, 3> top_reasons(const float* xi, std::span<const double> coef) {
-  std::array<std::int32_t, 3> best = {-1, -1, -1};
-  std::array<double, 3> value = {0.0, 0.0, 0.0};
+  // The three largest positive contributions, ties to the lower feature index (strict >): a
+  // branch-free insertion into three slots (empty slots hold 0, which no contribution that counts
+  // beats by >), where a branch on the sign of each contribution mispredicted about every other
+  // feature on real rows.
+  double v0 = 0.0, v1 = 0.0, v2 = 0.0;
+  std::int32_t b0 = -1, b1 = -1, b2 = -1;
   for (std::size_t j = 0; j < coef.size(); ++j) {
     const double c = coef[j] * static_cast<double>(xi[j]);
-    if (!(c > 0.0)) continue;
-    // Strictly greater: an equal contribution keeps the lower feature index ahead.
-    for (std::size_t slot = 0; slot < 3; ++slot) {
-      if (best[slot] < 0 || c > value[slot]) {
-        for (std::size_t t = 2; t > slot; --t) {
-          best[t] = best[t - 1];
-          value[t] = value[t - 1];
-        }
-        best[slot] = static_cast<std::int32_t>(j);
-        value[slot] = c;
-        break;
-      }
-    }
+    const auto jj = static_cast<std::int32_t>(j);
+    const bool g0 = c > v0, g1 = c > v1, g2 = c > v2;
+    v2 = g1 ? v1 : (g2 ? c : v2);
+    b2 = g1 ? b1 : (g2 ? jj : b2);
+    v1 = g0 ? v0 : (g1 ? c : v1);
+    b1 = g0 ? b0 : (g1 ? jj : b1);
+    v0 = g0 ? c : v0;
+    b0 = g0 ? jj : b0;
   }
-  return best;
+  return {b0, b1, b2};
 }
 
 void check_finite(MatrixView x) {

@@ -1,9 +1,12 @@
 #include "value_order.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <optional>
 
 #include "icp/matrix.hpp"
 
@@ -43,6 +46,49 @@ void radix_sort_32(Vector& keys, unsigned base) {
     for (const auto k : keys) spare[at[(k >> shift) & (kRadixBuckets - 1)]++] = k;
     keys.swap(spare);
   }
+}
+
+// Distinct values counted before a sort is given up on: a segment method's scores take one value
+// per segment, and ranking those by counting is a pass over the rows instead of a sort of them.
+constexpr std::size_t kFewLevels = 64;
+// Open-addressing slots for the distinct values: a power of two, 4x kFewLevels, so probes stay
+// short (a binary search over the levels per row cost as much as the sort it replaced).
+constexpr std::size_t kLevelSlots = 256;
+
+// Each row's level (in order of first appearance) and each level's value and count, or nothing
+// when there are more than kFewLevels distinct values (or a NaN, which has no order).
+struct Levels {
+  std::vector<std::uint8_t> id;  // per row
+  std::vector<float> value;      // per level
+  std::vector<std::size_t> count;
+};
+
+std::optional<Levels> few_levels(std::span<const float> value) {
+  static_assert(kFewLevels <= 256, "level ids are bytes");
+  std::array<std::int16_t, kLevelSlots> slot;
+  slot.fill(-1);
+  std::array<std::uint32_t, kLevelSlots> slot_key{};
+  Levels out;
+  out.id.resize(value.size());
+  for (std::size_t r = 0; r < value.size(); ++r) {
+    const float v = value[r];
+    if (std::isnan(v)) return std::nullopt;
+    // -0 and +0 are one value: the same key for both.
+    const std::uint32_t key = v == 0.0f ? 0u : std::bit_cast<std::uint32_t>(v);
+    std::size_t h = (key * 0x9E3779B1u) >> 24;
+    while (slot[h] >= 0 && slot_key[h] != key) h = (h + 1) & (kLevelSlots - 1);
+    if (slot[h] < 0) {
+      if (out.value.size() == kFewLevels) return std::nullopt;
+      slot[h] = static_cast<std::int16_t>(out.value.size());
+      slot_key[h] = key;
+      out.value.push_back(v);
+      out.count.push_back(0);
+    }
+    const auto level = static_cast<std::size_t>(slot[h]);
+    out.id[r] = static_cast<std::uint8_t>(level);
+    ++out.count[level];
+  }
+  return out;
 }
 
 }  // namespace
@@ -85,6 +131,46 @@ std::vector<std::size_t> order_by_value(std::span<const float> value, bool desce
     order[i] = static_cast<std::size_t>(keys[i] & 0xFFFFFFFFu);
   }
   return order;
+}
+
+std::vector<double> normalized_midrank(std::span<const float> value,
+                                       std::vector<std::int64_t>* rank) {
+  const std::size_t n = value.size();
+  std::vector<double> out(n, 1.0);
+  if (rank != nullptr) rank->assign(n, 1);
+  // Few distinct values and no ranks wanted: tie groups from counts, the same i and j (so the
+  // same bits) as the sorted path's.
+  if (rank == nullptr) {
+    if (const std::optional<Levels> levels = few_levels(value)) {
+      const std::size_t count = levels->value.size();
+      std::vector<std::size_t> by_value(count);
+      std::iota(by_value.begin(), by_value.end(), std::size_t{0});
+      std::sort(by_value.begin(), by_value.end(),
+                [&](std::size_t a, std::size_t b) { return levels->value[a] < levels->value[b]; });
+      std::vector<double> mid(count);
+      std::size_t i = 0;
+      for (const std::size_t l : by_value) {
+        const std::size_t j = i + levels->count[l];
+        mid[l] = n >= 2 ? 0.5 * static_cast<double>(i + j - 1) / static_cast<double>(n - 1) : 1.0;
+        i = j;
+      }
+      for (std::size_t r = 0; r < n; ++r) out[r] = mid[levels->id[r]];
+      return out;
+    }
+  }
+  const std::vector<std::size_t> order = order_by_value(value, false);
+  std::size_t i = 0;
+  while (i < n) {
+    std::size_t j = i;
+    while (j < n && value[order[j]] == value[order[i]]) ++j;
+    const double midrank0 = 0.5 * static_cast<double>(i + j - 1);  // 0-based mean rank
+    for (std::size_t t = i; t < j; ++t) {
+      if (n >= 2) out[order[t]] = midrank0 / static_cast<double>(n - 1);
+      if (rank != nullptr) (*rank)[order[t]] = static_cast<std::int64_t>(n - j + (t - i) + 1);
+    }
+    i = j;
+  }
+  return out;
 }
 
 }  // namespace icp

@@ -17,6 +17,15 @@ namespace icp {
 /// comparison sort of the keys on 2 threads.
 std::vector<std::size_t> order_by_value(std::span<const float> value, bool descending);
 
+/// Ascending midrank of each value scaled to [0, 1]: tied values share the mean of their ranks,
+/// so a method with few distinct values (segment) neither gains nor loses from tie order ((i + j -
+/// 1) / 2 / (n - 1) for a tie group at sorted places [i, j); a lone row gets 1). `rank` (optional)
+/// gets rank_descending's ranks from the same sort: a tie group at ascending places [i, j), rows in
+/// ascending order, holds descending ranks n - j + 1 .. n - i in that order. Without `rank`, values
+/// that take at most 64 distinct values are ranked by counting instead of sorting (the same bits).
+std::vector<double> normalized_midrank(std::span<const float> value,
+                                       std::vector<std::int64_t>* rank = nullptr);
+
 /// Monotone map float -> uint32: unsigned order of the keys is float order, -0 and +0 share a
 /// key (every bit of a negative flipped, the sign bit of the rest set).
 std::uint32_t float_order_key(float f) noexcept;

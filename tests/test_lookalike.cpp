@@ -803,3 +803,47 @@ TEST(LookalikeOrder, PackedKeySortMatchesTheComparatorSort) {
   }
   icp::set_threads(0);
 }
+
+TEST(LookalikeOrder, MidranksByCountingEqualTheSortedOnes) {
+  // The same values ranked with `rank` (always sorted) and without (counted when they take at
+  // most 64 distinct values), against midranks worked out by comparison: few levels with both
+  // zeros, 64 and 65 levels (either side of the switch), and one value.
+  auto reference = [](const std::vector<float>& v) {
+    std::vector<double> out(v.size(), 1.0);
+    if (v.size() < 2) return out;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      std::size_t below = 0, equal = 0;
+      for (const float w : v) {
+        below += w < v[i] ? 1 : 0;
+        equal += w == v[i] ? 1 : 0;
+      }
+      out[i] =
+          0.5 * static_cast<double>(below + below + equal - 1) / static_cast<double>(v.size() - 1);
+    }
+    return out;
+  };
+  std::vector<std::vector<float>> cases;
+  std::uint32_t s = 7;
+  for (const int levels : {3, 64, 65}) {
+    std::vector<float> v;
+    for (int i = 0; i < 3000; ++i) {
+      s = s * 1664525u + 1013904223u;
+      v.push_back(static_cast<float>(static_cast<int>(s >> 16) % levels) * 0.125f - 2.0f);
+    }
+    v.push_back(-0.0f);
+    v.push_back(0.0f);
+    cases.push_back(v);
+  }
+  cases.push_back({4.5f});
+  for (const std::vector<float>& v : cases) {
+    const std::vector<double> want = reference(v);
+    std::vector<std::int64_t> rank;
+    const std::vector<double> sorted = icp::normalized_midrank(v, &rank);
+    const std::vector<double> counted = icp::normalized_midrank(v);
+    ASSERT_EQ(sorted.size(), want.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      ASSERT_EQ(std::memcmp(&sorted[i], &want[i], sizeof(double)), 0) << "row " << i;
+      ASSERT_EQ(std::memcmp(&counted[i], &want[i], sizeof(double)), 0) << "row " << i;
+    }
+  }
+}
