@@ -202,12 +202,13 @@ class VectorKept {
   }
 
  private:
+  // One lane read out by a permute: a store and a 4-byte reload of it stalled on forwarding.
   Candidate at(std::size_t lane) const noexcept {
-    alignas(64) float v[16];
-    alignas(64) std::int32_t s[16];
-    _mm512_store_ps(v, v_[lane / 16]);
-    _mm512_store_si512(s, s_[lane / 16]);
-    return {v[lane % 16], s[lane % 16]};
+    const __m512i idx = _mm512_set1_epi32(static_cast<int>(lane % 16));
+    const float v = _mm512_cvtss_f32(_mm512_permutexvar_ps(idx, v_[lane / 16]));
+    const int s = _mm_cvtsi128_si32(
+        _mm512_castsi512_si128(_mm512_permutexvar_epi32(idx, s_[lane / 16])));
+    return {v, s};
   }
   __m512 v_[2];
   __m512i s_[2];
