@@ -197,17 +197,17 @@ KMeansAlgorithm resolve_algorithm(KMeansAlgorithm requested, std::size_t d,
                                   std::size_t k) noexcept {
   if (requested != KMeansAlgorithm::automatic) return requested;
   // Measured with bench_kmeans BM_Fit (200k rows, overlapping clusters, fit to tol 1e-4, 2
-  // threads; bench/results/kmeans.md): Hamerly's per-row cost is one exact distance (O(d)) plus
-  // its bounds, Lloyd's is the fused kernel's k scores, which is cheap per FLOP at small d.
-  //   d = 16: Lloyd wins at every k (Hamerly 1.2-1.8x slower).
-  //   d = 32: Hamerly wins at k <= 16 (5-17%), ties at 32, loses 25-35% at k >= 64.
-  //   d = 48, 64: Hamerly wins (7-33%) except d = 48, k = 8, a fit of 4 iterations where its
-  //   first step (every row rescored, bounds built) was not paid back (69 vs 102 ms).
+  // threads; bench/results/kmeans.md, stop 16): Hamerly runs Lloyd's steps until few rows change,
+  // then its bounded steps cost one or two exact O(d) distances per row whose bounds fail, where
+  // Lloyd's fused kernel scores k centres per row, cheap per FLOP at small d.
+  //   d = 16: Lloyd wins at k <= 64 (1.2-1.6x); Hamerly won the 300-iteration k = 256 fit.
+  //   d = 32: Hamerly wins at k <= 32 (1.5-2.5x), ties at 64, loses 9% at 256.
+  //   d = 48, 64: Hamerly wins everywhere (1.1-5x).
   // Thresholds sit halfway between measured shapes. Yinyang lost to one of the two everywhere
   // (see kmeans_yinyang.cpp for why), so auto never picks it.
   constexpr std::size_t kHamerlyMinCols = 40;      // between 32 and 48
   constexpr std::size_t kHamerlyLowKMinCols = 24;  // between 16 and 32
-  constexpr std::size_t kHamerlyLowKMax = 24;      // between 16 and 32
+  constexpr std::size_t kHamerlyLowKMax = 48;      // between 32 and 64
   if (d >= kHamerlyMinCols) return KMeansAlgorithm::hamerly;
   if (d >= kHamerlyLowKMinCols && k <= kHamerlyLowKMax) return KMeansAlgorithm::hamerly;
   return KMeansAlgorithm::lloyd;

@@ -172,7 +172,7 @@ class HamerlyPolicy final : public StepPolicy {
     };
     // Every bound comes from the scores Lloyd's kernel just gave (no exact distance: the score's
     // error bound widens them by ~1e-6 relative, where a distance would read the row again).
-    auto rescored = [&](std::size_t i, const float* row, const float* s, std::size_t best) {
+    auto rescored = [&](std::size_t i, const float* row, float* s, std::size_t best) {
       const double xx = row_sq_norm(row, d);
       // The norm the screen needs comes with the full step's rescoring, not a pass of its own.
       if (full) xnorm_[i] = float_up(bound_up(std::sqrt(xx)));
@@ -183,18 +183,18 @@ class HamerlyPolicy final : public StepPolicy {
       second_[i] = kFloatInf;
       lower_[i] = kFloatInf;
       if (k == 1) return;
-      // Runner-up: the smallest score after best's; then the smallest of the rest.
-      std::size_t b = best == 0 ? 1 : 0;
-      for (std::size_t j = 0; j < k; ++j) {
-        if (j != best && s[j] < s[b]) b = j;
-      }
-      float rest = kFloatInf;
-      for (std::size_t j = 0; j < k; ++j) {
-        if (j != best && j != b) rest = std::min(rest, s[j]);
-      }
+      // Runner-up: the smallest score after best's (ties to the lower index, as argmin_scores
+      // takes them); then the smallest of the rest. The row's scores are scratch, so each is
+      // taken out in turn and the vectorized argmin rerun: two scalar passes over k scores were
+      // most of a step at k = 256.
+      s[best] = kFloatInf;
+      const std::size_t b = argmin_scores(s, k);
+      const float second = s[b];
+      s[b] = kFloatInf;
+      const float rest = k > 2 ? s[argmin_scores(s, k)] : kFloatInf;
       runner_[i] = static_cast<std::int32_t>(b);
-      second_[i] =
-          float_down(bound_down(lower_from_score(static_cast<double>(s[b]), xx, err) + drift_[b]));
+      second_[i] = float_down(
+          bound_down(lower_from_score(static_cast<double>(second), xx, err) + drift_[b]));
       if (k > 2) {
         lower_[i] = float_down(bound_down(lower_from_score(static_cast<double>(rest), xx, err) +
                                           pair_drift_[best * pair_stride + b]));

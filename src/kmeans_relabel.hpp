@@ -28,11 +28,11 @@ inline void prefetch_row(const float* row, std::size_t d) noexcept {
 /// rows) that rows [b0, b1) keep their labels, and appends those it cannot prove to `check`;
 /// these are fetched a few ahead and `tight(i)` retries with
 /// the exact distance to the row's centre; the rest are rescored with Lloyd's kernel and
-/// `rescored(i, row, scores, best)` resets their bounds. With `full` every row is rescored.
-/// Labels end as assign_rows sets them. `moments` (this process's rows under the labels held on
-/// entry; empty when `full`) is brought up to the new labels: only relabelled rows are read for
-/// it, since integer moments do not depend on the order rows are added or removed in.
-/// Returns how many of this process's rows changed label.
+/// `rescored(i, row, scores, best)` resets their bounds (and may overwrite the row's scores). With
+/// `full` every row is rescored. Labels end as assign_rows sets them. `moments` (this process's
+/// rows under the labels held on entry; empty when `full`) is brought up to the new labels: only
+/// relabelled rows are read for it, since integer moments do not depend on the order rows are added
+/// or removed in. Returns how many of this process's rows changed label.
 template <class Screen, class Tight, class Rescored>
 std::int64_t bounded_relabel(MatrixView xc, LloydState& state, const PackedCentres& packed,
                              bool full, ClusterMoments& moments, Screen screen, Tight tight,
@@ -77,7 +77,7 @@ std::int64_t bounded_relabel(MatrixView xc, LloydState& state, const PackedCentr
           for (std::size_t m = 0; m < count; ++m) {
             const std::size_t i = rows[m];
             const float* row = x + m * d;
-            const float* s = scores.data() + m * ldo;
+            float* s = scores.data() + m * ldo;  // scratch: rescored may overwrite it
             const std::size_t best = argmin_scores(s, k);
             rescored(i, row, s, best);
             const auto label = static_cast<std::int32_t>(best);

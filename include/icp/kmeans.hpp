@@ -31,7 +31,7 @@ const char* to_string(KMeansInit init) noexcept;
 enum class KMeansAlgorithm {
   automatic,  ///< picks one of the exact algorithms by k and d (rule in kmeans.cpp)
   lloyd,      ///< every row scored against every centre each step; no per-row state
-  hamerly,    ///< + 1 double lower bound per row: skips rows whose bounds prove no change
+  hamerly,    ///< + bounds on each row's centre, runner-up and the rest: skips rows they prove
   yinyang,    ///< + 1 float lower bound per row and centre group (k / 10 groups)
   /// Approximate (Sculley 2010): each step assigns a random batch and moves every centre to the
   /// running mean of the points it has been given; stops after max_iter steps or when a
