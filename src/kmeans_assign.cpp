@@ -2,12 +2,17 @@
 // reported distance.
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <utility>
 #include <vector>
+
+#if defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include "kmeans_internal.hpp"
 
@@ -68,69 +73,95 @@ std::size_t argmin_scores(const float* dot, std::size_t k) noexcept {
   return best;
 }
 
-double squared_distance(const float* a, const float* b, std::size_t d) noexcept {
-  // Eight fixed float64 lanes in two vectors; lanes are combined in a fixed order at the end.
-  V4d acc0 = {0.0, 0.0, 0.0, 0.0};
-  V4d acc1 = {0.0, 0.0, 0.0, 0.0};
+namespace {
+
+// A float64 sum of squares, fused where the CPU has FMA: written out rather than left to the
+// compiler, which fused some of these loops and not others (a centre at a time or several
+// interleaved), so that one distance got different bits from different callers. Without FMA
+// instructions there is nothing to fuse.
+#if defined(__FMA__)
+inline V4d add_squares(V4d acc, V4d t) noexcept {
+  return _mm256_fmadd_pd(t, t, acc);
+}
+inline double add_square(double acc, double t) noexcept {
+  return std::fma(t, t, acc);
+}
+#else
+inline V4d add_squares(V4d acc, V4d t) noexcept {
+  return acc + t * t;
+}
+inline double add_square(double acc, double t) noexcept {
+  return acc + t * t;
+}
+#endif
+
+// Squared distances of x to C centres in float64: eight fixed lanes in two vectors (lane l takes
+// the columns j with j % 8 == l) and a tail, combined in a fixed order, so a centre's distance
+// has the same bits whatever C; the row's loads and conversions are shared and 2 C independent
+// chains are in flight.
+template <std::size_t C>
+[[gnu::always_inline]] inline void distances_group(const float* x, const float* const* c,
+                                                   std::size_t d, double* out) noexcept {
+  V4d acc0[C];
+  V4d acc1[C];
+  for (std::size_t q = 0; q < C; ++q) acc0[q] = acc1[q] = V4d{0.0, 0.0, 0.0, 0.0};
   std::size_t j = 0;
   for (; j + 8 <= d; j += 8) {
-    V4f a0, a1, b0, b1;
-    std::memcpy(&a0, a + j, sizeof a0);
-    std::memcpy(&a1, a + j + 4, sizeof a1);
-    std::memcpy(&b0, b + j, sizeof b0);
-    std::memcpy(&b1, b + j + 4, sizeof b1);
-    const V4d t0 = __builtin_convertvector(a0, V4d) - __builtin_convertvector(b0, V4d);
-    const V4d t1 = __builtin_convertvector(a1, V4d) - __builtin_convertvector(b1, V4d);
-    acc0 += t0 * t0;
-    acc1 += t1 * t1;
+    V4f x0, x1;
+    std::memcpy(&x0, x + j, sizeof x0);
+    std::memcpy(&x1, x + j + 4, sizeof x1);
+    const V4d y0 = __builtin_convertvector(x0, V4d);
+    const V4d y1 = __builtin_convertvector(x1, V4d);
+    for (std::size_t q = 0; q < C; ++q) {
+      V4f b0, b1;
+      std::memcpy(&b0, c[q] + j, sizeof b0);
+      std::memcpy(&b1, c[q] + j + 4, sizeof b1);
+      acc0[q] = add_squares(acc0[q], y0 - __builtin_convertvector(b0, V4d));
+      acc1[q] = add_squares(acc1[q], y1 - __builtin_convertvector(b1, V4d));
+    }
   }
-  double tail = 0.0;
-  for (; j < d; ++j) {
-    const double t = static_cast<double>(a[j]) - static_cast<double>(b[j]);
-    tail += t * t;
+  for (std::size_t q = 0; q < C; ++q) {
+    double tail = 0.0;
+    for (std::size_t t = j; t < d; ++t) {
+      tail = add_square(tail, static_cast<double>(x[t]) - static_cast<double>(c[q][t]));
+    }
+    const V4d acc = acc0[q] + acc1[q];
+    out[q] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + tail;
   }
-  const V4d acc = acc0 + acc1;
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + tail;
+}
+
+}  // namespace
+
+double squared_distance(const float* a, const float* b, std::size_t d) noexcept {
+  double out = 0.0;
+  distances_group<1>(a, &b, d, &out);
+  return out;
 }
 
 void squared_distance_pair(const float* x, const float* a, const float* b, std::size_t d,
                            double out[2]) noexcept {
-  // Two independent chains per vector step: the row is loaded and converted once, and each
-  // FMA's 4-cycle latency is hidden by the other distance's.
-  V4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, b0 = a0, b1 = a0;
-  std::size_t j = 0;
-  for (; j + 8 <= d; j += 8) {
-    V4f x0, x1, p0, p1, q0, q1;
-    std::memcpy(&x0, x + j, sizeof x0);
-    std::memcpy(&x1, x + j + 4, sizeof x1);
-    std::memcpy(&p0, a + j, sizeof p0);
-    std::memcpy(&p1, a + j + 4, sizeof p1);
-    std::memcpy(&q0, b + j, sizeof q0);
-    std::memcpy(&q1, b + j + 4, sizeof q1);
-    const V4d y0 = __builtin_convertvector(x0, V4d);
-    const V4d y1 = __builtin_convertvector(x1, V4d);
-    const V4d s0 = y0 - __builtin_convertvector(p0, V4d);
-    const V4d s1 = y1 - __builtin_convertvector(p1, V4d);
-    const V4d t0 = y0 - __builtin_convertvector(q0, V4d);
-    const V4d t1 = y1 - __builtin_convertvector(q1, V4d);
-    a0 += s0 * s0;
-    a1 += s1 * s1;
-    b0 += t0 * t0;
-    b1 += t1 * t1;
+  const float* const c[2] = {a, b};
+  distances_group<2>(x, c, d, out);
+}
+
+void squared_distances(const float* x, const float* const* centres, std::size_t count,
+                       std::size_t d, double* out) noexcept {
+  // Four centres at a time: 32 accumulator lanes, eight AVX2 registers, no spills.
+  std::size_t q = 0;
+  for (; q + 4 <= count; q += 4) distances_group<4>(x, centres + q, d, out + q);
+  switch (count - q) {
+    case 3:
+      distances_group<3>(x, centres + q, d, out + q);
+      break;
+    case 2:
+      distances_group<2>(x, centres + q, d, out + q);
+      break;
+    case 1:
+      distances_group<1>(x, centres + q, d, out + q);
+      break;
+    default:
+      break;
   }
-  double ta = 0.0;
-  double tb = 0.0;
-  for (; j < d; ++j) {
-    const double y = static_cast<double>(x[j]);
-    const double s = y - static_cast<double>(a[j]);
-    const double t = y - static_cast<double>(b[j]);
-    ta += s * s;
-    tb += t * t;
-  }
-  const V4d sa = a0 + a1;
-  const V4d sb = b0 + b1;
-  out[0] = ((sa[0] + sa[1]) + (sa[2] + sa[3])) + ta;
-  out[1] = ((sb[0] + sb[1]) + (sb[2] + sb[3])) + tb;
 }
 
 AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int32_t> assignment,

@@ -1,6 +1,7 @@
 // Initial centres: greedy k-means++ and uniform random rows, reproducible at any thread count.
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -13,6 +14,9 @@
 namespace icp::kmeans_detail {
 
 namespace {
+
+/// Candidates per k-means++ step are 2 + floor(ln k) (scikit-learn's rule), at most 45.
+constexpr std::size_t kMaxTrials = 48;
 
 std::uint64_t splitmix64(std::uint64_t x) noexcept {
   x += 0x9E3779B97F4A7C15ULL;
@@ -171,6 +175,7 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
   }
 
   const std::size_t trials = 2 + static_cast<std::size_t>(std::floor(std::log(k)));
+  static_assert(kMaxTrials >= 2 + 44, "2 + ln k for any k below 2^63");
   std::vector<double> sums(chunks);
   std::vector<std::size_t> candidate(trials);
   for (std::size_t slot = 1; slot < kk; ++slot) {
@@ -203,6 +208,8 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
       }
     }
     const Matrix rows = fetch_rows(xc, candidate, slice, reducer);
+    std::vector<const float*> candidate_rows(trials);
+    for (std::size_t t = 0; t < trials; ++t) candidate_rows[t] = rows.row(t);
     // One pass over the data scores every candidate; potentials are per chunk, chunk order.
     std::vector<double> chunk_potential(chunks * trials);
 #pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
@@ -210,13 +217,13 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
       const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
       const std::size_t end = std::min(n, begin + kReduceChunkRows);
       double* pot = chunk_potential.data() + static_cast<std::size_t>(ci) * trials;
-      for (std::size_t t = 0; t < trials; ++t) {
-        const float* c = rows.row(t);
-        double s = 0.0;
-        for (std::size_t i = begin; i < end; ++i) {
-          s += std::min(d2[i], squared_distance(xc.row(i), c, d));
-        }
-        pot[t] = s;
+      // Every candidate's distance from one read of the row; each candidate's potential still
+      // sums its rows in order, so the bits are those of one pass per candidate.
+      std::array<double, kMaxTrials> e;  // on the stack: nothing to throw inside the region
+      for (std::size_t t = 0; t < trials; ++t) pot[t] = 0.0;
+      for (std::size_t i = begin; i < end; ++i) {
+        squared_distances(xc.row(i), candidate_rows.data(), trials, d, e.data());
+        for (std::size_t t = 0; t < trials; ++t) pot[t] += std::min(d2[i], e[t]);
       }
     }
     const std::vector<double> all_potential =
