@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -89,16 +90,20 @@ struct Data {
   std::vector<float> centroids;
   std::vector<std::string> features;
   std::vector<double> feature_weight;
-  std::vector<std::string> ids;
-  std::vector<std::int64_t> rank;
-  std::vector<float> score;
-  std::vector<std::uint8_t> tier, is_seed;
-  std::vector<std::int32_t> segment, reasons;
+  struct Account {
+    std::int64_t rank = 0;
+    std::string id;
+    float score = 0.0f;
+    std::uint8_t tier = 0;
+    std::int32_t segment = 0;
+    std::array<std::int32_t, 3> reasons{};
+  };
+  std::vector<Account> top;  // the best-ranked accounts that are not seeds, best first
   std::int64_t rows = 0, seeds = 0, k = 0;
   std::string method, input, created;
 };
 
-Data load(const std::string& path) {
+Data load(const std::string& path, int top) {
   const h5::Reader rd(path);
   if (!rd.has_attr("/", "icp_format_version"))
     throw Error(path + ": not an icp results file (no icp_format_version attribute)");
@@ -114,25 +119,49 @@ Data load(const std::string& path) {
   d.features = rd.read_strings("/features/names");
   d.feature_weight = field<double>(rd.read_table("/features/normalizer"), "weight",
                                    path + ": /features/normalizer");
-  d.ids = rd.read_strings("/accounts/id");
-  d.rank = rd.read<std::int64_t>("/lookalike/rank");
-  d.score = rd.read<float>("/lookalike/score");
-  d.tier = rd.read<std::uint8_t>("/lookalike/tier");
-  d.is_seed = rd.read<std::uint8_t>("/lookalike/is_seed");
-  d.segment = rd.read<std::int32_t>("/segments/assignment");
-  d.reasons = rd.read<std::int32_t>("/lookalike/reasons");
   d.rows = rd.attr_int("/run", "rows_accepted");
   d.seeds = rd.attr_int("/run", "seeds");
   d.k = rd.attr_int("/segments", "k");
   d.method = rd.attr_string("/lookalike", "method");
   d.input = rd.attr_string("/run", "input");
   d.created = rd.attr_string("/", "created_utc");
-  const std::size_t n = d.ids.size();
-  if (d.rank.size() != n || d.score.size() != n || d.tier.size() != n || d.is_seed.size() != n ||
-      d.segment.size() != n || d.reasons.size() != 3 * n ||
+  // Only rank and is_seed are read whole: the table lists `top` accounts, whose other columns
+  // are read row by row (at 10M rows, reading every id and score took most of the write stage).
+  const std::vector<std::int64_t> rank = rd.read<std::int64_t>("/lookalike/rank");
+  const std::vector<std::uint8_t> is_seed = rd.read<std::uint8_t>("/lookalike/is_seed");
+  const std::size_t n = rank.size();
+  const std::vector<std::uint64_t> one{n};
+  const std::vector<std::uint64_t> three{n, 3};
+  if (rd.dims("/accounts/id") != one || rd.dims("/lookalike/score") != one ||
+      rd.dims("/lookalike/tier") != one || is_seed.size() != n ||
+      rd.dims("/segments/assignment") != one || rd.dims("/lookalike/reasons") != three ||
       d.centroids.size() != static_cast<std::size_t>(d.k) * d.features.size() ||
       d.feature_weight.size() != d.features.size())
     throw Error(path + ": per-account or model datasets have inconsistent sizes");
+  std::vector<std::size_t> by_rank(n, n);
+  for (std::size_t i = 0; i < n; ++i)
+    if (rank[i] >= 1 && static_cast<std::size_t>(rank[i]) <= n)
+      by_rank[static_cast<std::size_t>(rank[i] - 1)] = i;
+  std::vector<std::size_t> listed;
+  for (const std::size_t i : by_rank) {
+    if (listed.size() >= static_cast<std::size_t>(std::max(top, 0))) break;
+    if (i >= n || is_seed[i]) continue;
+    listed.push_back(i);
+    Data::Account a;
+    a.rank = rank[i];
+    a.id = rd.read_string_rows("/accounts/id", i, 1).at(0);
+    a.score = rd.read_rows<float>("/lookalike/score", i, 1).at(0);
+    a.tier = rd.read_rows<std::uint8_t>("/lookalike/tier", i, 1).at(0);
+    a.segment = rd.read_rows<std::int32_t>("/segments/assignment", i, 1).at(0);
+    d.top.push_back(std::move(a));
+  }
+  // Reasons are n x 3, which row reads do not take: read whole once, kept for the listed rows.
+  if (!listed.empty()) {
+    const std::vector<std::int32_t> reasons = rd.read<std::int32_t>("/lookalike/reasons");
+    for (std::size_t t = 0; t < listed.size(); ++t) {
+      for (std::size_t r = 0; r < 3; ++r) d.top[t].reasons[r] = reasons[listed[t] * 3 + r];
+    }
+  }
   return d;
 }
 
@@ -334,22 +363,13 @@ std::string backtest_table(const Data& d, const std::string& where) {
   return s + "</table>\n";
 }
 
-std::string top_table(const Data& d, int top) {
-  const std::size_t n = d.ids.size();
-  std::vector<std::size_t> by_rank(n, n);
-  for (std::size_t i = 0; i < n; ++i)
-    if (d.rank[i] >= 1 && static_cast<std::size_t>(d.rank[i]) <= n)
-      by_rank[static_cast<std::size_t>(d.rank[i] - 1)] = i;
+std::string top_table(const Data& d) {
   std::string s =
       "<table>\n<tr><th>rank</th><th>id</th><th>score</th><th>tier</th><th>segment</th>"
       "<th>reasons</th></tr>\n";
-  int listed = 0;
-  for (const std::size_t i : by_rank) {
-    if (listed >= top) break;
-    if (i >= n || d.is_seed[i]) continue;
+  for (const Data::Account& a : d.top) {
     std::string reasons;
-    for (std::size_t r = 0; r < 3; ++r) {
-      const std::int32_t f = d.reasons[i * 3 + r];
+    for (const std::int32_t f : a.reasons) {
       if (f < 0 || static_cast<std::size_t>(f) >= d.features.size()) continue;
       if (!reasons.empty()) reasons += ", ";
       reasons += esc(d.features[static_cast<std::size_t>(f)]);
@@ -357,8 +377,7 @@ std::string top_table(const Data& d, int top) {
     s += fmt::format(
         "<tr><td>{}</td><td>{}</td><td>{:.2f}</td><td>{}</td><td>{}</td><td>{}</td>"
         "</tr>\n",
-        d.rank[i], esc(d.ids[i]), d.score[i], static_cast<char>(d.tier[i]), d.segment[i], reasons);
-    ++listed;
+        a.rank, esc(a.id), a.score, static_cast<char>(a.tier), a.segment, reasons);
   }
   return s + "</table>\n";
 }
@@ -366,7 +385,7 @@ std::string top_table(const Data& d, int top) {
 }  // namespace
 
 std::string report_html(const std::string& results_path, const ReportOptions& options) {
-  const Data d = load(results_path);
+  const Data d = load(results_path, options.top);
   const std::string where = results_path + ": /icp/summary";
   const std::vector<std::size_t> order = by_icp_rank(d, where);
   std::string h;
@@ -403,7 +422,7 @@ std::string report_html(const std::string& results_path, const ReportOptions& op
   h += fmt::format("<h2>Top {} lookalike accounts</h2>\n", options.top);
   h +=
       "<p class=\"meta\">Seeds excluded; reasons are the features that raise the score most.</p>\n";
-  h += top_table(d, options.top);
+  h += top_table(d);
   h += "</body>\n</html>\n";
   return h;
 }
