@@ -166,20 +166,30 @@ SampledMarket gather_sample(MatrixView x, std::span<const std::int32_t> segment,
   return out;
 }
 
+// The normalized midranks of the methods whose `wanted` flag is set (the others stay empty), side
+// by side: each sort runs on one thread, so two of them share the two cores. Each method's
+// result is its own, so the bits do not depend on which ends first.
+std::array<std::vector<double>, kMethods> method_midranks(
+    const std::array<std::vector<float>, kMethods>& raw, const std::array<bool, kMethods>& wanted) {
+  std::array<std::vector<double>, kMethods> r;
+  ExceptionCollector errors;
+#pragma omp parallel for schedule(dynamic, 1) if (raw[0].size() > kReduceChunkRows)
+  for (std::ptrdiff_t m = 0; m < static_cast<std::ptrdiff_t>(kMethods); ++m) {
+    const auto mm = static_cast<std::size_t>(m);
+    if (wanted[mm]) errors.run([&] { r[mm] = normalized_midrank(raw[mm]); });
+  }
+  errors.rethrow();
+  return r;
+}
+
+// Weighted mean of the methods' normalized midranks. Rank averaging puts the knn similarity, a
+// segment rate and a logit on one scale without assuming anything about their distributions.
 std::vector<float> rank_average(const std::array<std::vector<float>, kMethods>& raw,
                                 const std::array<double, kMethods>& weight) {
   const std::size_t n = raw[0].size();
-  // The methods' midranks side by side: each sort runs on one thread, so two of them share the
-  // two cores. They are summed after, in method order, so the bits do not depend on which ends
-  // first.
-  std::array<std::vector<double>, kMethods> r;
-  ExceptionCollector errors;
-#pragma omp parallel for schedule(dynamic, 1) if (n > kReduceChunkRows)
-  for (std::ptrdiff_t m = 0; m < static_cast<std::ptrdiff_t>(kMethods); ++m) {
-    const auto mm = static_cast<std::size_t>(m);
-    if (weight[mm] != 0.0) errors.run([&] { r[mm] = normalized_midrank(raw[mm]); });
-  }
-  errors.rethrow();
+  std::array<bool, kMethods> wanted{};
+  for (std::size_t m = 0; m < kMethods; ++m) wanted[m] = weight[m] != 0.0;
+  const std::array<std::vector<double>, kMethods> r = method_midranks(raw, wanted);
   std::vector<double> sum(n, 0.0);
   for (std::size_t m = 0; m < kMethods; ++m) {
     if (weight[m] == 0.0) continue;
@@ -261,9 +271,12 @@ std::array<double, kMethods> search_weights(const std::array<std::vector<float>,
     label.push_back(choose[t] == 1 ? 1 : 0);
     (choose[t] == 1 ? pos : neg) += 1.0;
   }
+  std::array<bool, kMethods> every{};
+  every.fill(true);
+  const std::array<std::vector<double>, kMethods> whole = method_midranks(raw, every);
   std::array<std::vector<double>, kMethods> midrank;
   for (std::size_t m = 0; m < kMethods; ++m) {
-    const std::vector<double> all = normalized_midrank(raw[m]);
+    const std::vector<double>& all = whole[m];
     midrank[m].resize(rows.size());
     for (std::size_t t = 0; t < rows.size(); ++t) midrank[m][t] = all[rows[t]];
   }

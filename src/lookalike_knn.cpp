@@ -147,12 +147,9 @@ constexpr std::size_t kKnnVectorKeepMax = 32;
 
 class VectorKept {
  public:
-  explicit VectorKept(std::size_t keep) noexcept : keep_(keep) { clear(); }
-  void clear() noexcept {
+  explicit VectorKept(std::size_t keep) noexcept : keep_(keep) {
     v_[0] = v_[1] = _mm512_set1_ps(std::numeric_limits<float>::infinity());
     s_[0] = s_[1] = _mm512_set1_epi32(std::numeric_limits<std::int32_t>::max());
-    size_ = 0;
-    worst_ = {std::numeric_limits<float>::infinity(), std::numeric_limits<std::int32_t>::max()};
   }
   /// The value a newcomer must reach (<=) to be tried; +inf until the set is full.
   float bound() const noexcept { return worst_.value; }
@@ -214,7 +211,8 @@ class VectorKept {
   __m512i s_[2];
   std::size_t keep_;
   std::size_t size_ = 0;
-  Candidate worst_;
+  Candidate worst_{std::numeric_limits<float>::infinity(),
+                   std::numeric_limits<std::int32_t>::max()};
 };
 #endif
 
