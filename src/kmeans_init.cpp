@@ -17,6 +17,9 @@ namespace {
 
 /// Candidates per k-means++ step are 2 + floor(ln k) (scikit-learn's rule), at most 45.
 constexpr std::size_t kMaxTrials = 48;
+/// Rows whose candidate distances are held before they are summed: 64 x 48 doubles is 24 KB of
+/// stack, inside L1 with the rows themselves.
+constexpr std::size_t kPotentialBlockRows = 64;
 
 std::uint64_t splitmix64(std::uint64_t x) noexcept {
   x += 0x9E3779B97F4A7C15ULL;
@@ -218,12 +221,21 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
       const std::size_t end = std::min(n, begin + kReduceChunkRows);
       double* pot = chunk_potential.data() + static_cast<std::size_t>(ci) * trials;
       // Every candidate's distance from one read of the row; each candidate's potential still
-      // sums its rows in order, so the bits are those of one pass per candidate.
-      std::array<double, kMaxTrials> e;  // on the stack: nothing to throw inside the region
+      // sums its rows in order, so the bits are those of one pass per candidate. Distances are
+      // taken a block of rows at a time and then summed one candidate at a time: summing straight
+      // after each row chained every row through a store and reload of the potentials.
+      std::array<double, kPotentialBlockRows * kMaxTrials> e;  // stack: nothing to throw here
       for (std::size_t t = 0; t < trials; ++t) pot[t] = 0.0;
-      for (std::size_t i = begin; i < end; ++i) {
-        squared_distances(xc.row(i), candidate_rows.data(), trials, d, e.data());
-        for (std::size_t t = 0; t < trials; ++t) pot[t] += std::min(d2[i], e[t]);
+      for (std::size_t b0 = begin; b0 < end; b0 += kPotentialBlockRows) {
+        const std::size_t block = std::min(kPotentialBlockRows, end - b0);
+        for (std::size_t m = 0; m < block; ++m)
+          squared_distances(xc.row(b0 + m), candidate_rows.data(), trials, d,
+                            e.data() + m * trials);
+        for (std::size_t t = 0; t < trials; ++t) {
+          double p = pot[t];
+          for (std::size_t m = 0; m < block; ++m) p += std::min(d2[b0 + m], e[m * trials + t]);
+          pot[t] = p;
+        }
       }
     }
     const std::vector<double> all_potential =

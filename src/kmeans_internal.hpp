@@ -94,8 +94,9 @@ struct PackedCentres {
 float centre_norm(const float* c, std::size_t d) noexcept;
 PackedCentres pack_centres(MatrixView centroids);
 
-/// out[r * ldo + j] = norm_j - 2 * dot(x_r, c_j) for r < rows and j < panels * kPanelWidth,
-/// where dot is the float32 FMA chain over t = 0 .. d-1: bit-identical to score_one.
+/// out[r * ldo + j] = norm_j - 2 * dot(x_r, c_j) for r < rows and j < k rounded up to a whole
+/// vector (kScoreLanes), where dot is the float32 FMA chain over t = 0 .. d-1: bit-identical to
+/// score_one. Slots past that in the last panel are not written.
 void score_rows(const float* x, std::size_t rows, std::size_t ldx, const PackedCentres& c,
                 float* out, std::size_t ldo) noexcept;
 

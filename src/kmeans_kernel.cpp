@@ -180,32 +180,34 @@ constexpr int kTileRows = 4;
 
 static_assert(sizeof(V) == kScoreLanes * sizeof(float), "kScoreLanes must match the vector type");
 
-/// R rows (stride ldx) against one packed panel of kPanelWidth centres.
-template <int R>
+/// R rows (stride ldx) against one packed panel, H of its two vectors of centres: a last panel
+/// with at most kScoreLanes live centres (k = 10 is one vector of 16) skips the padding vector,
+/// which halves the FMAs of a small-k step. Only the first H * kScoreLanes scores are written.
+template <int R, int H>
 inline void tile(const float* x, std::size_t ldx, const float* panel, const float* norm,
                  std::size_t d, float* out, std::size_t ldo) noexcept {
-  V acc0[R];
-  V acc1[R];
-  for (int r = 0; r < R; ++r) {
-    acc0[r] = vzero();
-    acc1[r] = vzero();
-  }
+  static_assert(H == 1 || H == 2);
+  V acc[R][H];
+  for (int r = 0; r < R; ++r)
+    for (int h = 0; h < H; ++h) acc[r][h] = vzero();
   for (std::size_t t = 0; t < d; ++t) {
-    const V c0 = vload(panel + t * kPanelWidth);
-    const V c1 = vload(panel + t * kPanelWidth + kScoreLanes);
+    V cv[H];
+    for (int h = 0; h < H; ++h) cv[h] = vload(panel + t * kPanelWidth + h * kScoreLanes);
     for (int r = 0; r < R; ++r) {
       const V xb = vbroadcast(x + static_cast<std::size_t>(r) * ldx + t);
-      acc0[r] = vfma(xb, c0, acc0[r]);
-      acc1[r] = vfma(xb, c1, acc1[r]);
+      for (int h = 0; h < H; ++h) acc[r][h] = vfma(xb, cv[h], acc[r][h]);
     }
   }
-  const V n0 = vload(norm);
-  const V n1 = vload(norm + kScoreLanes);
-  for (int r = 0; r < R; ++r) {
-    float* o = out + static_cast<std::size_t>(r) * ldo;
-    vstore(o, vscore(n0, acc0[r]));
-    vstore(o + kScoreLanes, vscore(n1, acc1[r]));
+  for (int h = 0; h < H; ++h) {
+    const V nv = vload(norm + h * kScoreLanes);
+    for (int r = 0; r < R; ++r)
+      vstore(out + static_cast<std::size_t>(r) * ldo + h * kScoreLanes, vscore(nv, acc[r][h]));
   }
+}
+
+/// Vectors of panel p that hold a live centre: 1 when the last panel's centres fit in one.
+inline int live_vectors(const PackedCentres& c, std::size_t p) noexcept {
+  return p + 1 == c.panels && c.k - p * kPanelWidth <= kScoreLanes ? 1 : 2;
 }
 
 /// Running per-lane minimum of R rows across panels: lane l of slot h holds the smallest score
@@ -217,37 +219,31 @@ struct RunningMin {
   VI idx[R][2];
 };
 
-template <int R>
+template <int R, int H>
 inline void tile_min(const float* x, std::size_t ldx, const float* panel, const float* norm,
                      std::size_t d, std::int32_t base, RunningMin<R>& best) noexcept {
-  V acc0[R];
-  V acc1[R];
-  for (int r = 0; r < R; ++r) {
-    acc0[r] = vzero();
-    acc1[r] = vzero();
-  }
+  static_assert(H == 1 || H == 2);
+  V acc[R][H];
+  for (int r = 0; r < R; ++r)
+    for (int h = 0; h < H; ++h) acc[r][h] = vzero();
   for (std::size_t t = 0; t < d; ++t) {
-    const V c0 = vload(panel + t * kPanelWidth);
-    const V c1 = vload(panel + t * kPanelWidth + kScoreLanes);
+    V cv[H];
+    for (int h = 0; h < H; ++h) cv[h] = vload(panel + t * kPanelWidth + h * kScoreLanes);
     for (int r = 0; r < R; ++r) {
       const V xb = vbroadcast(x + static_cast<std::size_t>(r) * ldx + t);
-      acc0[r] = vfma(xb, c0, acc0[r]);
-      acc1[r] = vfma(xb, c1, acc1[r]);
+      for (int h = 0; h < H; ++h) acc[r][h] = vfma(xb, cv[h], acc[r][h]);
     }
   }
-  const V n0 = vload(norm);
-  const V n1 = vload(norm + kScoreLanes);
-  const VI i0 = iota_lanes(base);
-  const VI i1 = iota_lanes(base + static_cast<std::int32_t>(kScoreLanes));
-  for (int r = 0; r < R; ++r) {
-    const V s0 = vscore(n0, acc0[r]);
-    const V s1 = vscore(n1, acc1[r]);
-    const M m0 = vless(s0, best.val[r][0]);
-    const M m1 = vless(s1, best.val[r][1]);
-    best.val[r][0] = vselect(m0, s0, best.val[r][0]);
-    best.idx[r][0] = iselect(m0, i0, best.idx[r][0]);
-    best.val[r][1] = vselect(m1, s1, best.val[r][1]);
-    best.idx[r][1] = iselect(m1, i1, best.idx[r][1]);
+  // A skipped padding vector leaves its running minimum at +inf, which is what its scores were.
+  for (int h = 0; h < H; ++h) {
+    const V nv = vload(norm + h * kScoreLanes);
+    const VI iv = iota_lanes(base + h * static_cast<std::int32_t>(kScoreLanes));
+    for (int r = 0; r < R; ++r) {
+      const V sv = vscore(nv, acc[r][h]);
+      const M m = vless(sv, best.val[r][h]);
+      best.val[r][h] = vselect(m, sv, best.val[r][h]);
+      best.idx[r][h] = iselect(m, iv, best.idx[r][h]);
+    }
   }
 }
 
@@ -263,8 +259,13 @@ inline void argmin_tile(const float* x, std::size_t ldx, const PackedCentres& c,
     best.idx[r][1] = iota_lanes(static_cast<std::int32_t>(kScoreLanes));
   }
   for (std::size_t p = 0; p < c.panels; ++p) {
-    tile_min<R>(x, ldx, c.data.data() + p * c.d * kPanelWidth, c.norm.data() + p * kPanelWidth, c.d,
-                static_cast<std::int32_t>(p * kPanelWidth), best);
+    const float* panel = c.data.data() + p * c.d * kPanelWidth;
+    const float* norm = c.norm.data() + p * kPanelWidth;
+    const auto base = static_cast<std::int32_t>(p * kPanelWidth);
+    if (live_vectors(c, p) == 1)
+      tile_min<R, 1>(x, ldx, panel, norm, c.d, base, best);
+    else
+      tile_min<R, 2>(x, ldx, panel, norm, c.d, base, best);
   }
 #ifdef ICP_HAVE_LEX_ARGMIN
   for (int r = 0; r < R; ++r) {
@@ -322,23 +323,25 @@ PackedCentres pack_centres(MatrixView centroids) {
   return p;
 }
 
+template <int R>
+inline void score_tile(const float* x, std::size_t ldx, const PackedCentres& c, float* out,
+                       std::size_t ldo) noexcept {
+  for (std::size_t p = 0; p < c.panels; ++p) {
+    const float* panel = c.data.data() + p * c.d * kPanelWidth;
+    const float* norm = c.norm.data() + p * kPanelWidth;
+    if (live_vectors(c, p) == 1)
+      tile<R, 1>(x, ldx, panel, norm, c.d, out + p * kPanelWidth, ldo);
+    else
+      tile<R, 2>(x, ldx, panel, norm, c.d, out + p * kPanelWidth, ldo);
+  }
+}
+
 void score_rows(const float* x, std::size_t rows, std::size_t ldx, const PackedCentres& c,
                 float* out, std::size_t ldo) noexcept {
-  const std::size_t d = c.d;
   constexpr auto kR = static_cast<std::size_t>(kTileRows);
   std::size_t r = 0;
-  for (; r + kR <= rows; r += kR) {
-    for (std::size_t p = 0; p < c.panels; ++p) {
-      tile<kTileRows>(x + r * ldx, ldx, c.data.data() + p * d * kPanelWidth,
-                      c.norm.data() + p * kPanelWidth, d, out + r * ldo + p * kPanelWidth, ldo);
-    }
-  }
-  for (; r < rows; ++r) {
-    for (std::size_t p = 0; p < c.panels; ++p) {
-      tile<1>(x + r * ldx, ldx, c.data.data() + p * d * kPanelWidth,
-              c.norm.data() + p * kPanelWidth, d, out + r * ldo + p * kPanelWidth, ldo);
-    }
-  }
+  for (; r + kR <= rows; r += kR) score_tile<kTileRows>(x + r * ldx, ldx, c, out + r * ldo, ldo);
+  for (; r < rows; ++r) score_tile<1>(x + r * ldx, ldx, c, out + r * ldo, ldo);
 }
 
 float score_one(const float* x, const float* c, float norm, std::size_t d) noexcept {

@@ -49,9 +49,17 @@ icp::Matrix blobs(std::size_t n, std::size_t d, std::size_t count, double spread
 // --- Score kernel -----------------------------------------------------------------------------
 
 TEST(KMeansScoreKernel, BlockedScoresEqualScalarFmaChainBitwise) {
-  // Row counts that are not multiples of any tile height; k around the panel width.
+  // Row counts that are not multiples of any tile height; k around the panel width and around
+  // one vector of the last panel (a last panel with <= kScoreLanes live centres skips a vector).
   const std::size_t widths[] = {1, 3, 16, 33, 64};
-  const std::size_t ks[] = {1, 7, kd::kPanelWidth, kd::kPanelWidth + 1, 70};
+  const std::size_t ks[] = {1,
+                            7,
+                            kd::kScoreLanes,
+                            kd::kScoreLanes + 1,
+                            kd::kPanelWidth,
+                            kd::kPanelWidth + 1,
+                            kd::kPanelWidth + kd::kScoreLanes,
+                            70};
   for (const std::size_t d : widths) {
     for (const std::size_t k : ks) {
       const std::size_t rows = 29;
@@ -59,8 +67,10 @@ TEST(KMeansScoreKernel, BlockedScoresEqualScalarFmaChainBitwise) {
       const icp::Matrix c = uniform(k, d, 200 + k, -3.0f, 3.0f);
       const kd::PackedCentres p = kd::pack_centres(c);
       const std::size_t ldo = p.panels * kd::kPanelWidth;
-      std::vector<float> out(rows * ldo);
+      const float untouched = 12345.0f;
+      std::vector<float> out(rows * ldo, untouched);
       kd::score_rows(x.data(), rows, d, p, out.data(), ldo);
+      const std::size_t written = (k + kd::kScoreLanes - 1) / kd::kScoreLanes * kd::kScoreLanes;
       for (std::size_t i = 0; i < rows; ++i) {
         for (std::size_t j = 0; j < k; ++j) {
           // Scalar definition written out here: sequential fma from zero, norm - 2 dot.
@@ -74,7 +84,8 @@ TEST(KMeansScoreKernel, BlockedScoresEqualScalarFmaChainBitwise) {
               << "d=" << d << " k=" << k << " i=" << i << " j=" << j << " " << got << " vs "
               << want;
         }
-        for (std::size_t j = k; j < ldo; ++j) EXPECT_TRUE(std::isinf(out[i * ldo + j]));
+        for (std::size_t j = k; j < written; ++j) EXPECT_TRUE(std::isinf(out[i * ldo + j]));
+        for (std::size_t j = written; j < ldo; ++j) EXPECT_EQ(out[i * ldo + j], untouched);
       }
     }
   }
