@@ -14,6 +14,7 @@
 
 #include "icp/error.hpp"
 #include "icp/parallel.hpp"
+#include "value_order.hpp"
 
 namespace icp {
 
@@ -58,48 +59,6 @@ double chunked_sum(std::size_t n, F&& f) {
   return total;
 }
 
-/// The values a full sort would put at the given positions, by successive selections: each
-/// nth_element works on what lies right of the previous position, so the cost is a few linear
-/// passes instead of n log n (a 10M-row column: 1.1 s sorted). Reorders `v`.
-class SortedAt {
- public:
-  SortedAt(std::vector<double>& v, std::vector<std::size_t> positions) : v_(v) {
-    std::sort(positions.begin(), positions.end());
-    positions.erase(std::unique(positions.begin(), positions.end()), positions.end());
-    std::size_t from = 0;
-    for (const std::size_t p : positions) {
-      std::nth_element(v.begin() + static_cast<std::ptrdiff_t>(from),
-                       v.begin() + static_cast<std::ptrdiff_t>(p), v.end());
-      from = p + 1;
-      known_.push_back(p);
-    }
-  }
-  double operator[](std::size_t p) const {
-    // Only positions given to the constructor hold their sorted value.
-    if (!std::binary_search(known_.begin(), known_.end(), p))
-      throw std::logic_error("SortedAt: position not selected");
-    return v_[p];
-  }
-
- private:
-  const std::vector<double>& v_;
-  std::vector<std::size_t> known_;
-};
-
-/// Positions type-7 interpolation reads for quantile q of n values.
-std::pair<std::size_t, std::size_t> quantile_positions(std::size_t n, double q) {
-  const double pos = q * static_cast<double>(n - 1);
-  const auto lo = static_cast<std::size_t>(std::floor(pos));
-  return {lo, std::min(lo + 1, n - 1)};
-}
-
-/// Type-7 quantile (linear interpolation, numpy's default) from selected order statistics.
-double quantile_sorted(const SortedAt& v, std::size_t n, double q) {
-  const double pos = q * static_cast<double>(n - 1);
-  const auto [lo, hi] = quantile_positions(n, q);
-  return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
-}
-
 const Column& column_of(const Table& table, const std::string& name, ColumnType type) {
   const Column* c = table.find(name);
   if (!c) throw Error(table.source + ": feature column '" + name + "' is not in the header");
@@ -139,17 +98,15 @@ void fit_numeric(const Table& table, const NumericFeature& nf, const MissingOpti
   // Exact order statistics on this process's rows; a distributed run replaces this with a
   // merged sketch (the one statistic that cannot go through a plain sum).
   const std::size_t m = values.size();
-  std::vector<std::size_t> wanted = {0, m - 1};
-  for (const double q : {0.25, 0.5, 0.75}) {
-    const auto [lo, hi] = quantile_positions(m, q);
-    wanted.push_back(lo);
-    wanted.push_back(hi);
-  }
-  const SortedAt sorted(values, wanted);
-  const double median = quantile_sorted(sorted, m, 0.5);
-  const double iqr = quantile_sorted(sorted, m, 0.75) - quantile_sorted(sorted, m, 0.25);
-  const double lowest = sorted[0];
-  const double range = sorted[m - 1] - lowest;
+  const QuantilePlaces q1 = quantile_places(m, 0.25);
+  const QuantilePlaces q2 = quantile_places(m, 0.5);
+  const QuantilePlaces q3 = quantile_places(m, 0.75);
+  const std::size_t wanted[] = {0, m - 1, q1.lo, q1.hi, q2.lo, q2.hi, q3.lo, q3.hi};
+  const std::vector<double> at = order_statistics(values, wanted);
+  const double lowest = at[0];
+  const double range = at[1] - lowest;
+  const double median = quantile_between(q2, at[4], at[5]);
+  const double iqr = quantile_between(q3, at[6], at[7]) - quantile_between(q1, at[2], at[3]);
 
   FeatureSpec f;
   f.name = nf.column;

@@ -15,6 +15,7 @@
 
 #include "icp/error.hpp"
 #include "icp/parallel.hpp"
+#include "value_order.hpp"
 
 namespace icp {
 
@@ -47,46 +48,6 @@ constexpr std::size_t kNoRow = std::numeric_limits<std::size_t>::max();
   throw Error("summarize_segments: " + message);
 }
 
-/// Order statistics of a vector of values, selected in place with nth_element. Invariant: the
-/// first `begin_` positions hold the `begin_` smallest values, so any later selection only needs
-/// to look at one side of that boundary.
-class OrderStats {
- public:
-  explicit OrderStats(std::vector<double>& values) : v_(values) {}
-
-  /// The j-th smallest value (0-based).
-  double at(std::size_t j) {
-    const auto first = v_.begin();
-    const auto j_it = first + static_cast<std::ptrdiff_t>(j);
-    const auto split = first + static_cast<std::ptrdiff_t>(begin_);
-    if (j >= begin_) {
-      std::nth_element(split, j_it, v_.end());
-      begin_ = j + 1;
-    } else {
-      std::nth_element(first, j_it, split);
-    }
-    return *j_it;
-  }
-
-  /// Type-7 quantile (numpy's default): h = (m - 1) p, linear between the neighbours of h.
-  double quantile(double p) {
-    const std::size_t m = v_.size();
-    if (m == 0) return kNaN;
-    const double h = static_cast<double>(m - 1) * p;
-    const double floor_h = std::floor(h);
-    const auto lo = static_cast<std::size_t>(floor_h);
-    const double x_lo = at(lo);
-    const double frac = h - floor_h;
-    if (frac == 0.0 || lo + 1 >= m) return x_lo;
-    const double x_hi = at(lo + 1);
-    return x_lo + frac * (x_hi - x_lo);
-  }
-
- private:
-  std::vector<double>& v_;
-  std::size_t begin_ = 0;
-};
-
 struct NumericStats {
   double median = kNaN;
   double q1 = kNaN;
@@ -112,10 +73,18 @@ NumericStats numeric_stats(const Column& column, const std::size_t* rows, std::s
   s.missing = static_cast<std::int64_t>(count - values.size());
   if (values.empty()) return s;
   s.mean = total / static_cast<double>(values.size());
-  OrderStats order(values);
-  s.q1 = order.quantile(0.25);
-  s.median = order.quantile(0.5);
-  s.q3 = order.quantile(0.75);
+  // Type-7 quantiles (numpy's default); a whole h takes its order statistic as it is.
+  const QuantilePlaces at[3] = {quantile_places(values.size(), 0.25),
+                                quantile_places(values.size(), 0.5),
+                                quantile_places(values.size(), 0.75)};
+  const std::size_t wanted[] = {at[0].lo, at[0].hi, at[1].lo, at[1].hi, at[2].lo, at[2].hi};
+  const std::vector<double> v = order_statistics(values, wanted);
+  double q[3];
+  for (std::size_t j = 0; j < 3; ++j)
+    q[j] = at[j].frac == 0.0 ? v[2 * j] : quantile_between(at[j], v[2 * j], v[2 * j + 1]);
+  s.q1 = q[0];
+  s.median = q[1];
+  s.q3 = q[2];
   return s;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <numeric>
 #include <optional>
+#include <stdexcept>
 
 #include "icp/matrix.hpp"
 
@@ -171,6 +172,112 @@ std::vector<double> normalized_midrank(std::span<const float> value,
     i = j;
   }
   return out;
+}
+
+namespace {
+
+// Order statistics: 16-bit digits (a 256 KiB count table, L2-resident) take a 64-bit key in at
+// most 4 passes, and a double's top 16 bits (sign, exponent, 4 mantissa bits) already split
+// typical columns into hundreds of buckets.
+constexpr unsigned kSelectBits = 16;
+constexpr std::size_t kSelectBuckets = std::size_t{1} << kSelectBits;
+// Below this many keys a plain sort is cheaper than another counting pass.
+constexpr std::size_t kSelectSortBelow = 4096;
+
+std::uint64_t double_order_key(double v) noexcept {
+  if (v == 0.0) v = 0.0;  // -0 == +0: one key
+  const auto u = std::bit_cast<std::uint64_t>(v);
+  return (u >> 63) != 0 ? ~u : (u | (std::uint64_t{1} << 63));
+}
+
+double double_of_key(std::uint64_t k) noexcept {
+  return std::bit_cast<double>((k >> 63) != 0 ? (k & ~(std::uint64_t{1} << 63)) : ~k);
+}
+
+struct Wanted {
+  std::size_t rank = 0;  // within the keys being searched
+  std::size_t slot = 0;  // in the caller's output
+};
+
+// Keys at the wanted ranks of `keys` (reordered freely). Every key of a bucket shares its digits
+// so far, so once all 64 bits are taken a bucket holds one value.
+void select_keys(std::span<std::uint64_t> keys, int shift, std::span<const Wanted> wanted,
+                 std::vector<std::uint64_t>& out) {
+  if (keys.size() < kSelectSortBelow || shift < 0) {
+    std::sort(keys.begin(), keys.end());
+    for (const Wanted& w : wanted) out[w.slot] = keys[w.rank];
+    return;
+  }
+  const auto digit = [shift](std::uint64_t k) {
+    return static_cast<std::size_t>((k >> static_cast<unsigned>(shift)) & (kSelectBuckets - 1));
+  };
+  std::vector<std::size_t> count(kSelectBuckets, 0);
+  for (const std::uint64_t k : keys) ++count[digit(k)];
+  std::vector<std::size_t> start(kSelectBuckets + 1, 0);
+  for (std::size_t b = 0; b < kSelectBuckets; ++b) start[b + 1] = start[b] + count[b];
+  // The buckets holding a wanted rank, in bucket order, each with its wanted ranks.
+  std::vector<std::size_t> buckets;
+  std::vector<std::vector<Wanted>> inside;
+  std::vector<std::int32_t> index_of(kSelectBuckets, -1);
+  for (const Wanted& w : wanted) {
+    const std::size_t b = static_cast<std::size_t>(
+        std::upper_bound(start.begin(), start.end(), w.rank) - start.begin() - 1);
+    if (index_of[b] < 0) {
+      index_of[b] = static_cast<std::int32_t>(buckets.size());
+      buckets.push_back(b);
+      inside.emplace_back();
+    }
+    inside[static_cast<std::size_t>(index_of[b])].push_back({w.rank - start[b], w.slot});
+  }
+  // One pass gathers every wanted bucket; a bucket that is all of the keys is searched in place.
+  std::vector<std::vector<std::uint64_t>> held(buckets.size());
+  if (buckets.size() == 1 && count[buckets[0]] == keys.size()) {
+    select_keys(keys, shift - static_cast<int>(kSelectBits), inside[0], out);
+    return;
+  }
+  for (std::size_t g = 0; g < buckets.size(); ++g) held[g].reserve(count[buckets[g]]);
+  for (const std::uint64_t k : keys) {
+    const std::int32_t g = index_of[digit(k)];
+    if (g >= 0) held[static_cast<std::size_t>(g)].push_back(k);
+  }
+  for (std::size_t g = 0; g < buckets.size(); ++g)
+    select_keys(held[g], shift - static_cast<int>(kSelectBits), inside[g], out);
+}
+
+}  // namespace
+
+std::vector<double> order_statistics(std::span<double> values,
+                                     std::span<const std::size_t> positions) {
+  const std::size_t n = values.size();
+  std::vector<Wanted> wanted;
+  wanted.reserve(positions.size());
+  for (std::size_t s = 0; s < positions.size(); ++s) {
+    if (positions[s] >= n) throw std::out_of_range("order_statistics: position past the values");
+    wanted.push_back({positions[s], s});
+  }
+  // The keys take the values' own storage: doubles and keys are both 8 bytes.
+  static_assert(sizeof(double) == sizeof(std::uint64_t));
+  std::span<std::uint64_t> keys(reinterpret_cast<std::uint64_t*>(values.data()), n);
+  for (std::size_t i = 0; i < n; ++i) keys[i] = double_order_key(values[i]);
+  std::vector<std::uint64_t> found(positions.size(), 0);
+  if (!wanted.empty()) select_keys(keys, 64 - static_cast<int>(kSelectBits), wanted, found);
+  std::vector<double> out(positions.size());
+  for (std::size_t s = 0; s < out.size(); ++s) out[s] = double_of_key(found[s]);
+  return out;
+}
+
+QuantilePlaces quantile_places(std::size_t count, double q) noexcept {
+  QuantilePlaces at;
+  const double h = static_cast<double>(count - 1) * q;
+  const double floor_h = std::floor(h);
+  at.lo = static_cast<std::size_t>(floor_h);
+  at.hi = std::min(at.lo + 1, count - 1);
+  at.frac = h - floor_h;
+  return at;
+}
+
+double quantile_between(const QuantilePlaces& at, double lo, double hi) noexcept {
+  return lo + at.frac * (hi - lo);
 }
 
 }  // namespace icp

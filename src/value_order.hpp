@@ -33,4 +33,23 @@ std::uint32_t float_order_key(float f) noexcept;
 /// Sorts keys ascending (the radix sort order_by_value uses; a spare copy while it runs).
 void sort_keys(std::vector<std::uint32_t>& keys);
 
+/// The values a full ascending sort of `values` would put at `positions` (each < values.size(),
+/// any order, repeats allowed), exact, without sorting: a most-significant-digit radix selection
+/// on order-preserving 64-bit keys (16 bits a pass) keeps only the buckets that hold a wanted
+/// position, so a 10M-value column costs about two linear passes instead of the several
+/// nth_element passes one selection per position took. `values` must hold no NaN and is used as
+/// scratch (its contents are overwritten). -0 and +0 count as equal (a zero comes back as +0).
+std::vector<double> order_statistics(std::span<double> values,
+                                     std::span<const std::size_t> positions);
+
+/// Type-7 quantile (numpy's default) of `count` values whose order statistics at
+/// quantile_places(count, q) are `lo` and `hi`: lo + (h - floor h) (hi - lo), h = (count - 1) q.
+struct QuantilePlaces {
+  std::size_t lo = 0;
+  std::size_t hi = 0;
+  double frac = 0.0;
+};
+QuantilePlaces quantile_places(std::size_t count, double q) noexcept;
+double quantile_between(const QuantilePlaces& at, double lo, double hi) noexcept;
+
 }  // namespace icp
