@@ -18,6 +18,7 @@
 #include "icp/error.hpp"
 #include "icp/lookalike.hpp"
 #include "icp/parallel.hpp"
+#include "value_order.hpp"
 
 namespace icp {
 
@@ -123,6 +124,10 @@ struct ArrayKept {
     if (size == keep && !candidate_less(c, kept[keep - 1])) return;
     insert_sorted(kept, size, keep, c);
   }
+  void assign_sorted(const Candidate* sorted, std::size_t count) noexcept {
+    std::copy_n(sorted, count, kept);
+    size = count;
+  }
 };
 
 // One passing lane of a row whose seeds are scanned in increasing index into a sorted kept set
@@ -186,6 +191,21 @@ class VectorKept {
     if (size_ < keep_) ++size_;
     if (size_ == keep_) worst_ = at(keep_ - 1);
   }
+  /// Starts from `count` <= keep candidates already sorted by candidate_less.
+  void assign_sorted(const Candidate* sorted, std::size_t count) noexcept {
+    alignas(64) float v[2 * 16];
+    alignas(64) std::int32_t s[2 * 16];
+    for (std::size_t j = 0; j < 2 * 16; ++j) {
+      v[j] = j < count ? sorted[j].value : std::numeric_limits<float>::infinity();
+      s[j] = j < count ? sorted[j].seed : std::numeric_limits<std::int32_t>::max();
+    }
+    v_[0] = _mm512_load_ps(v);
+    v_[1] = _mm512_load_ps(v + 16);
+    s_[0] = _mm512_load_si512(s);
+    s_[1] = _mm512_load_si512(s + 16);
+    size_ = count;
+    if (size_ == keep_) worst_ = sorted[keep_ - 1];
+  }
   std::size_t size() const noexcept { return size_; }
   /// The kept candidates in order into out[0, size()).
   void store(Candidate* out) const noexcept {
@@ -214,6 +234,57 @@ class VectorKept {
   Candidate worst_{std::numeric_limits<float>::infinity(),
                    std::numeric_limits<std::int32_t>::max()};
 };
+#endif
+
+#if defined(__AVX512F__)
+// Seeds of a row sorted at once before its kept set takes over (VectorKept holds up to 32).
+constexpr std::size_t kKnnPrefill = 32;
+
+// Sorts 32 integers ascending in four AVX-512 registers with a bitonic network: 15 stages of
+// compare-exchanges (partners 8 lanes or more apart sit in another register, nearer ones in the
+// same register after a permute), no branch that depends on the data.
+// GCC 12's min/max/permute intrinsics start from an undefined vector and trip -Wuninitialized
+// (the same family of false positives as GCC PR 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+void sort_packed_32(std::uint64_t* data) noexcept {
+  __m512i v[4];
+  for (std::size_t r = 0; r < 4; ++r) v[r] = _mm512_load_si512(data + 8 * r);
+  for (unsigned k = 2; k <= 32; k <<= 1) {
+    for (unsigned j = k >> 1; j > 0; j >>= 1) {
+      if (j >= 8) {
+        const unsigned rj = j / 8;
+        for (unsigned r = 0; r < 4; ++r) {
+          const unsigned q = r ^ rj;
+          if (q < r) continue;
+          const bool ascending = ((r * 8) & k) == 0;
+          const __m512i lo = _mm512_min_epu64(v[r], v[q]);
+          const __m512i hi = _mm512_max_epu64(v[r], v[q]);
+          v[r] = ascending ? lo : hi;
+          v[q] = ascending ? hi : lo;
+        }
+        continue;
+      }
+      const __m512i partner = _mm512_set_epi64(7 ^ j, 6 ^ j, 5 ^ j, 4 ^ j, 3 ^ j, 2 ^ j, 1 ^ j, j);
+      for (unsigned r = 0; r < 4; ++r) {
+        const __m512i other = _mm512_permutexvar_epi64(partner, v[r]);
+        // Lane l keeps the larger value when it is the lower of its pair in a descending run or
+        // the upper one in an ascending run.
+        unsigned take_max = 0;
+        for (unsigned l = 0; l < 8; ++l) {
+          const bool ascending = ((r * 8 + l) & k) == 0;
+          const bool lower = (l & j) == 0;
+          if (lower != ascending) take_max |= 1u << l;
+        }
+        v[r] =
+            _mm512_mask_blend_epi64(static_cast<__mmask8>(take_max), _mm512_min_epu64(v[r], other),
+                                    _mm512_max_epu64(v[r], other));
+      }
+    }
+  }
+  for (std::size_t r = 0; r < 4; ++r) _mm512_store_si512(data + 8 * r, v[r]);
+}
+#pragma GCC diagnostic pop
 #endif
 
 // Lanes of the exact re-ranking sum: one float64 chain of d dependent adds per candidate was a
@@ -378,6 +449,7 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
     Buffers f;
     f.tile.resize(static_cast<Eigen::Index>(row_block), static_cast<Eigen::Index>(m));
     f.kept_all.resize(keep);
+
     f.exact.resize(keep);
     return f;
   };
@@ -405,13 +477,48 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
         const float v = norm[at] - 2.0f * score[at];
         if (v < nearest_value) nearest_value = v, nearest = t;
       }
-      // Groups nearest the row's pivot first; `kept` has bound() and offer(c) (ArrayKept or
-      // VectorKept: the same set either way).
-      auto visit = [&](auto& kept) {
-        for (std::size_t t = 0; t < p; ++t) {
-          const std::size_t g = order.visit[nearest * p + t];
-          const std::size_t g0 = order.begin[g], g1 = order.begin[g + 1];
-          for (std::size_t j0 = g0; j0 < g1; j0 += kKnnScanLanes) {
+      // Groups nearest the row's pivot first; `kept` has bound(), offer(c) and assign_sorted
+      // (ArrayKept or VectorKept: the same set either way). With `prefill`, the first
+      // kKnnPrefill seeds in that order are sorted at once by a branch-free network and their
+      // best `keep` taken: nearly all of them would have been inserted one at a time (about two
+      // thirds of a row's ~46 inserts at 512 seeds), each a chain of dependent permutes and an
+      // unpredictable branch. The kept set is the keep smallest by candidate_less either way.
+      auto group_begin = [&](std::size_t t) { return order.begin[order.visit[nearest * p + t]]; };
+      auto group_end = [&](std::size_t t) { return order.begin[order.visit[nearest * p + t] + 1]; };
+      auto visit = [&](auto& kept, [[maybe_unused]] bool prefill) {
+        std::size_t t = 0;
+        std::size_t j = p > 0 ? group_begin(0) : 0;
+#if defined(__AVX512F__)
+        if (prefill) {
+          alignas(64) std::array<std::uint64_t, kKnnPrefill> packed;
+          packed.fill(~std::uint64_t{0});  // past every real (value key, seed)
+          std::size_t held = 0;
+          while (t < p && held < kKnnPrefill) {
+            const std::size_t g1 = group_end(t);
+            for (; j < g1 && held < kKnnPrefill; ++j) {
+              const std::int32_t seed = order.index[j];
+              if (seed == self) continue;
+              // norm - 2 score with one rounding (2 score is exact), as scan_lanes computes it.
+              const float value = norm[j] - 2.0f * score[j];
+              packed[held++] =
+                  (std::uint64_t{float_order_key(value)} << 32) | static_cast<std::uint32_t>(seed);
+            }
+            if (j == g1 && ++t < p) j = group_begin(t);
+          }
+          // (value key, seed) as one integer: its order is candidate_less's.
+          sort_packed_32(packed.data());
+          const std::size_t first = std::min(held, keep);
+          std::array<Candidate, kKnnPrefill> best;
+          for (std::size_t c = 0; c < first; ++c) {
+            best[c] = {float_of_order_key(static_cast<std::uint32_t>(packed[c] >> 32)),
+                       static_cast<std::int32_t>(packed[c] & 0xFFFFFFFFu)};
+          }
+          kept.assign_sorted(best.data(), first);
+        }
+#endif
+        while (t < p) {
+          const std::size_t g1 = group_end(t);
+          for (std::size_t j0 = j; j0 < g1; j0 += kKnnScanLanes) {
             const std::size_t len = std::min(kKnnScanLanes, g1 - j0);
             alignas(64) std::array<float, kKnnScanLanes> value;
             std::uint64_t hits =
@@ -423,6 +530,7 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
               if (c.seed != self) kept.offer(c);
             }
           }
+          if (++t < p) j = group_begin(t);
         }
       };
       Candidate* kept = f.kept_all.data();
@@ -430,14 +538,14 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
 #if defined(__AVX512F__)
       if (keep <= kKnnVectorKeepMax) {
         VectorKept vk(keep);
-        visit(vk);
+        visit(vk, true);
         size = vk.size();
         vk.store(kept);
       } else
 #endif
       {
         ArrayKept ak{kept, keep};
-        visit(ak);
+        visit(ak, false);
         size = ak.size;
       }
       finish_row(x, seeds, r0 + r, kept, size, k, exact, result);

@@ -100,6 +100,10 @@ std::uint32_t float_order_key(float f) noexcept {
   return (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
 }
 
+float float_of_order_key(std::uint32_t key) noexcept {
+  return std::bit_cast<float>((key & 0x80000000u) != 0 ? (key & 0x7FFFFFFFu) : ~key);
+}
+
 void sort_keys(std::vector<std::uint32_t>& keys) {
   radix_sort_32(keys, 0);
 }

@@ -29,6 +29,8 @@ std::vector<double> normalized_midrank(std::span<const float> value,
 /// Monotone map float -> uint32: unsigned order of the keys is float order, -0 and +0 share a
 /// key (every bit of a negative flipped, the sign bit of the rest set).
 std::uint32_t float_order_key(float f) noexcept;
+/// The float of a key (a zero comes back as +0).
+float float_of_order_key(std::uint32_t key) noexcept;
 
 /// Sorts keys ascending (the radix sort order_by_value uses; a spare copy while it runs).
 void sort_keys(std::vector<std::uint32_t>& keys);

@@ -90,3 +90,26 @@ TEST(OrderStatistics, QuantilesInterpolateLikeNumpy) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(FloatOrderKey, RoundTripsAndKeepsOrder) {
+  const float values[] = {-std::numeric_limits<float>::infinity(),
+                          -3.5f,
+                          -1e-30f,
+                          -0.0f,
+                          0.0f,
+                          1e-30f,
+                          2.0f,
+                          std::numeric_limits<float>::max(),
+                          std::numeric_limits<float>::infinity()};
+  for (std::size_t i = 0; i < std::size(values); ++i) {
+    EXPECT_EQ(icp::float_of_order_key(icp::float_order_key(values[i])), values[i]) << values[i];
+    if (i > 0) {
+      EXPECT_LE(icp::float_order_key(values[i - 1]), icp::float_order_key(values[i])) << values[i];
+    }
+  }
+  EXPECT_EQ(icp::float_order_key(-0.0f), icp::float_order_key(0.0f));
+}
+
+}  // namespace
