@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <type_traits>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -123,10 +124,6 @@ struct ArrayKept {
   void offer(Candidate c) noexcept {
     if (size == keep && !candidate_less(c, kept[keep - 1])) return;
     insert_sorted(kept, size, keep, c);
-  }
-  void assign_sorted(const Candidate* sorted, std::size_t count) noexcept {
-    std::copy_n(sorted, count, kept);
-    size = count;
   }
 };
 
@@ -449,7 +446,6 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
     Buffers f;
     f.tile.resize(static_cast<Eigen::Index>(row_block), static_cast<Eigen::Index>(m));
     f.kept_all.resize(keep);
-
     f.exact.resize(keep);
     return f;
   };
@@ -477,19 +473,19 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
         const float v = norm[at] - 2.0f * score[at];
         if (v < nearest_value) nearest_value = v, nearest = t;
       }
-      // Groups nearest the row's pivot first; `kept` has bound(), offer(c) and assign_sorted
-      // (ArrayKept or VectorKept: the same set either way). With `prefill`, the first
+      // Groups nearest the row's pivot first; `kept` has bound() and offer(c) (ArrayKept or
+      // VectorKept: the same set either way). Into a VectorKept, the first
       // kKnnPrefill seeds in that order are sorted at once by a branch-free network and their
       // best `keep` taken: nearly all of them would have been inserted one at a time (about two
       // thirds of a row's ~46 inserts at 512 seeds), each a chain of dependent permutes and an
       // unpredictable branch. The kept set is the keep smallest by candidate_less either way.
       auto group_begin = [&](std::size_t t) { return order.begin[order.visit[nearest * p + t]]; };
       auto group_end = [&](std::size_t t) { return order.begin[order.visit[nearest * p + t] + 1]; };
-      auto visit = [&](auto& kept, [[maybe_unused]] bool prefill) {
+      auto visit = [&](auto& kept) {
         std::size_t t = 0;
         std::size_t j = p > 0 ? group_begin(0) : 0;
 #if defined(__AVX512F__)
-        if (prefill) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(kept)>, VectorKept>) {
           alignas(64) std::array<std::uint64_t, kKnnPrefill> packed;
           packed.fill(~std::uint64_t{0});  // past every real (value key, seed)
           std::size_t held = 0;
@@ -538,14 +534,14 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
 #if defined(__AVX512F__)
       if (keep <= kKnnVectorKeepMax) {
         VectorKept vk(keep);
-        visit(vk, true);
+        visit(vk);
         size = vk.size();
         vk.store(kept);
       } else
 #endif
       {
         ArrayKept ak{kept, keep};
-        visit(ak, false);
+        visit(ak);
         size = ak.size;
       }
       finish_row(x, seeds, r0 + r, kept, size, k, exact, result);

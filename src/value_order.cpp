@@ -234,11 +234,11 @@ void select_keys(std::span<std::uint64_t> keys, int shift, std::span<const Wante
     inside[static_cast<std::size_t>(index_of[b])].push_back({w.rank - start[b], w.slot});
   }
   // One pass gathers every wanted bucket; a bucket that is all of the keys is searched in place.
-  std::vector<std::vector<std::uint64_t>> held(buckets.size());
   if (buckets.size() == 1 && count[buckets[0]] == keys.size()) {
     select_keys(keys, shift - static_cast<int>(kSelectBits), inside[0], out);
     return;
   }
+  std::vector<std::vector<std::uint64_t>> held(buckets.size());
   for (std::size_t g = 0; g < buckets.size(); ++g) held[g].reserve(count[buckets[g]]);
   for (const std::uint64_t k : keys) {
     const std::int32_t g = index_of[digit(k)];
