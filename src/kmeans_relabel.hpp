@@ -8,9 +8,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "icp/allocator.hpp"
 #include "kmeans_internal.hpp"
 
 namespace icp::kmeans_detail {
+
+/// Rows a screen could not prove. Not zeroed on resize: a screen sizes it for a whole block and
+/// writes each slot before it counts it.
+using RowList = std::vector<std::size_t, DefaultInitAllocator<std::size_t>>;
 
 /// Rows fetched ahead of the exact distances: 6 rows of 45 floats are 17 cache lines, about the
 /// misses one core keeps in flight (10-12 line fill buffers on current x86 cores), without
@@ -51,7 +56,7 @@ std::int64_t bounded_relabel(MatrixView xc, LloydState& state, const PackedCentr
     std::vector<float> gathered;
     std::vector<float> scores;
     std::vector<std::size_t> todo;
-    std::vector<std::size_t> check;
+    RowList check;
     ClusterMoments mine;  // this thread's relabelled rows (a full pass: all its rows)
     ChunkMoments part;
     bool ready = false;

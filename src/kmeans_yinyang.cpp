@@ -91,7 +91,7 @@ class YinyangPolicy final : public StepPolicy {
       low = std::max(low, 2.0 * frame.half[a] - u);
       return low > u && low * low - u * u > 2.0 * err;
     };
-    auto screen = [&](std::size_t b0, std::size_t b1, std::vector<std::size_t>& check) {
+    auto screen = [&](std::size_t b0, std::size_t b1, RowList& check) {
       for (std::size_t i = b0; i < b1; ++i) {
         const auto a = static_cast<std::size_t>(state.assignment[i]);
         if (!proven(i, a, bound_up(static_cast<double>(upper_[i]) + drift_[a]))) {
