@@ -276,7 +276,7 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
     neg_rule = RowRule::parse(config.seeds.negative_rule, neg_origin);
 
   auto t0 = Clock::now();
-  const Table table = read_accounts(config, config.input_path, &r.ingest);
+  Table table = read_accounts(config, config.input_path, &r.ingest);
   stage("ingest", r.ingest.rows_read, t0);
   const std::size_t n = table.rows;
   if (n == 0) throw Error(config.input_path + ": no accepted rows");
@@ -286,18 +286,21 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
                       config.input_path);
 
   r.source_line.assign(table.source_line.begin(), table.source_line.end());
+
+  // Seeds before the heavy stages: a rule that matches nothing fails in seconds, not minutes.
+  // The rules run first because they may read the id column, which then moves out of the table
+  // (no later stage reads it): copying 10M ids cost 0.3 s and 320 MB of fresh pages.
+  t0 = Clock::now();
+  if (seed_rule) r.is_seed = seed_rule->evaluate(table);
+  if (neg_rule) r.is_negative = neg_rule->evaluate(table);
   if (!config.id_column.empty()) {
-    r.ids = table.at(config.id_column).text;
+    for (Column& c : table.columns)
+      if (c.name == config.id_column) r.ids = std::move(c.text);
   } else {
     r.ids.reserve(n);
     for (auto line : table.source_line) r.ids.push_back("line " + std::to_string(line));
   }
-
-  // Seeds before the heavy stages: a rule that matches nothing fails in seconds, not minutes.
-  t0 = Clock::now();
-  r.is_seed =
-      seed_rule ? seed_rule->evaluate(table) : seeds_from_ids(config, r.ids, r.seed_ids_unmatched);
-  if (neg_rule) r.is_negative = neg_rule->evaluate(table);
+  if (!seed_rule) r.is_seed = seeds_from_ids(config, r.ids, r.seed_ids_unmatched);
   const auto seeds = static_cast<std::int64_t>(std::count(r.is_seed.begin(), r.is_seed.end(), 1));
   if (seeds < config.seeds.min_count) {
     const std::string what = seed_rule ? "seeds.rule '" + config.seeds.rule + "'"
