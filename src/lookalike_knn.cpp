@@ -125,6 +125,9 @@ struct ArrayKept {
     if (size == keep && !candidate_less(c, kept[keep - 1])) return;
     insert_sorted(kept, size, keep, c);
   }
+  // The array holds exactly `keep`, so every newcomer is checked against its worst.
+  void insert(Candidate c) noexcept { offer(c); }
+  void settle() noexcept {}
 };
 
 // One passing lane of a row whose seeds are scanned in increasing index into a sorted kept set
@@ -158,6 +161,14 @@ class VectorKept {
   /// Inserts c when it precedes the worst kept candidate (or the set is not full).
   void offer(Candidate c) noexcept {
     if (!candidate_less(c, worst_)) return;
+    insert(c);
+    settle();
+  }
+  /// Inserts c without comparing it with the worst kept one, and without updating bound():
+  /// settle() does that once after a run of inserts. Candidates past `keep` stay in the lanes
+  /// after it, in order, and one past all 32 lanes falls off: the keep smallest are the same as
+  /// offer's. Saves each insertion waiting for the previous one's worst to be read out.
+  void insert(Candidate c) noexcept {
     const __m512 cv = _mm512_set1_ps(c.value);
     const __m512i cs = _mm512_set1_epi32(c.seed);
     // Lanes holding a candidate after c: they move up one lane.
@@ -186,6 +197,8 @@ class VectorKept {
     s_[0] = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(s_[0], after0, s_lo), place0, cs);
     s_[1] = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(s_[1], after1, s_hi), place1, cs);
     if (size_ < keep_) ++size_;
+  }
+  void settle() noexcept {
     if (size_ == keep_) worst_ = at(keep_ - 1);
   }
   /// Starts from `count` <= keep candidates already sorted by candidate_less.
@@ -217,11 +230,14 @@ class VectorKept {
 
  private:
   // One lane read out by a permute: a store and a 4-byte reload of it stalled on forwarding.
+  // The register is picked by a select, not by indexing the pair with lane / 16: a variable
+  // index kept the whole kept set in memory, so every insertion loaded and stored it.
   Candidate at(std::size_t lane) const noexcept {
     const __m512i idx = _mm512_set1_epi32(static_cast<int>(lane % 16));
-    const float v = _mm512_cvtss_f32(_mm512_permutexvar_ps(idx, v_[lane / 16]));
+    const bool high = lane >= 16;
+    const float v = _mm512_cvtss_f32(_mm512_permutexvar_ps(idx, high ? v_[1] : v_[0]));
     const int s = _mm_cvtsi128_si32(
-        _mm512_castsi512_si128(_mm512_permutexvar_epi32(idx, s_[lane / 16])));
+        _mm512_castsi512_si128(_mm512_permutexvar_epi32(idx, high ? s_[1] : s_[0])));
     return {v, s};
   }
   __m512 v_[2];
@@ -377,6 +393,64 @@ void for_each_row_block(std::size_t n, std::size_t rows, Make&& make, Block&& bl
   errors.rethrow();
 }
 
+#if defined(__AVX512F__)
+// ---- Seed panels: the micro-kernel of both AVX-512 paths ----
+//
+// kFusedRows accounts x kFusedSeeds seeds in 16 accumulators, d FMAs each, with the seeds laid
+// out once as [feature][seed] panels. Eigen's GEMM repacked both operands on every tile (the
+// seeds for every block of 256 accounts) and reached about half of this CPU's FMA peak at
+// d = 44 (too short an inner dimension for its blocking).
+constexpr std::size_t kFusedRows = 8;
+constexpr std::size_t kFusedSeeds = 32;  // two AVX-512 registers
+
+struct SeedPanels {
+  std::vector<float> data;  // panel p: d x kFusedSeeds floats, feature-major
+  std::vector<float> norm;  // padded seeds: +inf, so they never pass a bound
+  std::size_t panels = 0;
+};
+
+SeedPanels make_panels(MatrixView seeds, const float* norm) {
+  const std::size_t m = seeds.rows, d = seeds.cols;
+  SeedPanels p;
+  p.panels = (m + kFusedSeeds - 1) / kFusedSeeds;
+  p.data.assign(p.panels * d * kFusedSeeds, 0.0f);
+  p.norm.assign(p.panels * kFusedSeeds, std::numeric_limits<float>::infinity());
+  for (std::size_t s = 0; s < m; ++s) {
+    float* panel = p.data.data() + (s / kFusedSeeds) * d * kFusedSeeds;
+    for (std::size_t j = 0; j < d; ++j) panel[j * kFusedSeeds + s % kFusedSeeds] = seeds(s, j);
+    p.norm[s] = norm[s];
+  }
+  return p;
+}
+
+// Dot products of kFusedRows rows (xg: row-major, d columns) with one panel's seeds: row r's
+// in acc[r][0] (seeds 0-15) and acc[r][1] (16-31).
+inline void panel_dots(const float* xg, std::size_t d, const float* panel,
+                       __m512 (&acc)[kFusedRows][2]) noexcept {
+  for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
+  for (std::size_t j = 0; j < d; ++j) {
+    const __m512 s0 = _mm512_loadu_ps(panel + j * kFusedSeeds);
+    const __m512 s1 = _mm512_loadu_ps(panel + j * kFusedSeeds + 16);
+    for (std::size_t r = 0; r < kFusedRows; ++r) {
+      const __m512 xr = _mm512_set1_ps(xg[r * d + j]);
+      acc[r][0] = _mm512_fmadd_ps(xr, s0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(xr, s1, acc[r][1]);
+    }
+  }
+}
+
+// panel_dots stored: row r's into out[r * ldo, r * ldo + kFusedSeeds).
+inline void panel_scores(const float* xg, std::size_t d, const float* panel, float* out,
+                         std::size_t ldo) noexcept {
+  __m512 acc[kFusedRows][2];
+  panel_dots(xg, d, panel, acc);
+  for (std::size_t r = 0; r < kFusedRows; ++r) {
+    _mm512_storeu_ps(out + r * ldo, acc[r][0]);
+    _mm512_storeu_ps(out + r * ldo + 16, acc[r][1]);
+  }
+}
+#endif
+
 // ---- Seeds visited nearest first ----
 //
 // With seeds in their stored order, a row meets its near seeds at random places, so its kept
@@ -456,25 +530,54 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
   const std::size_t n = x.rows, d = x.cols, m = seeds.rows;
   const SeedOrder order = order_seeds(seeds, stored_norm);
   const std::size_t p = order.pivots;
-  Eigen::Map<const RowMatrixF> seed_matrix(order.seeds.data(), static_cast<Eigen::Index>(m),
-                                           static_cast<Eigen::Index>(d));
   const std::size_t row_block =
       std::clamp<std::size_t>(kKnnOrderedBlockFloats / m, 16, kKnnRowBlock);
+#if defined(__AVX512F__)
+  const SeedPanels panels = make_panels(order.seeds.view(), order.norm.data());
+  const std::size_t ldt = panels.panels * kFusedSeeds;  // tile row: every seed, padded
+#else
+  Eigen::Map<const RowMatrixF> seed_matrix(order.seeds.data(), static_cast<Eigen::Index>(m),
+                                           static_cast<Eigen::Index>(d));
+  const std::size_t ldt = m;
+#endif
   struct Buffers {
-    RowMatrixF tile;
+    std::vector<float> tile;  // row_block x ldt scores
+    std::vector<float> tail;  // a last group of fewer than kFusedRows rows, padded with zeros
     std::vector<Candidate> kept_all;
     std::vector<std::pair<double, std::int64_t>> exact;
   };
   auto make = [&] {
     Buffers f;
-    f.tile.resize(static_cast<Eigen::Index>(row_block), static_cast<Eigen::Index>(m));
+    f.tile.resize(row_block * ldt);
     f.kept_all.resize(keep);
     f.exact.resize(keep);
     return f;
   };
   for_each_row_block(n, row_block, make, [&](Buffers& f, std::size_t r0, std::size_t rb) {
-    RowMatrixF& tile = f.tile;
     std::vector<std::pair<double, std::int64_t>>& exact = f.exact;
+#if defined(__AVX512F__)
+    // Panel-outer: a panel (32 seeds, 5.5 KiB at d = 44) stays in L1 while the block's rows
+    // pass it.
+    const std::size_t whole = rb - rb % kFusedRows;
+    if (whole < rb) {
+      f.tail.assign(kFusedRows * d, 0.0f);
+      std::copy_n(x.row(r0 + whole), (rb - whole) * d, f.tail.data());
+    }
+    alignas(64) float spill[kFusedRows * kFusedSeeds];
+    for (std::size_t pi = 0; pi < panels.panels; ++pi) {
+      const float* panel = panels.data.data() + pi * d * kFusedSeeds;
+      float* out = f.tile.data() + pi * kFusedSeeds;
+      for (std::size_t g0 = 0; g0 < whole; g0 += kFusedRows)
+        panel_scores(x.row(r0 + g0), d, panel, out + g0 * ldt, ldt);
+      if (whole < rb) {
+        panel_scores(f.tail.data(), d, panel, spill, kFusedSeeds);
+        for (std::size_t r = whole; r < rb; ++r)
+          std::copy_n(spill + (r - whole) * kFusedSeeds, kFusedSeeds, out + r * ldt);
+      }
+    }
+#else
+    Eigen::Map<RowMatrixF> tile(f.tile.data(), static_cast<Eigen::Index>(row_block),
+                                static_cast<Eigen::Index>(ldt));
     Eigen::Map<const RowMatrixF> xb(x.row(r0), static_cast<Eigen::Index>(rb),
                                     static_cast<Eigen::Index>(d));
     for (std::size_t s0 = 0; s0 < m; s0 += kKnnSeedBlock) {
@@ -485,9 +588,10 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
           xb * seed_matrix.middleRows(static_cast<Eigen::Index>(s0), static_cast<Eigen::Index>(sb))
                    .transpose();
     }
+#endif
     for (std::size_t r = 0; r < rb; ++r) {
       const std::int64_t self = self_seed.empty() ? -1 : self_seed[r0 + r];
-      const float* score = tile.data() + r * static_cast<std::size_t>(tile.cols());
+      const float* score = f.tile.data() + r * ldt;
       const float* norm = order.norm.data();
       std::size_t nearest = 0;
       float nearest_value = std::numeric_limits<float>::infinity();
@@ -542,12 +646,15 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
             alignas(64) std::array<float, kKnnScanLanes> value;
             std::uint64_t hits =
                 scan_lanes<true>(norm + j0, score + j0, len, kept.bound(), value.data());
+            // The group's passing lanes go in without rechecking the bound, which tightens only
+            // once the group is in (see VectorKept::insert).
             while (hits != 0) {
               const auto u = static_cast<std::size_t>(std::countr_zero(hits));
               hits &= hits - 1;
               const Candidate c{value[u], order.index[j0 + u]};
-              if (c.seed != self) kept.offer(c);
+              if (c.seed != self) kept.insert(c);
             }
+            kept.settle();
           }
           if (++t < p) j = group_begin(t);
         }
@@ -584,47 +691,16 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
 // increasing index per row, as on the plain path, so the kept set follows the same rules; the
 // float32 values differ from the GEMM's by summation order only, and the final ranking is the
 // exact float64 one of finish_row either way.
-constexpr std::size_t kFusedRows = 8;
-constexpr std::size_t kFusedSeeds = 32;  // two AVX-512 registers
 // Seeds per chunk that a row group walks: 512 x 44 floats is 88 KiB, resident in L2 while the
 // rows of a block pass over it (the panels of one micro-kernel call, 5.5 KiB, stay in L1).
 constexpr std::size_t kFusedSeedChunk = 512;
-
-struct SeedPanels {
-  std::vector<float> data;  // panel p: d x kFusedSeeds floats, feature-major
-  std::vector<float> norm;  // padded seeds: +inf, so they never pass a bound
-  std::size_t panels = 0;
-};
-
-SeedPanels make_panels(MatrixView seeds, const Eigen::VectorXf& norm) {
-  const std::size_t m = seeds.rows, d = seeds.cols;
-  SeedPanels p;
-  p.panels = (m + kFusedSeeds - 1) / kFusedSeeds;
-  p.data.assign(p.panels * d * kFusedSeeds, 0.0f);
-  p.norm.assign(p.panels * kFusedSeeds, std::numeric_limits<float>::infinity());
-  for (std::size_t s = 0; s < m; ++s) {
-    float* panel = p.data.data() + (s / kFusedSeeds) * d * kFusedSeeds;
-    for (std::size_t j = 0; j < d; ++j) panel[j * kFusedSeeds + s % kFusedSeeds] = seeds(s, j);
-    p.norm[s] = norm[static_cast<Eigen::Index>(s)];
-  }
-  return p;
-}
 
 // Candidate values of kFusedRows rows (xg: row-major, d columns) against one panel; bit t of
 // hits[r] set when seed t passes bound[r] (strictly below), values of such rows into value[r].
 inline void fused_panel(const float* xg, std::size_t d, const float* panel, const float* norm,
                         const float* bound, std::uint32_t* hits, float (*value)[kFusedSeeds]) {
   __m512 acc[kFusedRows][2];
-  for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
-  for (std::size_t j = 0; j < d; ++j) {
-    const __m512 s0 = _mm512_loadu_ps(panel + j * kFusedSeeds);
-    const __m512 s1 = _mm512_loadu_ps(panel + j * kFusedSeeds + 16);
-    for (std::size_t r = 0; r < kFusedRows; ++r) {
-      const __m512 xr = _mm512_set1_ps(xg[r * d + j]);
-      acc[r][0] = _mm512_fmadd_ps(xr, s0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(xr, s1, acc[r][1]);
-    }
-  }
+  panel_dots(xg, d, panel, acc);
   const __m512 two = _mm512_set1_ps(2.0f);
   const __m512 n0 = _mm512_loadu_ps(norm);
   const __m512 n1 = _mm512_loadu_ps(norm + 16);
@@ -646,7 +722,7 @@ void knn_fused(MatrixView x, MatrixView seeds, std::span<const std::int64_t> sel
                std::size_t k, std::size_t keep, KnnResult& result,
                const Eigen::VectorXf& stored_norm) {
   const std::size_t n = x.rows, d = x.cols;
-  const SeedPanels panels = make_panels(seeds, stored_norm);
+  const SeedPanels panels = make_panels(seeds, stored_norm.data());
   const std::size_t chunk_panels = kFusedSeedChunk / kFusedSeeds;
   struct Buffers {
     std::vector<float> xg;  // the block's rows, padded to whole groups with zero rows
