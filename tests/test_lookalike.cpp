@@ -154,6 +154,18 @@ TEST(LookalikeKnn, NearestFirstOrderKeepsTiesAndSelfExclusion) {
   expect_ties_and_self_exclusion(300, 400, 4, 7, 5, 3, 11, 1);
 }
 
+TEST(LookalikeKnn, NearestFirstOrderAtTheLargestKeptSetAndPartialPanels) {
+  // 24 neighbours + the margin fill the 32-lane kept set, into which a scan group's passing
+  // seeds go unchecked (one past all 32 lanes falls off); 203 rows and 517 seeds leave a
+  // partial group of rows and a partial panel of seeds for the score micro-kernel, and 11
+  // features a partial register for the exact distances.
+  const icp::Matrix x = random_matrix(203, 11, 31);
+  const icp::Matrix seeds = random_matrix(517, 11, 32);
+  std::vector<std::int64_t> self(203, -1);
+  for (std::size_t i = 0; i < 203; i += 5) self[i] = static_cast<std::int64_t>((i * 13) % 517);
+  for (const int k : {24, 10, 1}) expect_matches_brute_force(x, seeds, self, k);
+}
+
 TEST(LookalikeKnn, ManySeedsUseTheStoredOrder) {
   // Beyond 4,096 seeds the all-seed score block would not stay in cache: tiles in stored order.
   const icp::Matrix x = random_matrix(40, 6, 12);
