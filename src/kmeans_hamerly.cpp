@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -48,6 +49,36 @@ constexpr float kFloatInf = std::numeric_limits<float>::infinity();
 /// Rows whose screening flags are kept at once: 256 bytes on the stack, a multiple of any
 /// vector width.
 constexpr std::size_t kScreenBatch = 256;
+
+/// Up to this many centres the runner-up and the third come from one branch-free pass
+/// (two_smallest_except); above it from argmin_scores, vectorized, run twice.
+constexpr std::size_t kTwoSmallestScanMax = 32;
+
+/// (score, index) as one integer whose unsigned order is the scores' order with ties to the lower
+/// index (-0 and +0 share a key, as they compare equal).
+inline std::uint64_t score_key(float v, std::size_t j) noexcept {
+  auto u = std::bit_cast<std::uint32_t>(v == 0.0f ? 0.0f : v);
+  u = (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
+  return (std::uint64_t{u} << 32) | static_cast<std::uint32_t>(j);
+}
+
+/// Indices of the smallest and second-smallest of s[0, k) other than s[skip] (ties to the lower
+/// index; the second is meaningless when k < 3): what taking s[skip] out and running
+/// argmin_scores twice gives, for finite scores. Min/max of keys compile to conditional moves,
+/// where argmin_scores ended each call in a lane reduction whose branches mispredicted: three
+/// calls per rescored row were a tenth of a 10M-row fit at k = 10.
+inline std::array<std::size_t, 2> two_smallest_except(const float* s, std::size_t k,
+                                                      std::size_t skip) noexcept {
+  std::uint64_t first = ~std::uint64_t{0};
+  std::uint64_t second = ~std::uint64_t{0};
+  for (std::size_t j = 0; j < k; ++j) {
+    const std::uint64_t key = j == skip ? ~std::uint64_t{0} : score_key(s[j], j);
+    second = std::min(second, std::max(first, key));
+    first = std::min(first, key);
+  }
+  return {static_cast<std::size_t>(first & 0xFFFFFFFFu),
+          static_cast<std::size_t>(second & 0xFFFFFFFFu)};
+}
 
 /// Indices of the three largest moves (k < 3: the missing ones are k, matching no centre).
 std::array<std::size_t, 3> top_movers(const std::vector<double>& moves) {
@@ -193,14 +224,24 @@ class HamerlyPolicy final : public StepPolicy {
       lower_[i] = kFloatInf;
       if (k == 1) return;
       // Runner-up: the smallest score after best's (ties to the lower index, as argmin_scores
-      // takes them); then the smallest of the rest. The row's scores are scratch, so each is
-      // taken out in turn and the vectorized argmin rerun: two scalar passes over k scores were
-      // most of a step at k = 256.
-      s[best] = kFloatInf;
-      const std::size_t b = argmin_scores(s, k);
+      // takes them); then the smallest of the rest.
+      std::size_t b = 0;
+      float rest = kFloatInf;
+      if (k <= kTwoSmallestScanMax) {
+        const std::array<std::size_t, 2> two = two_smallest_except(s, k, best);
+        b = two[0];
+        if (k > 2) rest = s[two[1]];
+      } else {
+        // The row's scores are scratch, so each is taken out in turn and the vectorized argmin
+        // rerun: two scalar passes over k scores were most of a step at k = 256.
+        s[best] = kFloatInf;
+        b = argmin_scores(s, k);
+        const float second = s[b];
+        s[b] = kFloatInf;
+        if (k > 2) rest = s[argmin_scores(s, k)];
+        s[b] = second;
+      }
       const float second = s[b];
-      s[b] = kFloatInf;
-      const float rest = k > 2 ? s[argmin_scores(s, k)] : kFloatInf;
       runner_[i] = static_cast<std::int32_t>(b);
       second_[i] = float_down(
           bound_down(lower_from_score(static_cast<double>(second), xx, err) + drift_[b]));
