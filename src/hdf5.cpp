@@ -1203,22 +1203,32 @@ namespace {
 struct RowSelection {
   Hid file;
   Hid memory;
+  std::uint64_t per_row = 1;  // elements in one row (the product of the dimensions after the first)
 };
 
+/// Rows [first, first + count) along the first dimension, whole along the others (`one_d`: the
+/// dataset must be 1-D).
 RowSelection select_rows(const std::string& file_path, const std::string& obj, hid_t ds,
-                         std::uint64_t first, std::uint64_t count) {
+                         std::uint64_t first, std::uint64_t count, bool one_d) {
   RowSelection sel{Hid(H5Dget_space(ds), H5Sclose), Hid()};
   if (!sel.file.valid()) fail(file_path, obj, "cannot inspect dataset");
-  if (H5Sget_simple_extent_ndims(sel.file.get()) != 1) fail(file_path, obj, "is not 1-D");
-  hsize_t n = 0;
-  H5Sget_simple_extent_dims(sel.file.get(), &n, nullptr);
+  const int rank = H5Sget_simple_extent_ndims(sel.file.get());
+  if (rank < 1 || (one_d && rank != 1))
+    fail(file_path, obj, one_d ? "is not 1-D" : "is a scalar, not rows");
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  H5Sget_simple_extent_dims(sel.file.get(), dims.data(), nullptr);
+  const hsize_t n = dims[0];
   if (first > n || count > n - first)
     fail(file_path, obj,
          fmt::format("rows {}..{} pass the end ({} rows)", first, first + count, n));
-  const hsize_t start = first, size = std::max<hsize_t>(count, 1);
-  sel.memory = Hid(H5Screate_simple(1, &size, nullptr), H5Sclose);
-  if (!sel.memory.valid() ||
-      H5Sselect_hyperslab(sel.file.get(), H5S_SELECT_SET, &start, nullptr, &size, nullptr) < 0)
+  std::vector<hsize_t> start(dims.size(), 0);
+  std::vector<hsize_t> size = dims;
+  start[0] = first;
+  size[0] = std::max<hsize_t>(count, 1);
+  for (std::size_t t = 1; t < dims.size(); ++t) sel.per_row *= dims[t];
+  sel.memory = Hid(H5Screate_simple(rank, size.data(), nullptr), H5Sclose);
+  if (!sel.memory.valid() || H5Sselect_hyperslab(sel.file.get(), H5S_SELECT_SET, start.data(),
+                                                 nullptr, size.data(), nullptr) < 0)
     fail(file_path, obj, "cannot select rows");
   return sel;
 }
@@ -1238,8 +1248,8 @@ std::vector<T> Reader::read_rows(const std::string& path, std::uint64_t first,
          fmt::format("dataset is {}, which does not convert losslessly to {}", describe(type.get()),
                      kind_name(k)));
   }
-  const RowSelection sel = select_rows(impl_->path, obj, ds.get(), first, count);
-  std::vector<T> out(count);
+  const RowSelection sel = select_rows(impl_->path, obj, ds.get(), first, count, false);
+  std::vector<T> out(count * sel.per_row);
   if (count > 0 && H5Dread(ds.get(), mem_type(k), sel.memory.get(), sel.file.get(), H5P_DEFAULT,
                            out.data()) < 0) {
     fail(impl_->path, obj, "cannot read dataset");
@@ -1270,7 +1280,7 @@ std::vector<std::string> Reader::read_string_rows(const std::string& path, std::
   if (H5Tget_class(type.get()) != H5T_STRING) {
     fail(impl_->path, obj, "dataset is " + describe(type.get()) + ", not strings");
   }
-  const RowSelection sel = select_rows(impl_->path, obj, ds.get(), first, count);
+  const RowSelection sel = select_rows(impl_->path, obj, ds.get(), first, count, true);
   if (count == 0) return {};
   return read_string_values(impl_->path, obj, type.get(), count, [&](hid_t mt, void* buf) {
     return H5Dread(ds.get(), mt, sel.memory.get(), sel.file.get(), H5P_DEFAULT, buf);

@@ -16,6 +16,7 @@
 
 #include "icp/error.hpp"
 #include "icp/hdf5.hpp"
+#include "icp/output.hpp"
 
 namespace icp {
 
@@ -138,29 +139,19 @@ Data load(const std::string& path, int top) {
       d.centroids.size() != static_cast<std::size_t>(d.k) * d.features.size() ||
       d.feature_weight.size() != d.features.size())
     throw Error(path + ": per-account or model datasets have inconsistent sizes");
-  std::vector<std::size_t> by_rank(n, n);
-  for (std::size_t i = 0; i < n; ++i)
-    if (rank[i] >= 1 && static_cast<std::size_t>(rank[i]) <= n)
-      by_rank[static_cast<std::size_t>(rank[i] - 1)] = i;
-  std::vector<std::size_t> listed;
-  for (const std::size_t i : by_rank) {
-    if (listed.size() >= static_cast<std::size_t>(std::max(top, 0))) break;
-    if (i >= n || is_seed[i]) continue;
-    listed.push_back(i);
+  for (const std::size_t i :
+       top_prospects(rank, is_seed, static_cast<std::size_t>(std::max(top, 0)))) {
     Data::Account a;
     a.rank = rank[i];
     a.id = rd.read_string_rows("/accounts/id", i, 1).at(0);
     a.score = rd.read_rows<float>("/lookalike/score", i, 1).at(0);
     a.tier = rd.read_rows<std::uint8_t>("/lookalike/tier", i, 1).at(0);
     a.segment = rd.read_rows<std::int32_t>("/segments/assignment", i, 1).at(0);
+    // A listed row's 3 reasons: reading the whole n x 3 table was 120 MB inflated at 10M rows.
+    const std::vector<std::int32_t> reasons =
+        rd.read_rows<std::int32_t>("/lookalike/reasons", i, 1);
+    for (std::size_t r = 0; r < 3; ++r) a.reasons[r] = reasons.at(r);
     d.top.push_back(std::move(a));
-  }
-  // Reasons are n x 3, which row reads do not take: read whole once, kept for the listed rows.
-  if (!listed.empty()) {
-    const std::vector<std::int32_t> reasons = rd.read<std::int32_t>("/lookalike/reasons");
-    for (std::size_t t = 0; t < listed.size(); ++t) {
-      for (std::size_t r = 0; r < 3; ++r) d.top[t].reasons[r] = reasons[listed[t] * 3 + r];
-    }
   }
   return d;
 }

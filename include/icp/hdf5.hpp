@@ -177,10 +177,12 @@ class Reader {
   /// A string dataset (variable or fixed length), flattened.
   std::vector<std::string> read_strings(const std::string& path) const;
 
-  /// Elements [first, first + count) of a 1-D dataset: one block of a column too large to read
-  /// whole. Throws naming the dataset when it is not 1-D or the range passes its end.
+  /// Rows [first, first + count) of a dataset (along its first dimension, whole along the
+  /// others, row-major): one block of a column too large to read whole, or a few rows of an
+  /// n x 3 table. Throws naming the dataset when it is a scalar or the range passes its end.
   template <Element T>
   std::vector<T> read_rows(const std::string& path, std::uint64_t first, std::uint64_t count) const;
+  /// Elements [first, first + count) of a 1-D string dataset (throws when it is not 1-D).
   std::vector<std::string> read_string_rows(const std::string& path, std::uint64_t first,
                                             std::uint64_t count) const;
 

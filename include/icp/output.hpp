@@ -2,8 +2,11 @@
 // import, and the readable summary `icp inspect` prints from the file alone.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "icp/hdf5.hpp"
 #include "icp/pipeline.hpp"
@@ -16,6 +19,11 @@ inline constexpr std::int64_t kFormatVersion = 1;
 /// Writes every dataset of the layout into `out` (the caller commits, so that a failure
 /// anywhere leaves no file at the output path).
 void write_results(const RunResult& run, h5::Writer& out);
+
+/// Rows of the `top` best-ranked accounts that are not seeds, best first. `rank` is a run's
+/// /lookalike/rank (1..n, each once) and `is_seed` its seed flags, of the same length.
+std::vector<std::size_t> top_prospects(std::span<const std::int64_t> rank,
+                                       std::span<const std::uint8_t> is_seed, std::size_t top);
 
 /// Top `top_n` accounts by rank: id, score, tier, rank, segment, reasons. Written atomically.
 void write_top_csv(const RunResult& run, const std::string& path, std::int64_t top_n);
