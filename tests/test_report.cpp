@@ -158,3 +158,21 @@ TEST_F(Report, RendersInHeadlessChromium) {
 }
 
 }  // namespace
+
+TEST(TopProspects, TheBestRankedNonSeedsInRankOrder) {
+  // A shuffled permutation of ranks with a seed at most of the best places: the rows must be
+  // those a walk down the ranks takes, skipping seeds, whatever the seeds' share.
+  const std::size_t n = 500;
+  std::vector<std::int64_t> rank(n);
+  for (std::size_t i = 0; i < n; ++i) rank[i] = static_cast<std::int64_t>((i * 7919) % n) + 1;
+  std::vector<std::uint8_t> seed(n, 0);
+  for (std::size_t i = 0; i < n; ++i) seed[i] = rank[i] <= 40 && rank[i] % 5 != 0 ? 1 : 0;
+  std::vector<std::size_t> by_rank(n);
+  for (std::size_t i = 0; i < n; ++i) by_rank[static_cast<std::size_t>(rank[i] - 1)] = i;
+  for (const std::size_t top : {std::size_t{0}, std::size_t{1}, std::size_t{10}, n}) {
+    std::vector<std::size_t> walk;
+    for (const std::size_t i : by_rank)
+      if (walk.size() < top && seed[i] == 0) walk.push_back(i);
+    EXPECT_EQ(icp::top_prospects(rank, seed, top), walk) << "top " << top;
+  }
+}
