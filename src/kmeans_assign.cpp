@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -103,22 +104,44 @@ inline double add_square(double acc, double t) noexcept {
 // chains are in flight. Lanes 0-3 and 4-7 are one zmm or two ymm registers: the same sums either
 // way, and one zmm halves the instructions of this loop, which k-means++ spends most of its time
 // in.
-template <std::size_t C>
-[[gnu::always_inline]] inline void distances_group(const float* x, const float* const* c,
-                                                   std::size_t d, double* out) noexcept {
+// Eight consecutive values from p as float64 (converted when they are floats).
+template <class T>
+[[gnu::always_inline]] inline V8d load_wide8(const T* p) noexcept {
+  if constexpr (std::is_same_v<T, double>) {
+    V8d v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  } else {
+    V8f f;
+    std::memcpy(&f, p, sizeof f);
+    return __builtin_convertvector(f, V8d);
+  }
+}
+template <class T>
+[[gnu::always_inline]] inline V4d load_wide4(const T* p) noexcept {
+  if constexpr (std::is_same_v<T, double>) {
+    V4d v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  } else {
+    V4f f;
+    std::memcpy(&f, p, sizeof f);
+    return __builtin_convertvector(f, V4d);
+  }
+}
+
+template <std::size_t C, class T>
+[[gnu::always_inline]] inline void distances_group(const float* x, const T* const* c, std::size_t d,
+                                                   double* out) noexcept {
 #if defined(__AVX512F__)
   // Vector extensions for the conversions: GCC 12's _mm512_cvtps_pd trips -Wuninitialized.
   V8d acc[C];
   for (std::size_t q = 0; q < C; ++q) acc[q] = V8d{};
   std::size_t j = 0;
   for (; j + 8 <= d; j += 8) {
-    V8f xf;
-    std::memcpy(&xf, x + j, sizeof xf);
-    const V8d y = __builtin_convertvector(xf, V8d);
+    const V8d y = load_wide8(x + j);
     for (std::size_t q = 0; q < C; ++q) {
-      V8f cf;
-      std::memcpy(&cf, c[q] + j, sizeof cf);
-      const V8d t = y - __builtin_convertvector(cf, V8d);
+      const V8d t = y - load_wide8(c[q] + j);
       acc[q] = _mm512_fmadd_pd(t, t, acc[q]);
     }
   }
@@ -136,17 +159,11 @@ template <std::size_t C>
   for (std::size_t q = 0; q < C; ++q) acc0[q] = acc1[q] = V4d{0.0, 0.0, 0.0, 0.0};
   std::size_t j = 0;
   for (; j + 8 <= d; j += 8) {
-    V4f x0, x1;
-    std::memcpy(&x0, x + j, sizeof x0);
-    std::memcpy(&x1, x + j + 4, sizeof x1);
-    const V4d y0 = __builtin_convertvector(x0, V4d);
-    const V4d y1 = __builtin_convertvector(x1, V4d);
+    const V4d y0 = load_wide4(x + j);
+    const V4d y1 = load_wide4(x + j + 4);
     for (std::size_t q = 0; q < C; ++q) {
-      V4f b0, b1;
-      std::memcpy(&b0, c[q] + j, sizeof b0);
-      std::memcpy(&b1, c[q] + j + 4, sizeof b1);
-      add_squares(acc0[q], y0 - __builtin_convertvector(b0, V4d));
-      add_squares(acc1[q], y1 - __builtin_convertvector(b1, V4d));
+      add_squares(acc0[q], y0 - load_wide4(c[q] + j));
+      add_squares(acc1[q], y1 - load_wide4(c[q] + j + 4));
     }
   }
   for (std::size_t q = 0; q < C; ++q) {
@@ -174,8 +191,11 @@ void squared_distance_pair(const float* x, const float* a, const float* b, std::
   distances_group<2>(x, c, d, out);
 }
 
-void squared_distances(const float* x, const float* const* centres, std::size_t count,
-                       std::size_t d, double* out) noexcept {
+namespace {
+
+template <class T>
+void distances_of(const float* x, const T* const* centres, std::size_t count, std::size_t d,
+                  double* out) noexcept {
   // Four centres at a time: 32 accumulator lanes, eight AVX2 registers, no spills.
   std::size_t q = 0;
   for (; q + 4 <= count; q += 4) distances_group<4>(x, centres + q, d, out + q);
@@ -194,12 +214,43 @@ void squared_distances(const float* x, const float* const* centres, std::size_t 
   }
 }
 
+}  // namespace
+
+void squared_distances(const float* x, const float* const* centres, std::size_t count,
+                       std::size_t d, double* out) noexcept {
+  distances_of(x, centres, count, d, out);
+}
+
+void squared_distances(const float* x, const double* const* centres, std::size_t count,
+                       std::size_t d, double* out) noexcept {
+  distances_of(x, centres, count, d, out);
+}
+
+double squared_distance(const float* a, const double* b, std::size_t d) noexcept {
+  double out = 0.0;
+  distances_group<1>(a, &b, d, &out);
+  return out;
+}
+
+void squared_distance_pair(const float* x, const double* a, const double* b, std::size_t d,
+                           double out[2]) noexcept {
+  const double* const c[2] = {a, b};
+  distances_group<2>(x, c, d, out);
+}
+
+std::vector<double> widen_rows(MatrixView m) {
+  std::vector<double> out(m.rows * m.cols);
+  for (std::size_t i = 0; i < m.rows * m.cols; ++i) out[i] = static_cast<double>(m.data[i]);
+  return out;
+}
+
 AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int32_t> assignment,
                         std::span<float> distance, bool track_changes,
                         std::span<const float> weight, ClusterAccumulator* summed) {
   const std::size_t n = xc.rows;
   const std::size_t d = xc.cols;
   const PackedCentres packed = pack_centres(centroids);
+  const std::vector<double> wide = widen_rows(centroids);
 
   const std::size_t chunks = chunk_count(n);
   std::vector<double> chunk_inertia(chunks, 0.0);
@@ -228,7 +279,7 @@ AssignStats assign_rows(MatrixView xc, MatrixView centroids, std::span<std::int3
           const auto best = static_cast<std::size_t>(labels[i]);
           const std::size_t row = b0 + i;
           const auto dist =
-              static_cast<float>(squared_distance(xc.row(row), centroids.row(best), d));
+              static_cast<float>(squared_distance(xc.row(row), wide.data() + best * d, d));
           const auto label = static_cast<std::int32_t>(best);
           if (track_changes && assignment[row] != label) ++changed;
           assignment[row] = label;

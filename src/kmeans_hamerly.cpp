@@ -115,6 +115,7 @@ class HamerlyPolicy final : public StepPolicy {
     ensure_scales(xc, state, reducer);
     const MatrixView c = state.centroids.view();
     const BoundFrame frame = make_bound_frame(c);
+    const std::vector<double> wide = widen_rows(c);  // the centres for the exact distances
     const bool full = !valid_;
     const bool pairs = k <= kPairTableMaxCentres;
     if (full) {
@@ -202,7 +203,7 @@ class HamerlyPolicy final : public StepPolicy {
       const auto a = static_cast<std::size_t>(state.assignment[i]);
       const auto b = static_cast<std::size_t>(runner_[i]);
       double sq[2];
-      squared_distance_pair(xc.row(i), c.row(a), c.row(b), d, sq);
+      squared_distance_pair(xc.row(i), wide.data() + a * d, wide.data() + b * d, d, sq);
       const double u = bound_up(std::sqrt(sq[0]));
       const double lb = k > 1 ? bound_down(std::sqrt(sq[1])) : kInfinity;
       if (!proven(u, lb, rest_bound(lower_[i], a, b), a, xnorm_[i])) return false;

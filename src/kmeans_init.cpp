@@ -171,10 +171,13 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
   // A single chunk runs on the calling thread: a parallel region would only add its barrier.
   const std::size_t chunks = chunk_count(n);
   std::vector<double> d2(n);
+  // Centres and candidates are widened to float64 once per pass (squared_distance's overloads
+  // for them give the same bits).
+  std::vector<double> centre = widen_rows(MatrixView{out.row(0), 1, d});
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) {
     const auto r = static_cast<std::size_t>(i);
-    d2[r] = squared_distance(xc.row(r), out.row(0), d);
+    d2[r] = squared_distance(xc.row(r), centre.data(), d);
   }
 
   const std::size_t trials = 2 + static_cast<std::size_t>(std::floor(std::log(k)));
@@ -211,8 +214,9 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
       }
     }
     const Matrix rows = fetch_rows(xc, candidate, slice, reducer);
-    std::vector<const float*> candidate_rows(trials);
-    for (std::size_t t = 0; t < trials; ++t) candidate_rows[t] = rows.row(t);
+    const std::vector<double> wide = widen_rows(rows.view());
+    std::vector<const double*> candidate_rows(trials);
+    for (std::size_t t = 0; t < trials; ++t) candidate_rows[t] = wide.data() + t * d;
     // One pass over the data scores every candidate; potentials are per chunk, chunk order.
     std::vector<double> chunk_potential(chunks * trials);
 #pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
@@ -253,7 +257,7 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
     }
     std::copy(rows.row(best), rows.row(best) + d, out.row(slot));
     choose(candidate[best]);
-    const float* c = out.row(slot);
+    const double* c = wide.data() + best * d;
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) {
       const auto r = static_cast<std::size_t>(i);

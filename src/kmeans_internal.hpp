@@ -122,6 +122,18 @@ void squared_distances(const float* x, const float* const* centres, std::size_t 
 void squared_distance_pair(const float* x, const float* a, const float* b, std::size_t d,
                            double out[2]) noexcept;
 
+/// The same three with the centres already widened to float64 (widen_rows): the same bits, and
+/// a row's pass converts only the row. Loops that measure many rows against a few fixed centres
+/// widen them once: converting every centre for every row kept the conversion port busier
+/// than the FMAs.
+double squared_distance(const float* a, const double* b, std::size_t d) noexcept;
+void squared_distances(const float* x, const double* const* centres, std::size_t count,
+                       std::size_t d, double* out) noexcept;
+void squared_distance_pair(const float* x, const double* a, const double* b, std::size_t d,
+                           double out[2]) noexcept;
+/// The rows of m converted to float64 (exact), row-major.
+std::vector<double> widen_rows(MatrixView m);
+
 struct AssignStats {
   double inertia = 0.0;      ///< sum of the float `distance` values, in float64, chunk order
   std::int64_t changed = 0;  ///< rows whose label differs from the one held on entry
