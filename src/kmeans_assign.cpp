@@ -104,6 +104,7 @@ inline double add_square(double acc, double t) noexcept {
 // chains are in flight. Lanes 0-3 and 4-7 are one zmm or two ymm registers: the same sums either
 // way, and one zmm halves the instructions of this loop, which k-means++ spends most of its time
 // in.
+#if defined(__AVX512F__)
 // Eight consecutive values from p as float64 (converted when they are floats).
 template <class T>
 [[gnu::always_inline]] inline V8d load_wide8(const T* p) noexcept {
@@ -117,16 +118,17 @@ template <class T>
     return __builtin_convertvector(f, V8d);
   }
 }
+#endif
+// Through a reference: a 32-byte vector returned by value warns of an ABI change where AVX is
+// off (as add_squares).
 template <class T>
-[[gnu::always_inline]] inline V4d load_wide4(const T* p) noexcept {
+[[gnu::always_inline]] inline void load_wide4(const T* p, V4d& out) noexcept {
   if constexpr (std::is_same_v<T, double>) {
-    V4d v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
+    std::memcpy(&out, p, sizeof out);
   } else {
     V4f f;
     std::memcpy(&f, p, sizeof f);
-    return __builtin_convertvector(f, V4d);
+    out = __builtin_convertvector(f, V4d);
   }
 }
 
@@ -159,11 +161,15 @@ template <std::size_t C, class T>
   for (std::size_t q = 0; q < C; ++q) acc0[q] = acc1[q] = V4d{0.0, 0.0, 0.0, 0.0};
   std::size_t j = 0;
   for (; j + 8 <= d; j += 8) {
-    const V4d y0 = load_wide4(x + j);
-    const V4d y1 = load_wide4(x + j + 4);
+    V4d y0, y1;
+    load_wide4(x + j, y0);
+    load_wide4(x + j + 4, y1);
     for (std::size_t q = 0; q < C; ++q) {
-      add_squares(acc0[q], y0 - load_wide4(c[q] + j));
-      add_squares(acc1[q], y1 - load_wide4(c[q] + j + 4));
+      V4d b0, b1;
+      load_wide4(c[q] + j, b0);
+      load_wide4(c[q] + j + 4, b1);
+      add_squares(acc0[q], y0 - b0);
+      add_squares(acc1[q], y1 - b1);
     }
   }
   for (std::size_t q = 0; q < C; ++q) {
