@@ -205,9 +205,17 @@ struct ChunkMoments {
   std::vector<std::int64_t> weight;  ///< k (weighted fits)
   std::vector<std::int64_t> counts;  ///< k
   /// Zeroes the sums and adds rows [begin, end) of xc (end - begin <= kReduceChunkRows).
+  /// `row_norm` (optional): quantized_norms of xc, used instead of recomputing each row's.
   void assign(MatrixView xc, std::span<const std::int32_t> labels, std::span<const float> w,
-              std::size_t begin, std::size_t end, std::size_t k, const MomentScales& scales);
+              std::size_t begin, std::size_t end, std::size_t k, const MomentScales& scales,
+              std::span<const std::int64_t> row_norm = {});
 };
+
+/// Each row's integer for the moments' norm sum (w ||x||^2 in fixed point), as a chunk pass
+/// adds it: the same for the whole fit, so the steps read it instead of recomputing a row's
+/// float64 norm every step.
+std::vector<std::int64_t> quantized_norms(MatrixView xc, std::span<const float> w,
+                                          const MomentScales& scales);
 
 /// Per-cluster sums of w x (k x d), w ||x||^2 and w, and member counts, in fixed point.
 class ClusterMoments {
@@ -250,7 +258,7 @@ class ClusterMoments {
 class ClusterAccumulator {
  public:
   ClusterAccumulator(std::size_t n, std::size_t k, std::size_t d, std::span<const float> weight,
-                     const MomentScales& scales);
+                     const MomentScales& scales, std::span<const std::int64_t> row_norm = {});
   std::size_t chunks() const noexcept { return chunks_; }
   void add_chunk(std::size_t ci, MatrixView xc, std::span<const std::int32_t> assignment);
   void fold_wave(std::size_t w0, std::size_t w1);
@@ -261,6 +269,7 @@ class ClusterAccumulator {
   std::size_t chunks_;
   std::span<const float> weight_;
   const MomentScales& scales_;
+  std::span<const std::int64_t> row_norm_;
   ClusterMoments total_;
   std::vector<ChunkMoments> parts_;  // one wave of chunk partials
 };
@@ -324,9 +333,11 @@ struct LloydState {
   std::vector<float> distance;
   std::span<const float> weight;  ///< per row (KMeansOptions::sample_weight); empty = 1
   MomentScales scales;            ///< of the fit; a step computes them when not ready()
+  std::vector<std::int64_t> row_norm;  ///< quantized_norms under `scales` (ensure_scales)
 };
 
-/// state.scales, computed from xc on first use (kmeans_fit sets them once per fit).
+/// state.scales, computed from xc on first use (kmeans_fit sets them once per fit), and
+/// state.row_norm under them, computed on first use.
 const MomentScales& ensure_scales(MatrixView xc, LloydState& state, Reducer& reducer);
 
 /// Row i's contribution to the inertia: its distance, times its weight when there are weights.

@@ -94,7 +94,8 @@ MomentScales moment_scales(MatrixView xc, std::span<const float> weight, Reducer
 
 void ChunkMoments::assign(MatrixView xc, std::span<const std::int32_t> labels,
                           std::span<const float> w, std::size_t begin, std::size_t end,
-                          std::size_t k, const MomentScales& scales) {
+                          std::size_t k, const MomentScales& scales,
+                          std::span<const std::int64_t> row_norm) {
   const std::size_t d = xc.cols;
   coord.assign(k * d, 0);
   norm.assign(k, 0);
@@ -108,7 +109,7 @@ void ChunkMoments::assign(MatrixView xc, std::span<const std::int32_t> labels,
     const double wi = weighted ? static_cast<double>(w[i]) : 1.0;
     std::int64_t* dst = coord.data() + label * d;
     for (std::size_t t = 0; t < d; ++t) dst[t] += quantize(x[t], wi, weighted, sc[t]);
-    norm[label] += quantize_norm(x, d, wi, weighted, scales);
+    norm[label] += row_norm.empty() ? quantize_norm(x, d, wi, weighted, scales) : row_norm[i];
     if (weighted) weight[label] += round_scaled(wi * scales.weight);
     ++counts[label];
   }
@@ -215,8 +216,23 @@ double ClusterMoments::inertia(MatrixView centres, const MomentScales& scales) c
   return static_cast<double>(total);
 }
 
+std::vector<std::int64_t> quantized_norms(MatrixView xc, std::span<const float> w,
+                                          const MomentScales& scales) {
+  std::vector<std::int64_t> out(xc.rows);
+  const bool weighted = !w.empty();
+#pragma omp parallel for schedule(static) if (xc.rows > kReduceChunkRows)
+  for (std::ptrdiff_t s = 0; s < static_cast<std::ptrdiff_t>(xc.rows); ++s) {
+    const auto i = static_cast<std::size_t>(s);
+    const double wi = weighted ? static_cast<double>(w[i]) : 1.0;
+    out[i] = quantize_norm(xc.row(i), xc.cols, wi, weighted, scales);
+  }
+  return out;
+}
+
 const MomentScales& ensure_scales(MatrixView xc, LloydState& state, Reducer& reducer) {
   if (!state.scales.ready()) state.scales = moment_scales(xc, state.weight, reducer);
+  if (state.row_norm.size() != xc.rows)
+    state.row_norm = quantized_norms(xc, state.weight, state.scales);
   return state.scales;
 }
 

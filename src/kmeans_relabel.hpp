@@ -131,7 +131,7 @@ std::int64_t bounded_relabel(MatrixView xc, LloydState& state, const PackedCentr
         }
         flush();
         if (full) {
-          part.assign(xc, state.assignment, state.weight, begin, end, k, scales);
+          part.assign(xc, state.assignment, state.weight, begin, end, k, scales, state.row_norm);
           mine.add(part);
         }
       });

@@ -10,11 +10,13 @@
 namespace icp::kmeans_detail {
 
 ClusterAccumulator::ClusterAccumulator(std::size_t n, std::size_t k, std::size_t d,
-                                       std::span<const float> weight, const MomentScales& scales)
+                                       std::span<const float> weight, const MomentScales& scales,
+                                       std::span<const std::int64_t> row_norm)
     : k_(k),
       chunks_(chunk_count(n)),
       weight_(weight),
       scales_(scales),
+      row_norm_(row_norm),
       total_(k, d, !weight.empty()),
       parts_(std::min(kUpdateWaveChunks, chunks_)) {}
 
@@ -22,7 +24,8 @@ void ClusterAccumulator::add_chunk(std::size_t ci, MatrixView xc,
                                    std::span<const std::int32_t> assignment) {
   const std::size_t begin = ci * kReduceChunkRows;
   const std::size_t end = std::min(xc.rows, begin + kReduceChunkRows);
-  parts_[ci % kUpdateWaveChunks].assign(xc, assignment, weight_, begin, end, k_, scales_);
+  parts_[ci % kUpdateWaveChunks].assign(xc, assignment, weight_, begin, end, k_, scales_,
+                                        row_norm_);
 }
 
 void ClusterAccumulator::fold_wave(std::size_t w0, std::size_t w1) {
@@ -185,7 +188,8 @@ StepStats finish_step(MatrixView xc, LloydState& state, std::int64_t changed,
 
 StepStats lloyd_step(MatrixView xc, LloydState& state, Reducer& reducer) {
   const MomentScales& scales = ensure_scales(xc, state, reducer);
-  ClusterAccumulator summed(xc.rows, state.centroids.rows(), xc.cols, state.weight, scales);
+  ClusterAccumulator summed(xc.rows, state.centroids.rows(), xc.cols, state.weight, scales,
+                            state.row_norm);
   const AssignStats assigned = assign_rows(xc, state.centroids.view(), state.assignment,
                                            state.distance, true, state.weight, &summed);
   return finish_step(xc, state, assigned.changed, summed.finish(reducer), reducer);
