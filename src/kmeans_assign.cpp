@@ -191,17 +191,8 @@ double squared_distance(const float* a, const float* b, std::size_t d) noexcept 
   return out;
 }
 
-void squared_distance_pair(const float* x, const float* a, const float* b, std::size_t d,
-                           double out[2]) noexcept {
-  const float* const c[2] = {a, b};
-  distances_group<2>(x, c, d, out);
-}
-
-namespace {
-
-template <class T>
-void distances_of(const float* x, const T* const* centres, std::size_t count, std::size_t d,
-                  double* out) noexcept {
+void squared_distances(const float* x, const double* const* centres, std::size_t count,
+                       std::size_t d, double* out) noexcept {
   // Four centres at a time: 32 accumulator lanes, eight AVX2 registers, no spills.
   std::size_t q = 0;
   for (; q + 4 <= count; q += 4) distances_group<4>(x, centres + q, d, out + q);
@@ -218,18 +209,6 @@ void distances_of(const float* x, const T* const* centres, std::size_t count, st
     default:
       break;
   }
-}
-
-}  // namespace
-
-void squared_distances(const float* x, const float* const* centres, std::size_t count,
-                       std::size_t d, double* out) noexcept {
-  distances_of(x, centres, count, d, out);
-}
-
-void squared_distances(const float* x, const double* const* centres, std::size_t count,
-                       std::size_t d, double* out) noexcept {
-  distances_of(x, centres, count, d, out);
 }
 
 double squared_distance(const float* a, const double* b, std::size_t d) noexcept {

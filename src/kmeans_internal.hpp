@@ -113,22 +113,16 @@ std::size_t argmin_scores(const float* scores, std::size_t k) noexcept;
 
 /// Exact squared distance sum (a - b)^2 in float64, in a fixed summation order.
 double squared_distance(const float* a, const float* b, std::size_t d) noexcept;
+/// The same with b already widened to float64 (widen_rows): the same bits, and a row's pass
+/// converts only the row. Loops that measure many rows against a few fixed centres widen them
+/// once: converting every centre for every row kept the conversion port busier than the FMAs.
+double squared_distance(const float* a, const double* b, std::size_t d) noexcept;
 /// out[q] = squared_distance(x, centres[q], d) for q < count, with the same bits, in one pass
 /// over x (k-means++ scores its candidates with it).
-void squared_distances(const float* x, const float* const* centres, std::size_t count,
-                       std::size_t d, double* out) noexcept;
-/// Squared distances of x to a and to b in one pass over x, each summed as squared_distance sums
-/// (same bits).
-void squared_distance_pair(const float* x, const float* a, const float* b, std::size_t d,
-                           double out[2]) noexcept;
-
-/// The same three with the centres already widened to float64 (widen_rows): the same bits, and
-/// a row's pass converts only the row. Loops that measure many rows against a few fixed centres
-/// widen them once: converting every centre for every row kept the conversion port busier
-/// than the FMAs.
-double squared_distance(const float* a, const double* b, std::size_t d) noexcept;
 void squared_distances(const float* x, const double* const* centres, std::size_t count,
                        std::size_t d, double* out) noexcept;
+/// Squared distances of x to a and to b in one pass over x, each summed as squared_distance sums
+/// (same bits; Hamerly retries a row's centre and runner-up with it).
 void squared_distance_pair(const float* x, const double* a, const double* b, std::size_t d,
                            double out[2]) noexcept;
 /// The rows of m converted to float64 (exact), row-major.

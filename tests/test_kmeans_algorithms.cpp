@@ -313,13 +313,20 @@ TEST(KMeansAlgorithms, YinyangGroupsFollowTenCentresPerGroup) {
 TEST(KMeansKernels, MultiCentreDistancesEqualSquaredDistanceBitwise) {
   // k-means++ scores its candidates with squared_distances and Hamerly checks a row's centre and
   // runner-up with squared_distance_pair: both must give squared_distance's bits, at every width
-  // (full 8-column steps, a tail, both) and group size (4 at a time plus 0-3 left over).
+  // (full 8-column steps, a tail, both) and group size (4 at a time plus 0-3 left over). They
+  // take centres widened to float64 (widen_rows), as does squared_distance's second overload.
   for (const std::size_t d : {1, 3, 7, 8, 9, 16, 44, 45, 70}) {
     const icp::Matrix x = uniform(5, d, 300 + d, -50.0f, 50.0f);
     const icp::Matrix c = uniform(11, d, 400 + d, -50.0f, 50.0f);
-    std::vector<const float*> rows;
-    for (std::size_t q = 0; q < c.rows(); ++q) rows.push_back(c.row(q));
+    const std::vector<double> wide = kd::widen_rows(c.view());
+    std::vector<const double*> rows;
+    for (std::size_t q = 0; q < c.rows(); ++q) rows.push_back(wide.data() + q * d);
     for (std::size_t i = 0; i < x.rows(); ++i) {
+      for (std::size_t q = 0; q < c.rows(); ++q) {
+        ASSERT_TRUE(same_bits(kd::squared_distance(x.row(i), rows[q], d),
+                              kd::squared_distance(x.row(i), c.row(q), d)))
+            << "d " << d << " q " << q;
+      }
       for (std::size_t count = 1; count <= rows.size(); ++count) {
         std::vector<double> got(count);
         kd::squared_distances(x.row(i), rows.data(), count, d, got.data());
@@ -329,7 +336,7 @@ TEST(KMeansKernels, MultiCentreDistancesEqualSquaredDistanceBitwise) {
         }
       }
       double pair[2];
-      kd::squared_distance_pair(x.row(i), c.row(2), c.row(7), d, pair);
+      kd::squared_distance_pair(x.row(i), rows[2], rows[7], d, pair);
       ASSERT_TRUE(same_bits(pair[0], kd::squared_distance(x.row(i), c.row(2), d))) << "d " << d;
       ASSERT_TRUE(same_bits(pair[1], kd::squared_distance(x.row(i), c.row(7), d))) << "d " << d;
     }
