@@ -166,6 +166,34 @@ TEST(LookalikeKnn, NearestFirstOrderAtTheLargestKeptSetAndPartialPanels) {
   for (const int k : {24, 10, 1}) expect_matches_brute_force(x, seeds, self, k);
 }
 
+TEST(LookalikeKnn, NearTiesWithinFloatErrorAreRankedByTheExactDistances) {
+  // 12 seeds on a sphere around each row whose radii differ by about an ulp, so their float32
+  // values tie or swap, and 44 far seeds: the exact re-ranking must order the near ones, and
+  // none may be skipped as provably too far (finish_row's bound on the float32 error). Rows
+  // with large and small norms, so the bound's own scale varies.
+  const std::size_t d = 9;
+  for (const float offset : {0.0f, 30.0f}) {
+    icp::Matrix x(8, d);
+    std::mt19937 gen(77);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float& v : x.storage()) v = offset + normal(gen);
+    for (std::size_t i = 1; i < x.rows(); ++i)
+      for (std::size_t j = 0; j < d; ++j) x(i, j) = x(0, j);  // every row at the same point
+    icp::Matrix seeds(56, d);
+    for (std::size_t s = 0; s < 12; ++s) {
+      for (std::size_t j = 0; j < d; ++j) seeds(s, j) = x(0, j);
+      const float r = 4.0f + static_cast<float>(s % 4) * 4.8e-7f;  // an ulp of 4 apart
+      seeds(s, s % d) += (s % 2 == 0 ? r : -r);
+    }
+    for (std::size_t s = 12; s < seeds.rows(); ++s)
+      for (std::size_t j = 0; j < d; ++j) seeds(s, j) = x(0, j) + 10.0f + normal(gen);
+    // k >= 5: the 12 near ties fit in the k + 8 candidates kept for re-ranking. (At k = 1 they
+    // do not, and the float32 ranking alone decides which 9 of them are re-ranked: the margin
+    // covers rounding swaps, not a dozen seeds within rounding of each other.)
+    for (const int k : {5, 10}) expect_matches_brute_force(x, seeds, {}, k);
+  }
+}
+
 TEST(LookalikeKnn, ManySeedsUseTheStoredOrder) {
   // Beyond 4,096 seeds the all-seed score block would not stay in cache: tiles in stored order.
   const icp::Matrix x = random_matrix(40, 6, 12);
