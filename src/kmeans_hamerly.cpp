@@ -21,7 +21,6 @@
 
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -35,6 +34,7 @@
 #include "icp/allocator.hpp"
 #include "kmeans_internal.hpp"
 #include "kmeans_relabel.hpp"
+#include "value_order.hpp"
 
 namespace icp::kmeans_detail {
 
@@ -61,9 +61,7 @@ constexpr std::size_t kTwoSmallestScanMax = 32;
 /// (score, index) as one integer whose unsigned order is the scores' order with ties to the lower
 /// index (-0 and +0 share a key, as they compare equal).
 inline std::uint64_t score_key(float v, std::size_t j) noexcept {
-  auto u = std::bit_cast<std::uint32_t>(v == 0.0f ? 0.0f : v);
-  u = (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
-  return (std::uint64_t{u} << 32) | static_cast<std::uint32_t>(j);
+  return (std::uint64_t{float_order_key_inline(v)} << 32) | static_cast<std::uint32_t>(j);
 }
 
 /// Indices of the smallest and second-smallest of s[0, k) other than s[skip] (ties to the lower
@@ -250,22 +248,22 @@ class HamerlyPolicy final : public StepPolicy {
       // Runner-up: the smallest score after best's (ties to the lower index, as argmin_scores
       // takes them); then the smallest of the rest.
       std::size_t b = 0;
+      float second = kFloatInf;
       float rest = kFloatInf;
       if (k <= kTwoSmallestScanMax) {
         const std::array<std::size_t, 2> two = two_smallest_except(s, k, best);
         b = two[0];
+        second = s[b];
         if (k > 2) rest = s[two[1]];
       } else {
         // The row's scores are scratch, so each is taken out in turn and the vectorized argmin
         // rerun: two scalar passes over k scores were most of a step at k = 256.
         s[best] = kFloatInf;
         b = argmin_scores(s, k);
-        const float second = s[b];
+        second = s[b];
         s[b] = kFloatInf;
         if (k > 2) rest = s[argmin_scores(s, k)];
-        s[b] = second;
       }
-      const float second = s[b];
       runner_[i] = static_cast<std::int32_t>(b);
       second_[i] = float_down(
           bound_down(lower_from_score(static_cast<double>(second), xx, err) + drift_[b]));

@@ -173,7 +173,7 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
   std::vector<double> d2(n);
   // Centres and candidates are widened to float64 once per pass (squared_distance's overloads
   // for them give the same bits).
-  std::vector<double> centre = widen_rows(MatrixView{out.row(0), 1, d});
+  const std::vector<double> centre = widen_rows(MatrixView{out.row(0), 1, d});
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) {
     const auto r = static_cast<std::size_t>(i);

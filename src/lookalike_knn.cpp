@@ -121,12 +121,12 @@ struct ArrayKept {
   float bound() const noexcept {
     return size < keep ? std::numeric_limits<float>::infinity() : kept[keep - 1].value;
   }
-  void offer(Candidate c) noexcept {
+  // The array holds exactly `keep`, so every newcomer is checked against its worst, and bound()
+  // is always current (settle has nothing to do).
+  void insert(Candidate c) noexcept {
     if (size == keep && !candidate_less(c, kept[keep - 1])) return;
     insert_sorted(kept, size, keep, c);
   }
-  // The array holds exactly `keep`, so every newcomer is checked against its worst.
-  void insert(Candidate c) noexcept { offer(c); }
   void settle() noexcept {}
 };
 
@@ -158,16 +158,11 @@ class VectorKept {
   }
   /// The value a newcomer must reach (<=) to be tried; +inf until the set is full.
   float bound() const noexcept { return worst_.value; }
-  /// Inserts c when it precedes the worst kept candidate (or the set is not full).
-  void offer(Candidate c) noexcept {
-    if (!candidate_less(c, worst_)) return;
-    insert(c);
-    settle();
-  }
   /// Inserts c without comparing it with the worst kept one, and without updating bound():
   /// settle() does that once after a run of inserts. Candidates past `keep` stay in the lanes
-  /// after it, in order, and one past all 32 lanes falls off: the keep smallest are the same as
-  /// offer's. Saves each insertion waiting for the previous one's worst to be read out.
+  /// after it, in order, and one past all 32 lanes falls off, so the keep smallest are those a
+  /// checked insert would keep. Saves each insertion waiting for the previous one's worst to be
+  /// read out.
   void insert(Candidate c) noexcept {
     const __m512 cv = _mm512_set1_ps(c.value);
     const __m512i cs = _mm512_set1_epi32(c.seed);
@@ -346,8 +341,6 @@ double exact_distance(const float* a, const float* b, std::size_t d) {
 }
 #endif
 
-// The kept candidates of row i re-ranked by exact float64 distance (ties to the lower seed
-// index), the k best written to `result`.
 // A bound on how far a candidate's float32 value (||s||^2 - 2 x.s, whatever order its sums ran
 // in) can lie from the exact one, for a row of norm `xnorm`, seeds of norm at most `smax`, d
 // features: each float32 sum of d products is within d u / (1 - d u) of the sum of their
@@ -367,6 +360,8 @@ double largest_seed_norm(const Eigen::VectorXf& squared_norm) {
   return std::sqrt(top * (1.0 + 0x1.0p-10));
 }
 
+// The kept candidates of row i re-ranked by exact float64 distance (ties to the lower seed
+// index), the k best written to `result`.
 // `ascending`: kept is in increasing float32 value (every path but the heap). Then candidates
 // whose value exceeds the k-th one's by more than twice value_error cannot be among the k
 // nearest (each of the first k is nearer, by the bound), so their exact distances are skipped:
@@ -565,11 +560,10 @@ SeedOrder order_seeds(MatrixView seeds, const Eigen::VectorXf& stored_norm) {
 
 void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> self_seed,
                  std::size_t k, std::size_t keep, KnnResult& result,
-                 const Eigen::VectorXf& stored_norm) {
+                 const Eigen::VectorXf& stored_norm, double smax) {
   const std::size_t n = x.rows, d = x.cols, m = seeds.rows;
   const SeedOrder order = order_seeds(seeds, stored_norm);
   const std::size_t p = order.pivots;
-  const double smax = largest_seed_norm(stored_norm);
   const std::size_t row_block =
       std::clamp<std::size_t>(kKnnOrderedBlockFloats / m, 16, kKnnRowBlock);
 #if defined(__AVX512F__)
@@ -640,12 +634,12 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
         const float v = norm[at] - 2.0f * score[at];
         if (v < nearest_value) nearest_value = v, nearest = t;
       }
-      // Groups nearest the row's pivot first; `kept` has bound() and offer(c) (ArrayKept or
-      // VectorKept: the same set either way). Into a VectorKept, the first
-      // kKnnPrefill seeds in that order are sorted at once by a branch-free network and their
-      // best `keep` taken: nearly all of them would have been inserted one at a time (about two
-      // thirds of a row's ~46 inserts at 512 seeds), each a chain of dependent permutes and an
-      // unpredictable branch. The kept set is the keep smallest by candidate_less either way.
+      // Groups nearest the row's pivot first; `kept` has bound(), insert(c) and settle() (ArrayKept
+      // or VectorKept: the same set either way). Into a VectorKept, the first kKnnPrefill seeds in
+      // that order are sorted at once by a branch-free network and their best `keep` taken: nearly
+      // all of them would have been inserted one at a time (about two thirds of a row's ~46 inserts
+      // at 512 seeds), each a chain of dependent permutes and an unpredictable branch. The kept set
+      // is the keep smallest by candidate_less either way.
       auto group_begin = [&](std::size_t t) { return order.begin[order.visit[nearest * p + t]]; };
       auto group_end = [&](std::size_t t) { return order.begin[order.visit[nearest * p + t] + 1]; };
       auto visit = [&](auto& kept) {
@@ -760,10 +754,9 @@ inline void fused_panel(const float* xg, std::size_t d, const float* panel, cons
 
 void knn_fused(MatrixView x, MatrixView seeds, std::span<const std::int64_t> self_seed,
                std::size_t k, std::size_t keep, KnnResult& result,
-               const Eigen::VectorXf& stored_norm) {
+               const Eigen::VectorXf& stored_norm, double smax) {
   const std::size_t n = x.rows, d = x.cols;
   const SeedPanels panels = make_panels(seeds, stored_norm.data());
-  const double smax = largest_seed_norm(stored_norm);
   const std::size_t chunk_panels = kFusedSeedChunk / kFusedSeeds;
   struct Buffers {
     std::vector<float> xg;  // the block's rows, padded to whole groups with zero rows
@@ -853,12 +846,12 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
   const Eigen::VectorXf seed_norm = seed_matrix.rowwise().squaredNorm();
   const double smax = largest_seed_norm(seed_norm);
   if (sorted && m >= 2 * kKnnPivots && m <= kKnnOrderedMaxSeeds) {
-    knn_ordered(x, seeds, self_seed, k, keep, result, seed_norm);
+    knn_ordered(x, seeds, self_seed, k, keep, result, seed_norm, smax);
     return result;
   }
 #if defined(__AVX512F__)
   if (sorted && m > kKnnOrderedMaxSeeds) {
-    knn_fused(x, seeds, self_seed, k, keep, result, seed_norm);
+    knn_fused(x, seeds, self_seed, k, keep, result, seed_norm, smax);
     return result;
   }
 #endif

@@ -274,7 +274,6 @@ void write_run(const RunResult& r, h5::Writer& w) {
   w.write_table("/run/stages", t);
 }
 
-/// Rows of the best `top` accounts that are not seeds themselves (the prospects), best first.
 std::string fmt_num(double v) {
   if (!std::isfinite(v)) return "-";
   const double a = std::fabs(v);

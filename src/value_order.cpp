@@ -95,9 +95,7 @@ std::optional<Levels> few_levels(std::span<const float> value) {
 }  // namespace
 
 std::uint32_t float_order_key(float f) noexcept {
-  if (f == 0.0f) f = 0.0f;  // -0 == +0 as floats: give them one key
-  const auto u = std::bit_cast<std::uint32_t>(f);
-  return (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
+  return float_order_key_inline(f);
 }
 
 float float_of_order_key(std::uint32_t key) noexcept {

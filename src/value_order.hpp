@@ -2,6 +2,7 @@
 // installed.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -27,8 +28,16 @@ std::vector<double> normalized_midrank(std::span<const float> value,
                                        std::vector<std::int64_t>* rank = nullptr);
 
 /// Monotone map float -> uint32: unsigned order of the keys is float order, -0 and +0 share a
-/// key (every bit of a negative flipped, the sign bit of the rest set).
+/// key (every bit of a negative flipped, the sign bit of the rest set). Out of line: inlined
+/// into knn's prefill it made the 2M x 512 search 3-4% slower (measured in two stops).
 std::uint32_t float_order_key(float f) noexcept;
+/// float_order_key's map, inline for the loops that want it so (Hamerly's runner-up search,
+/// where a call per score cost 0.3-0.5 s of a 10M-row fit).
+inline std::uint32_t float_order_key_inline(float f) noexcept {
+  if (f == 0.0f) f = 0.0f;  // -0 == +0 as floats: give them one key
+  const auto u = std::bit_cast<std::uint32_t>(f);
+  return (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
+}
 /// The float of a key (a zero comes back as +0).
 float float_of_order_key(std::uint32_t key) noexcept;
 
