@@ -360,36 +360,66 @@ double largest_seed_norm(const Eigen::VectorXf& squared_norm) {
   return std::sqrt(top * (1.0 + 0x1.0p-10));
 }
 
-// The kept candidates of row i re-ranked by exact float64 distance (ties to the lower seed
-// index), the k best written to `result`.
-// `ascending`: kept is in increasing float32 value (every path but the heap). Then candidates
-// whose value exceeds the k-th one's by more than twice value_error cannot be among the k
-// nearest (each of the first k is nearer, by the bound), so their exact distances are skipped:
-// at 512 seeds most of the margin's 8 were, and computing them was a sixth of the search.
-void finish_row(MatrixView x, MatrixView seeds, std::size_t i, const Candidate* kept,
-                std::size_t size, std::size_t k, bool ascending, double smax,
+// Row i's k nearest of all seeds (but `self`) by exact float64 distance, ties to the lower
+// index, into exact[0, min(k, eligible)); returns how many. Seeds are visited in index order and
+// only a strictly nearer one displaces a kept one.
+std::size_t brute_force_row(MatrixView x, MatrixView seeds, std::size_t i, std::int64_t self,
+                            std::size_t k, std::vector<std::pair<double, std::int64_t>>& exact) {
+  std::size_t size = 0;
+  for (std::size_t s = 0; s < seeds.rows; ++s) {
+    if (static_cast<std::int64_t>(s) == self) continue;
+    const double dist = exact_distance(x.row(i), seeds.row(s), x.cols);
+    if (size == k && !(dist < exact[k - 1].first)) continue;
+    std::size_t at = size < k ? size++ : k - 1;
+    for (; at > 0 && dist < exact[at - 1].first; --at) exact[at] = exact[at - 1];
+    exact[at] = {dist, static_cast<std::int64_t>(s)};
+  }
+  return size;
+}
+
+// The kept candidates of row i, sorted by candidate_less, re-ranked by exact float64 distance
+// (ties to the lower seed index), the k best written to `result`.
+// A seed among the k nearest has a float32 value within twice value_error of the k-th smallest
+// value (each of the k smallest is nearer than that value plus the error). So kept candidates
+// past that limit are skipped (at 512 seeds most of the margin's 8 were, and their exact
+// distances were a sixth of the search); and when even the last kept one is within it, seeds
+// the kept set dropped (each valued at least as much as that last one) may belong too, and the
+// row is searched by brute force. That takes more than kKnnRefineExtra seeds within float32
+// rounding of the k-th (duplicated or nearly duplicated seeds), which the margin alone would
+// have ranked by their rounded values.
+void finish_row(MatrixView x, MatrixView seeds, std::size_t i, std::int64_t self,
+                const Candidate* kept, std::size_t size, std::size_t k, double smax,
                 std::vector<std::pair<double, std::int64_t>>& exact, KnnResult& result) {
   const std::size_t cols = result.k;  // <= k: the nearest ones kept
-  if (ascending && size > k) {
+  const std::size_t eligible =
+      seeds.rows - (self >= 0 && static_cast<std::size_t>(self) < seeds.rows ? 1 : 0);
+  bool brute = false;
+  if (size > k) {
     const float* xi = x.row(i);
     double xx = 0.0;
     for (std::size_t j = 0; j < x.cols; ++j) xx += static_cast<double>(xi[j]) * xi[j];
     const double limit =
         static_cast<double>(kept[k - 1].value) + 2.0 * value_error(std::sqrt(xx), smax, x.cols);
+    brute = size < eligible && static_cast<double>(kept[size - 1].value) <= limit;
     while (size > k && static_cast<double>(kept[size - 1].value) > limit) --size;
   }
-  for (std::size_t c = 0; c < size; ++c) {
-    exact[c] = {exact_distance(x.row(i), seeds.row(static_cast<std::size_t>(kept[c].seed)), x.cols),
-                kept[c].seed};
-  }
-  // The candidates come ordered by their float32 values, which the exact distances mostly
-  // keep: an insertion sort moves the few swapped ones, where std::sort partitioned 18 of them
-  // every row. The same order (distance, then seed index; no two share a seed).
-  for (std::size_t c = 1; c < size; ++c) {
-    const std::pair<double, std::int64_t> v = exact[c];
-    std::size_t at = c;
-    for (; at > 0 && v < exact[at - 1]; --at) exact[at] = exact[at - 1];
-    exact[at] = v;
+  if (brute) {
+    size = brute_force_row(x, seeds, i, self, k, exact);
+  } else {
+    for (std::size_t c = 0; c < size; ++c) {
+      exact[c] = {
+          exact_distance(x.row(i), seeds.row(static_cast<std::size_t>(kept[c].seed)), x.cols),
+          kept[c].seed};
+    }
+    // The candidates come ordered by their float32 values, which the exact distances mostly
+    // keep: an insertion sort moves the few swapped ones, where std::sort partitioned 18 of them
+    // every row. The same order (distance, then seed index; no two share a seed).
+    for (std::size_t c = 1; c < size; ++c) {
+      const std::pair<double, std::int64_t> v = exact[c];
+      std::size_t at = c;
+      for (; at > 0 && v < exact[at - 1]; --at) exact[at] = exact[at - 1];
+      exact[at] = v;
+    }
   }
   const std::size_t valid = std::min(k, size);
   double sum = 0.0;
@@ -708,7 +738,7 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
         visit(ak);
         size = ak.size;
       }
-      finish_row(x, seeds, r0 + r, kept, size, k, true, smax, exact, result);
+      finish_row(x, seeds, r0 + r, self, kept, size, k, smax, exact, result);
     }
   });
 }
@@ -807,9 +837,11 @@ void knn_fused(MatrixView x, MatrixView seeds, std::span<const std::int64_t> sel
         }
       }
     }
-    for (std::size_t r = 0; r < rb; ++r)
-      finish_row(x, seeds, r0 + r, f.kept.data() + r * keep, f.size[r], k, true, smax, f.exact,
+    for (std::size_t r = 0; r < rb; ++r) {
+      const std::int64_t self = self_seed.empty() ? -1 : self_seed[r0 + r];
+      finish_row(x, seeds, r0 + r, self, f.kept.data() + r * keep, f.size[r], k, smax, f.exact,
                  result);
+    }
   });
 }
 #endif
@@ -926,9 +958,13 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
         }
       }
     }
-    for (std::size_t r = 0; r < rb; ++r)
-      finish_row(x, seeds, r0 + r, heaps.data() + r * keep, heap_size[r], k, sorted, smax, f.exact,
-                 result);
+    for (std::size_t r = 0; r < rb; ++r) {
+      const std::int64_t self = self_seed.empty() ? -1 : self_seed[r0 + r];
+      Candidate* heap = heaps.data() + r * keep;
+      // finish_row takes the kept set in candidate_less order (a max-heap sorts into it).
+      if (!sorted) std::sort_heap(heap, heap + heap_size[r], candidate_less);
+      finish_row(x, seeds, r0 + r, self, heap, heap_size[r], k, smax, f.exact, result);
+    }
   });
   return result;
 }

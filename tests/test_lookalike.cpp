@@ -187,10 +187,43 @@ TEST(LookalikeKnn, NearTiesWithinFloatErrorAreRankedByTheExactDistances) {
     }
     for (std::size_t s = 12; s < seeds.rows(); ++s)
       for (std::size_t j = 0; j < d; ++j) seeds(s, j) = x(0, j) + 10.0f + normal(gen);
-    // k >= 5: the 12 near ties fit in the k + 8 candidates kept for re-ranking. (At k = 1 they
-    // do not, and the float32 ranking alone decides which 9 of them are re-ranked: the margin
-    // covers rounding swaps, not a dozen seeds within rounding of each other.)
-    for (const int k : {5, 10}) expect_matches_brute_force(x, seeds, {}, k);
+    // At k = 1 and 3 the 12 near ties do not fit in the k + 8 candidates kept for re-ranking,
+    // and the float32 ranking alone would decide which of them are re-ranked (it returned seed
+    // 0 for seed 8 at k = 1): the row must be searched in full.
+    for (const int k : {1, 3, 5, 10}) expect_matches_brute_force(x, seeds, {}, k);
+  }
+}
+
+TEST(LookalikeKnn, MoreNearTiesThanTheMarginOnEveryPath) {
+  // `ties` seeds within float32 rounding of each other's distance to every row (some exact
+  // duplicates), far more than the k + 8 candidates kept, among seed counts that take each
+  // search path: the plain tiles (20), nearest first (300), distances in registers (4,500), and
+  // the heap (k = 60 keeps 68). Each must find the exact k nearest, whichever the rounded
+  // values would have kept.
+  const std::size_t d = 9;
+  struct Case {
+    std::size_t seeds, ties;
+    int k;
+  };
+  for (const Case c : {Case{20, 14, 2}, Case{300, 40, 1}, Case{300, 40, 20}, Case{4500, 40, 3},
+                       Case{300, 90, 60}}) {
+    icp::Matrix x(17, d);
+    std::mt19937 gen(static_cast<unsigned>(c.seeds + c.ties));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (std::size_t j = 0; j < d; ++j) x(0, j) = 5.0f + normal(gen);
+    for (std::size_t i = 1; i < x.rows(); ++i)
+      for (std::size_t j = 0; j < d; ++j) x(i, j) = x(0, j);
+    icp::Matrix seeds(c.seeds, d);
+    for (std::size_t s = 0; s < c.seeds; ++s) {
+      const bool tie = s % (c.seeds / c.ties) == 0 && s / (c.seeds / c.ties) < c.ties;
+      for (std::size_t j = 0; j < d; ++j)
+        seeds(s, j) = tie ? x(0, j) : x(0, j) + 10.0f + normal(gen);
+      if (tie) {
+        const float r = 4.0f + static_cast<float>((s / 7) % 4) * 4.8e-7f;
+        seeds(s, s % d) += (s % 2 == 0 ? r : -r);
+      }
+    }
+    expect_matches_brute_force(x, seeds, {}, c.k);
   }
 }
 
