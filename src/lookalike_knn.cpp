@@ -360,21 +360,27 @@ double largest_seed_norm(const Eigen::VectorXf& squared_norm) {
   return std::sqrt(top * (1.0 + 0x1.0p-10));
 }
 
-// Row i's k nearest of all seeds (but `self`) by exact float64 distance, ties to the lower
-// index, into exact[0, min(k, eligible)); returns how many. Seeds are visited in index order and
-// only a strictly nearer one displaces a kept one.
-std::size_t brute_force_row(MatrixView x, MatrixView seeds, std::size_t i, std::int64_t self,
-                            std::size_t k, std::vector<std::pair<double, std::int64_t>>& exact) {
-  std::size_t size = 0;
-  for (std::size_t s = 0; s < seeds.rows; ++s) {
-    if (static_cast<std::int64_t>(s) == self) continue;
-    const double dist = exact_distance(x.row(i), seeds.row(s), x.cols);
-    if (size == k && !(dist < exact[k - 1].first)) continue;
-    std::size_t at = size < k ? size++ : k - 1;
-    for (; at > 0 && dist < exact[at - 1].first; --at) exact[at] = exact[at - 1];
-    exact[at] = {dist, static_cast<std::int64_t>(s)};
-  }
-  return size;
+using ExactList = std::vector<std::pair<double, std::int64_t>>;
+
+// Appends (exact distance, seed) to `exact` from position `count`, growing it when full; returns
+// the new count.
+std::size_t append_exact(ExactList& exact, std::size_t count, double dist, std::int64_t seed) {
+  if (count == exact.size()) exact.resize(2 * count + 1);
+  exact[count] = {dist, seed};
+  return count + 1;
+}
+
+// A wider search for finish_row that knows no candidate values: every seed but `self`.
+auto every_seed(MatrixView x, MatrixView seeds, std::size_t i, std::int64_t self) {
+  return [=](double /*limit*/, ExactList& exact) {
+    std::size_t count = 0;
+    for (std::size_t s = 0; s < seeds.rows; ++s) {
+      if (static_cast<std::int64_t>(s) == self) continue;
+      count = append_exact(exact, count, exact_distance(x.row(i), seeds.row(s), x.cols),
+                           static_cast<std::int64_t>(s));
+    }
+    return count;
+  };
 }
 
 // The kept candidates of row i, sorted by candidate_less, re-ranked by exact float64 distance
@@ -383,29 +389,36 @@ std::size_t brute_force_row(MatrixView x, MatrixView seeds, std::size_t i, std::
 // value (each of the k smallest is nearer than that value plus the error). So kept candidates
 // past that limit are skipped (at 512 seeds most of the margin's 8 were, and their exact
 // distances were a sixth of the search); and when even the last kept one is within it, seeds
-// the kept set dropped (each valued at least as much as that last one) may belong too, and the
-// row is searched by brute force. That takes more than kKnnRefineExtra seeds within float32
-// rounding of the k-th (duplicated or nearly duplicated seeds), which the margin alone would
-// have ranked by their rounded values.
+// the kept set dropped (each valued at least as much as that last one) may belong too:
+// widen(limit, exact) then lists (exact distance, seed) for every seed but `self` whose value is
+// within the limit (or simply every seed) and returns how many. That takes more than
+// kKnnRefineExtra seeds within float32 rounding of the k-th (duplicated or nearly duplicated
+// seeds), which the margin alone would have ranked by their rounded values.
+template <class Widen>
 void finish_row(MatrixView x, MatrixView seeds, std::size_t i, std::int64_t self,
                 const Candidate* kept, std::size_t size, std::size_t k, double smax,
-                std::vector<std::pair<double, std::int64_t>>& exact, KnnResult& result) {
+                ExactList& exact, KnnResult& result, Widen&& widen) {
   const std::size_t cols = result.k;  // <= k: the nearest ones kept
   const std::size_t eligible =
       seeds.rows - (self >= 0 && static_cast<std::size_t>(self) < seeds.rows ? 1 : 0);
-  bool brute = false;
   if (size > k) {
     const float* xi = x.row(i);
     double xx = 0.0;
     for (std::size_t j = 0; j < x.cols; ++j) xx += static_cast<double>(xi[j]) * xi[j];
     const double limit =
         static_cast<double>(kept[k - 1].value) + 2.0 * value_error(std::sqrt(xx), smax, x.cols);
-    brute = size < eligible && static_cast<double>(kept[size - 1].value) <= limit;
-    while (size > k && static_cast<double>(kept[size - 1].value) > limit) --size;
+    if (size < eligible && static_cast<double>(kept[size - 1].value) <= limit) {
+      size = widen(limit, exact);
+      const std::size_t top = std::min(k, size);
+      std::partial_sort(exact.begin(), exact.begin() + static_cast<std::ptrdiff_t>(top),
+                        exact.begin() + static_cast<std::ptrdiff_t>(size));
+      size = top;
+      kept = nullptr;
+    } else {
+      while (size > k && static_cast<double>(kept[size - 1].value) > limit) --size;
+    }
   }
-  if (brute) {
-    size = brute_force_row(x, seeds, i, self, k, exact);
-  } else {
+  if (kept != nullptr) {
     for (std::size_t c = 0; c < size; ++c) {
       exact[c] = {
           exact_distance(x.row(i), seeds.row(static_cast<std::size_t>(kept[c].seed)), x.cols),
@@ -608,7 +621,7 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
     std::vector<float> tile;  // row_block x ldt scores
     std::vector<float> tail;  // a last group of fewer than kFusedRows rows, padded with zeros
     std::vector<Candidate> kept_all;
-    std::vector<std::pair<double, std::int64_t>> exact;
+    ExactList exact;
   };
   auto make = [&] {
     Buffers f;
@@ -618,7 +631,7 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
     return f;
   };
   for_each_row_block(n, row_block, make, [&](Buffers& f, std::size_t r0, std::size_t rb) {
-    std::vector<std::pair<double, std::int64_t>>& exact = f.exact;
+    ExactList& exact = f.exact;
 #if defined(__AVX512F__)
     // Panel-outer: a panel (32 seeds, 5.5 KiB at d = 44) stays in L1 while the block's rows
     // pass it.
@@ -738,7 +751,21 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
         visit(ak);
         size = ak.size;
       }
-      finish_row(x, seeds, r0 + r, self, kept, size, k, smax, exact, result);
+      // A wider search reads the row's values from the score block, which holds every seed's,
+      // so only the seeds within the limit get an exact distance.
+      auto within = [&](double limit, ExactList& out) {
+        std::size_t count = 0;
+        for (std::size_t j = 0; j < m; ++j) {
+          const float value = norm[j] - 2.0f * score[j];
+          const std::int32_t seed = order.index[j];
+          if (!(static_cast<double>(value) <= limit) || seed == self) continue;
+          count = append_exact(
+              out, count,
+              exact_distance(x.row(r0 + r), seeds.row(static_cast<std::size_t>(seed)), d), seed);
+        }
+        return count;
+      };
+      finish_row(x, seeds, r0 + r, self, kept, size, k, smax, exact, result, within);
     }
   });
 }
@@ -793,7 +820,7 @@ void knn_fused(MatrixView x, MatrixView seeds, std::span<const std::int64_t> sel
     std::vector<Candidate> kept;
     std::vector<std::size_t> size;
     std::vector<float> bound;
-    std::vector<std::pair<double, std::int64_t>> exact;
+    ExactList exact;
   };
   auto make = [&] {
     Buffers f;
@@ -840,7 +867,7 @@ void knn_fused(MatrixView x, MatrixView seeds, std::span<const std::int64_t> sel
     for (std::size_t r = 0; r < rb; ++r) {
       const std::int64_t self = self_seed.empty() ? -1 : self_seed[r0 + r];
       finish_row(x, seeds, r0 + r, self, f.kept.data() + r * keep, f.size[r], k, smax, f.exact,
-                 result);
+                 result, every_seed(x, seeds, r0 + r, self));
     }
   });
 }
@@ -892,7 +919,7 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
     RowMatrixF tile;
     std::vector<Candidate> heaps;
     std::vector<std::size_t> heap_size;
-    std::vector<std::pair<double, std::int64_t>> exact;
+    ExactList exact;
   };
   auto make = [&] {
     Buffers f;
@@ -963,7 +990,8 @@ KnnResult knn_to_seeds(MatrixView x, MatrixView seeds, std::span<const std::int6
       Candidate* heap = heaps.data() + r * keep;
       // finish_row takes the kept set in candidate_less order (a max-heap sorts into it).
       if (!sorted) std::sort_heap(heap, heap + heap_size[r], candidate_less);
-      finish_row(x, seeds, r0 + r, self, heap, heap_size[r], k, smax, f.exact, result);
+      finish_row(x, seeds, r0 + r, self, heap, heap_size[r], k, smax, f.exact, result,
+                 every_seed(x, seeds, r0 + r, self));
     }
   });
   return result;
