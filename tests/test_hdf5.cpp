@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -552,6 +553,57 @@ TEST(H5Chunked, ParallelFilteredChunksInflateToTheBytesHdf5Stores) {
   H5Tset_strpad(text, H5T_STR_NULLPAD);
   compare("/ids", padded, {ids.size()}, text);
   H5Tclose(text);
+}
+
+TEST(H5Chunked, DataDeflateBarelyShrinksIsStoredWithItsFiltersSkipped) {
+  // Random float bits: deflate cannot shrink the mantissa bytes. The dataset keeps its declared
+  // pipeline (shuffle, deflate), every chunk is stored raw with both filters masked off, and
+  // HDF5's own reader (which honours the masks) reads the values back; a compressible dataset
+  // in the same file keeps deflate on every chunk.
+  TempDir dir;
+  const std::string path = dir.file("noise.h5");
+  std::mt19937 gen(9);
+  std::uniform_real_distribution<float> u(0.0f, 100.0f);
+  std::vector<float> noise(300007);
+  for (float& v : noise) v = u(gen);
+  std::vector<float> smooth(300007);
+  for (std::size_t i = 0; i < smooth.size(); ++i) smooth[i] = static_cast<float>(i / 1000);
+  {
+    Writer w(path);
+    w.write("/noise", noise);
+    w.write("/smooth", smooth);
+    w.commit();
+  }
+  Reader r(path);
+  EXPECT_EQ(r.read<float>("/noise"), noise);
+  EXPECT_EQ(r.read<float>("/smooth"), smooth);
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  for (const char* name : {"/noise", "/smooth"}) {
+    const hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    const hid_t dcpl = H5Dget_create_plist(ds);
+    ASSERT_EQ(H5Pget_nfilters(dcpl), 2) << name;
+    hsize_t chunk = 0;
+    H5Pget_chunk(dcpl, 1, &chunk);
+    std::size_t seen = 0;
+    for (hsize_t row = 0; row < 300007; row += chunk, ++seen) {
+      hsize_t bytes = 0;
+      ASSERT_GE(H5Dget_chunk_storage_size(ds, &row, &bytes), 0);
+      std::vector<unsigned char> buf(bytes);
+      std::uint32_t mask = 0;
+      ASSERT_GE(H5Dread_chunk(ds, H5P_DEFAULT, &row, &mask, buf.data()), 0);
+      if (std::string(name) == "/noise") {
+        EXPECT_EQ(mask, 0x3u) << "row " << row;
+        EXPECT_EQ(bytes, chunk * sizeof(float));
+      } else {
+        EXPECT_EQ(mask, 0u) << "row " << row;
+        EXPECT_LT(bytes, chunk * sizeof(float) / 4);
+      }
+    }
+    EXPECT_GT(seen, 1u) << name << ": several chunks";
+    H5Pclose(dcpl);
+    H5Dclose(ds);
+  }
+  H5Fclose(f);
 }
 
 TEST(H5Append, BlocksReadBackAsOneWriteAndRowRangesReadSlices) {
