@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 #include <hdf5.h>
 #include <libdeflate.h>
+#include <omp.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "icp/allocator.hpp"
 #include "icp/parallel.hpp"
 #include "icp/text.hpp"
 
@@ -91,6 +93,18 @@ constexpr std::uint32_t kSkipAllFilters = 0x3;
 // the extra memory at ~32 MiB (input copies plus deflate output) whatever the dataset size,
 // and leaves several chunks per thread to balance.
 constexpr std::size_t kChunksPerBatch = 32;
+
+// Chunk bytes, not zeroed when resized (every byte used is written first).
+using ChunkBytes = std::vector<unsigned char, DefaultInitAllocator<unsigned char>>;
+
+// One thread's state of the chunk filters: a libdeflate compressor (its state is not shared;
+// freed with the struct) and the edge chunk's padded copy and the shuffled bytes.
+struct ChunkFilters {
+  std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> compressor{
+      nullptr, libdeflate_free_compressor};
+  ChunkBytes raw;
+  ChunkBytes shuffled;
+};
 
 // Owns one hid_t of any kind; the closer matches the kind (H5Fclose, H5Dclose, ...).
 class Hid {
@@ -426,6 +440,9 @@ struct Writer::Impl {
     bool filtered = false;  // shuffle + deflate (numbers, when HDF5 has deflate)
   };
   std::map<std::string, Growing> growing;
+  /// write_chunks' per-thread filter state and compressed chunks, reused by every dataset.
+  mutable std::vector<ChunkFilters> filters;
+  mutable std::vector<ChunkBytes> packed;
 
   ~Impl() {
     if (committed) return;
@@ -549,17 +566,9 @@ struct Writer::Impl {
     const std::size_t chunks = (rows + chunk_rows - 1) / chunk_rows;
     const std::size_t elements = chunk_bytes / element_bytes;
     if (chunks == 0) return;
-    // Per-thread state of the filters: one libdeflate compressor (its state is not shared;
-    // freed on every path) and the edge chunk's padded copy and the shuffled bytes.
-    struct Filters {
-      std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> compressor{
-          nullptr, libdeflate_free_compressor};
-      std::vector<unsigned char> raw;
-      std::vector<unsigned char> shuffled;
-    };
     // Chunk c as stored unfiltered: the data itself, or for the edge chunk (stored at full size
     // with the fill value 0 past the last row) a padded copy.
-    auto chunk_input = [&](std::size_t c, std::vector<unsigned char>& raw) {
+    auto chunk_input = [&](std::size_t c, ChunkBytes& raw) {
       const unsigned char* input = data + c * chunk_rows * row_bytes;
       const std::size_t bytes = std::min(chunk_rows, rows - c * chunk_rows) * row_bytes;
       if (bytes == chunk_bytes) return input;
@@ -568,7 +577,7 @@ struct Writer::Impl {
       std::memset(raw.data() + bytes, 0, chunk_bytes - bytes);
       return static_cast<const unsigned char*>(raw.data());
     };
-    auto deflate = [&](std::size_t c, Filters& f, std::vector<unsigned char>& out) {
+    auto deflate = [&](std::size_t c, ChunkFilters& f, ChunkBytes& out) {
       if (!f.compressor) {
         f.compressor.reset(libdeflate_alloc_compressor(static_cast<int>(kDeflateLevel)));
         if (!f.compressor) throw std::bad_alloc();
@@ -592,25 +601,26 @@ struct Writer::Impl {
       if (H5Dwrite_chunk(ds, H5P_DEFAULT, mask, offset.data(), size, bytes) < 0)
         fail(path, obj, "cannot write dataset");
     };
+    // Buffers kept across datasets: allocated afresh, each dataset's were faulted in (and
+    // zeroed by the kernel) again, a tenth of the write stage at 10M rows on this VM.
+    if (packed.size() < kChunksPerBatch) packed.resize(kChunksPerBatch);
+    const auto team = static_cast<std::size_t>(omp_get_max_threads());
+    if (filters.size() < team) filters.resize(team);
     // The first chunk decides whether deflate pays on this dataset (the decision depends on the
     // data only, so the file is the same at any thread count).
-    std::vector<std::vector<unsigned char>> packed(std::min(chunks, kChunksPerBatch));
-    {
-      Filters f;
-      deflate(0, f, packed[0]);
-      if (static_cast<double>(packed[0].size()) >
-          kDeflateKeepRatio * static_cast<double>(chunk_bytes)) {
-        for (std::size_t c = 0; c < chunks; ++c)
-          store(c, kSkipAllFilters, chunk_input(c, f.raw), chunk_bytes);
-        return;
-      }
+    deflate(0, filters[0], packed[0]);
+    if (static_cast<double>(packed[0].size()) >
+        kDeflateKeepRatio * static_cast<double>(chunk_bytes)) {
+      for (std::size_t c = 0; c < chunks; ++c)
+        store(c, kSkipAllFilters, chunk_input(c, filters[0].raw), chunk_bytes);
+      return;
     }
     for (std::size_t first = 0; first < chunks; first += kChunksPerBatch) {
       const std::size_t count = std::min(kChunksPerBatch, chunks - first);
       ExceptionCollector errors;
-#pragma omp parallel if (count > 1)
+#pragma omp parallel num_threads(static_cast <int>(team)) if (count > 1)
       {
-        Filters f;
+        ChunkFilters& f = filters[static_cast<std::size_t>(omp_get_thread_num())];
 #pragma omp for schedule(dynamic, 1)
         for (std::size_t b = 0; b < count; ++b) {
           if (first + b == 0) continue;  // deflated above
