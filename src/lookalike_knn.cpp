@@ -362,11 +362,12 @@ double largest_seed_norm(const Eigen::VectorXf& squared_norm) {
 
 using ExactList = std::vector<std::pair<double, std::int64_t>>;
 
-// Appends (exact distance, seed) to `exact` from position `count`, growing it when full; returns
-// the new count.
-std::size_t append_exact(ExactList& exact, std::size_t count, double dist, std::int64_t seed) {
+// Appends (exact distance from row xi, seed) to `exact` at position `count`, growing it when
+// full; returns the new count.
+std::size_t append_exact(ExactList& exact, std::size_t count, const float* xi, MatrixView seeds,
+                         std::int64_t seed) {
   if (count == exact.size()) exact.resize(2 * count + 1);
-  exact[count] = {dist, seed};
+  exact[count] = {exact_distance(xi, seeds.row(static_cast<std::size_t>(seed)), seeds.cols), seed};
   return count + 1;
 }
 
@@ -376,8 +377,7 @@ auto every_seed(MatrixView x, MatrixView seeds, std::size_t i, std::int64_t self
     std::size_t count = 0;
     for (std::size_t s = 0; s < seeds.rows; ++s) {
       if (static_cast<std::int64_t>(s) == self) continue;
-      count = append_exact(exact, count, exact_distance(x.row(i), seeds.row(s), x.cols),
-                           static_cast<std::int64_t>(s));
+      count = append_exact(exact, count, x.row(i), seeds, static_cast<std::int64_t>(s));
     }
     return count;
   };
@@ -401,6 +401,7 @@ void finish_row(MatrixView x, MatrixView seeds, std::size_t i, std::int64_t self
   const std::size_t cols = result.k;  // <= k: the nearest ones kept
   const std::size_t eligible =
       seeds.rows - (self >= 0 && static_cast<std::size_t>(self) < seeds.rows ? 1 : 0);
+  bool widened = false;
   if (size > k) {
     const float* xi = x.row(i);
     double xx = 0.0;
@@ -413,12 +414,12 @@ void finish_row(MatrixView x, MatrixView seeds, std::size_t i, std::int64_t self
       std::partial_sort(exact.begin(), exact.begin() + static_cast<std::ptrdiff_t>(top),
                         exact.begin() + static_cast<std::ptrdiff_t>(size));
       size = top;
-      kept = nullptr;
+      widened = true;
     } else {
       while (size > k && static_cast<double>(kept[size - 1].value) > limit) --size;
     }
   }
-  if (kept != nullptr) {
+  if (!widened) {
     for (std::size_t c = 0; c < size; ++c) {
       exact[c] = {
           exact_distance(x.row(i), seeds.row(static_cast<std::size_t>(kept[c].seed)), x.cols),
@@ -514,6 +515,23 @@ inline void panel_dots(const float* xg, std::size_t d, const float* panel,
       acc[r][1] = _mm512_fmadd_ps(xr, s1, acc[r][1]);
     }
   }
+}
+
+// One row's candidate values norm - 2 x.s against one panel's seeds, into v[0, kFusedSeeds):
+// panel_dots for a single row (a knn row's wider search, where seven padding rows would be
+// wasted work).
+inline void panel_values(const float* xi, std::size_t d, const float* panel, const float* norm,
+                         float* v) noexcept {
+  __m512 a0 = _mm512_setzero_ps();
+  __m512 a1 = _mm512_setzero_ps();
+  for (std::size_t j = 0; j < d; ++j) {
+    const __m512 xr = _mm512_set1_ps(xi[j]);
+    a0 = _mm512_fmadd_ps(xr, _mm512_loadu_ps(panel + j * kFusedSeeds), a0);
+    a1 = _mm512_fmadd_ps(xr, _mm512_loadu_ps(panel + j * kFusedSeeds + 16), a1);
+  }
+  const __m512 two = _mm512_set1_ps(2.0f);
+  _mm512_storeu_ps(v, _mm512_fnmadd_ps(two, a0, _mm512_loadu_ps(norm)));
+  _mm512_storeu_ps(v + 16, _mm512_fnmadd_ps(two, a1, _mm512_loadu_ps(norm + 16)));
 }
 
 // panel_dots stored: row r's into out[r * ldo, r * ldo + kFusedSeeds).
@@ -759,9 +777,7 @@ void knn_ordered(MatrixView x, MatrixView seeds, std::span<const std::int64_t> s
           const float value = norm[j] - 2.0f * score[j];
           const std::int32_t seed = order.index[j];
           if (!(static_cast<double>(value) <= limit) || seed == self) continue;
-          count = append_exact(
-              out, count,
-              exact_distance(x.row(r0 + r), seeds.row(static_cast<std::size_t>(seed)), d), seed);
+          count = append_exact(out, count, x.row(r0 + r), seeds, seed);
         }
         return count;
       };
@@ -871,27 +887,16 @@ void knn_fused(MatrixView x, MatrixView seeds, std::span<const std::int64_t> sel
       // distance to every seed cost about ten times as much.
       auto within = [&](double limit, ExactList& out) {
         const float* xi = x.row(r0 + r);
-        const __m512 two = _mm512_set1_ps(2.0f);
         std::size_t count = 0;
         for (std::size_t pi = 0; pi < panels.panels; ++pi) {
-          const float* panel = panels.data.data() + pi * d * kFusedSeeds;
-          __m512 a0 = _mm512_setzero_ps();
-          __m512 a1 = _mm512_setzero_ps();
-          for (std::size_t j = 0; j < d; ++j) {
-            const __m512 xr = _mm512_set1_ps(xi[j]);
-            a0 = _mm512_fmadd_ps(xr, _mm512_loadu_ps(panel + j * kFusedSeeds), a0);
-            a1 = _mm512_fmadd_ps(xr, _mm512_loadu_ps(panel + j * kFusedSeeds + 16), a1);
-          }
-          const float* norm = panels.norm.data() + pi * kFusedSeeds;
           alignas(64) float v[kFusedSeeds];
-          _mm512_store_ps(v, _mm512_fnmadd_ps(two, a0, _mm512_loadu_ps(norm)));
-          _mm512_store_ps(v + 16, _mm512_fnmadd_ps(two, a1, _mm512_loadu_ps(norm + 16)));
+          panel_values(xi, d, panels.data.data() + pi * d * kFusedSeeds,
+                       panels.norm.data() + pi * kFusedSeeds, v);
           // Padded seeds hold +inf and never pass.
           for (std::size_t t = 0; t < kFusedSeeds; ++t) {
             const auto seed = static_cast<std::int64_t>(pi * kFusedSeeds + t);
             if (!(static_cast<double>(v[t]) <= limit) || seed == self) continue;
-            count = append_exact(
-                out, count, exact_distance(xi, seeds.row(static_cast<std::size_t>(seed)), d), seed);
+            count = append_exact(out, count, xi, seeds, seed);
           }
         }
         return count;
