@@ -64,17 +64,26 @@ void validate_options(const KMeansOptions& options) {
   }
 }
 
-ColumnMoments column_moments(MatrixView x, Reducer& reducer, std::span<const float> weight) {
+ColumnMomentFold::ColumnMomentFold(std::size_t d, bool weighted)
+    : d_(d),
+      weighted_(weighted),
+      width_(2 * d + (weighted ? 1 : 0)),
+      total_(width_, 0.0),
+      top_(d + 2, 0.0) {}
+
+void ColumnMomentFold::chunk_partials(MatrixView x, std::span<const float> weight,
+                                      std::vector<double>& partial,
+                                      std::vector<double>& peaks) const {
   const std::size_t n = x.rows;
-  const std::size_t d = x.cols;
-  const bool weighted_rows = !weight.empty();
+  const std::size_t d = d_;
+  const bool weighted_rows = weighted_;
   // Per chunk: d sums, d sums of squares, and with weights the chunk's weight last; then the
   // chunk's peaks: d largest |x_t|, the largest ||x||^2 and the largest weight.
-  const std::size_t width = 2 * d + (weighted_rows ? 1 : 0);
+  const std::size_t width = width_;
   const std::size_t peak_width = d + 2;
   const std::size_t chunks = chunk_count(n);
-  std::vector<double> partial(chunks * width, 0.0);
-  std::vector<double> peaks(chunks * peak_width, 0.0);
+  partial.assign(chunks * width, 0.0);
+  peaks.assign(chunks * peak_width, 0.0);
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
     double* sums = partial.data() + static_cast<std::size_t>(ci) * width;
@@ -98,30 +107,41 @@ ColumnMoments column_moments(MatrixView x, Reducer& reducer, std::span<const flo
       }
     }
   }
-  const std::vector<double> all = reducer.gather_chunks(std::move(partial), width);
-  std::vector<double> total(width, 0.0);
-  for (std::size_t ci = 0; width > 0 && ci < all.size() / width; ++ci) {
-    for (std::size_t j = 0; j < width; ++j) total[j] += all[ci * width + j];
+}
+
+void ColumnMomentFold::fold(std::span<const double> partial, std::span<const double> peaks) {
+  for (std::size_t ci = 0; width_ > 0 && ci < partial.size() / width_; ++ci) {
+    for (std::size_t j = 0; j < width_; ++j) total_[j] += partial[ci * width_ + j];
   }
   // Maxima combine exactly in any order.
-  std::vector<double> top(peak_width, 0.0);
-  for (std::size_t ci = 0; ci < chunks; ++ci) {
-    for (std::size_t j = 0; j < peak_width; ++j)
-      top[j] = std::max(top[j], peaks[ci * peak_width + j]);
+  for (std::size_t ci = 0; ci < peaks.size() / top_.size(); ++ci) {
+    for (std::size_t j = 0; j < top_.size(); ++j)
+      top_[j] = std::max(top_[j], peaks[ci * top_.size() + j]);
   }
-  reducer.max(std::span<double>(top));
+}
+
+void ColumnMomentFold::add(MatrixView x, std::span<const float> weight) {
+  std::vector<double> partial, peaks;
+  chunk_partials(x, weight, partial, peaks);
+  fold(partial, peaks);
+  rows_ += static_cast<std::int64_t>(x.rows);
+}
+
+ColumnMoments ColumnMomentFold::finish(Reducer& reducer) {
+  reducer.max(std::span<double>(top_));
+  const std::size_t d = d_;
   ColumnMoments m;
-  m.mean.assign(total.begin(), total.begin() + static_cast<std::ptrdiff_t>(d));
-  m.mean_square.assign(total.begin() + static_cast<std::ptrdiff_t>(d),
-                       total.begin() + static_cast<std::ptrdiff_t>(2 * d));
-  m.max_abs.assign(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(d));
-  m.max_norm = top[d];
-  m.max_weight = top[d + 1];
+  m.mean.assign(total_.begin(), total_.begin() + static_cast<std::ptrdiff_t>(d));
+  m.mean_square.assign(total_.begin() + static_cast<std::ptrdiff_t>(d),
+                       total_.begin() + static_cast<std::ptrdiff_t>(2 * d));
+  m.max_abs.assign(top_.begin(), top_.begin() + static_cast<std::ptrdiff_t>(d));
+  m.max_norm = top_[d];
+  m.max_weight = top_[d + 1];
   double denominator = 0.0;
-  if (weighted_rows) {
-    denominator = total[2 * d];
+  if (weighted_) {
+    denominator = total_[2 * d];
   } else {
-    std::int64_t count = static_cast<std::int64_t>(n);
+    std::int64_t count = rows_;
     reducer.sum(std::span<std::int64_t>(&count, 1));
     denominator = static_cast<double>(count);
   }
@@ -130,6 +150,17 @@ ColumnMoments column_moments(MatrixView x, Reducer& reducer, std::span<const flo
     for (double& v : m.mean_square) v /= denominator;
   }
   return m;
+}
+
+ColumnMoments column_moments(MatrixView x, Reducer& reducer, std::span<const float> weight) {
+  ColumnMomentFold fold(x.cols, !weight.empty());
+  std::vector<double> partial, peaks;
+  fold.chunk_partials(x, weight, partial, peaks);
+  // Every process's chunks in global chunk order; this process's peaks (maxima go through
+  // finish's reducer.max).
+  fold.fold(reducer.gather_chunks(std::move(partial), fold.width()), peaks);
+  fold.count_rows(x.rows);
+  return fold.finish(reducer);
 }
 
 std::vector<double> column_means(MatrixView x, Reducer& reducer, std::span<const float> weight) {

@@ -55,6 +55,33 @@ struct ColumnMoments {
   double max_weight = 0.0;          ///< largest row weight (0 without weights)
 };
 ColumnMoments column_moments(MatrixView x, Reducer& reducer, std::span<const float> weight = {});
+/// column_moments built from blocks of rows in row order (a matrix read a block at a time):
+/// each block's chunks (kReduceChunkRows rows from the block's start) are summed as
+/// column_moments sums them and folded in order, so blocks that start on a chunk boundary give
+/// column_moments' bits.
+class ColumnMomentFold {
+ public:
+  ColumnMomentFold(std::size_t d, bool weighted);
+  /// Adds the rows of x (weights `weight`, empty when not weighted).
+  void add(MatrixView x, std::span<const float> weight = {});
+  /// The moments of every row added (maxima and the row count over every process).
+  ColumnMoments finish(Reducer& reducer = local_reducer());
+
+  // The halves column_moments calls with a gather between them.
+  std::size_t width() const noexcept { return width_; }
+  void chunk_partials(MatrixView x, std::span<const float> weight, std::vector<double>& partial,
+                      std::vector<double>& peaks) const;
+  void fold(std::span<const double> partial, std::span<const double> peaks);
+  void count_rows(std::size_t rows) noexcept { rows_ += static_cast<std::int64_t>(rows); }
+
+ private:
+  std::size_t d_;
+  bool weighted_;
+  std::size_t width_;
+  std::vector<double> total_;
+  std::vector<double> top_;
+  std::int64_t rows_ = 0;
+};
 /// column_moments(...).mean.
 std::vector<double> column_means(MatrixView x, Reducer& reducer,
                                  std::span<const float> weight = {});

@@ -268,6 +268,82 @@ std::vector<double> order_statistics(std::span<double> values,
   return out;
 }
 
+StreamedSelection::StreamedSelection(std::size_t collect_below)
+    : collect_below_(std::max<std::size_t>(collect_below, 1)) {
+  Bucket root;
+  root.count.assign(kSelectBuckets, 0);
+  open_.push_back(std::move(root));
+}
+
+void StreamedSelection::split(Bucket& b, std::vector<Bucket>& next) {
+  if (b.collect) {
+    std::sort(b.keys.begin(), b.keys.end());
+    for (const Target& t : b.targets) found_[t.slot] = b.keys[t.rank];
+    return;
+  }
+  std::vector<std::size_t> start(kSelectBuckets + 1, 0);
+  for (std::size_t d = 0; d < kSelectBuckets; ++d) start[d + 1] = start[d] + b.count[d];
+  const std::size_t first_new = next.size();
+  for (const Target& t : b.targets) {
+    const auto d = static_cast<std::size_t>(std::upper_bound(start.begin(), start.end(), t.rank) -
+                                            start.begin() - 1);
+    const std::uint64_t prefix = (b.prefix << kSelectBits) | d;
+    const int bits = b.bits + static_cast<int>(kSelectBits);
+    if (bits == 64) {  // every bit taken: the bucket is one value
+      found_[t.slot] = prefix;
+      continue;
+    }
+    auto it = std::find_if(next.begin() + static_cast<std::ptrdiff_t>(first_new), next.end(),
+                           [&](const Bucket& o) { return o.prefix == prefix; });
+    if (it == next.end()) {
+      Bucket nb;
+      nb.prefix = prefix;
+      nb.bits = bits;
+      nb.size = b.count[d];
+      nb.collect = nb.size <= collect_below_;
+      if (nb.collect)
+        nb.keys.reserve(nb.size);
+      else
+        nb.count.assign(kSelectBuckets, 0);
+      next.push_back(std::move(nb));
+      it = next.end() - 1;
+    }
+    it->targets.push_back({t.rank - start[d], t.slot});
+  }
+}
+
+void StreamedSelection::end_look() {
+  ++looks_;
+  if (looks_ == 1) {
+    for (const std::size_t c : open_.front().count) count_ += c;
+    return;  // want() splits the first look's histogram
+  }
+  std::vector<Bucket> next;
+  for (Bucket& b : open_) split(b, next);
+  open_ = std::move(next);
+}
+
+void StreamedSelection::want(std::span<const std::size_t> positions) {
+  if (looks_ != 1 || wanted_set_)
+    throw std::logic_error("StreamedSelection::want: call once, after the first look");
+  for (const std::size_t p : positions)
+    if (p >= count_) throw std::out_of_range("StreamedSelection::want: position past the values");
+  found_.assign(positions.size(), 0);
+  Bucket& root = open_.front();
+  for (std::size_t s = 0; s < positions.size(); ++s) root.targets.push_back({positions[s], s});
+  wanted_set_ = true;
+  std::vector<Bucket> next;
+  split(root, next);
+  open_ = std::move(next);
+}
+
+std::vector<double> StreamedSelection::result() const {
+  if (!done()) throw std::logic_error("StreamedSelection::result: positions not all found yet");
+  std::vector<double> out(found_.size());
+  for (std::size_t s = 0; s < out.size(); ++s) out[s] = double_of_key(found_[s]);
+  return out;
+}
+
 QuantilePlaces quantile_places(std::size_t count, double q) noexcept {
   QuantilePlaces at;
   const double h = static_cast<double>(count - 1) * q;

@@ -53,6 +53,72 @@ void sort_keys(std::vector<std::uint32_t>& keys);
 std::vector<double> order_statistics(std::span<double> values,
                                      std::span<const std::size_t> positions);
 
+/// order_statistics for values that cannot all be held (a column of a table read in blocks): the
+/// same radix selection, one digit per look at the values, with the values offered again on each
+/// look in any order. The first look counts the top 16 bits of every value and gives count();
+/// want() then names the positions, and each later look narrows every wanted position's bucket by
+/// 16 more bits, or, once a bucket holds at most `collect_below` values, keeps that bucket's
+/// values and sorts them. Usually two or three looks after the first; at most four. Holds a
+/// 512 KiB count table per wanted bucket plus the kept buckets. Results have order_statistics'
+/// bits (-0 and +0 equal, a zero comes back as +0). Values must not be NaN.
+class StreamedSelection {
+ public:
+  static constexpr std::size_t kCollectBelow = std::size_t{1} << 20;  // 8 MiB of keys
+  explicit StreamedSelection(std::size_t collect_below = kCollectBelow);
+  /// Offers one value to the current look.
+  void add(double v) {
+    const std::uint64_t key = key_of(v);
+    for (Bucket& b : open_) {
+      if (b.bits != 0 && (key >> (64 - b.bits)) != b.prefix) continue;
+      if (b.collect)
+        b.keys.push_back(key);
+      else
+        ++b.count[static_cast<std::size_t>((key >> (48 - b.bits)) & 0xFFFF)];
+      return;
+    }
+  }
+  /// Ends a look: resolves the buckets it narrowed or kept.
+  void end_look();
+  /// Values offered to the first look.
+  std::size_t count() const noexcept { return count_; }
+  /// After the first look: the positions wanted (each < count(), any order, repeats allowed).
+  void want(std::span<const std::size_t> positions);
+  /// Every wanted position is found (so no further look is needed).
+  bool done() const noexcept { return wanted_set_ && open_.empty(); }
+  /// The values at the wanted positions, in want()'s order; only when done().
+  std::vector<double> result() const;
+  /// Looks taken so far.
+  int looks() const noexcept { return looks_; }
+
+ private:
+  static std::uint64_t key_of(double v) noexcept {
+    if (v == 0.0) v = 0.0;
+    const auto u = std::bit_cast<std::uint64_t>(v);
+    return (u >> 63) != 0 ? ~u : (u | (std::uint64_t{1} << 63));
+  }
+  struct Target {
+    std::size_t rank = 0;  // within its bucket
+    std::size_t slot = 0;  // in want()'s order
+  };
+  struct Bucket {
+    std::uint64_t prefix = 0;  // the top `bits` bits every value in it shares
+    int bits = 0;
+    std::size_t size = 0;  // values in it
+    bool collect = false;
+    std::vector<std::size_t> count;   // next 16-bit digit histogram (when !collect)
+    std::vector<std::uint64_t> keys;  // its values' keys (when collect)
+    std::vector<Target> targets;
+  };
+  void split(Bucket& b, std::vector<Bucket>& next);
+
+  std::size_t collect_below_;
+  std::vector<Bucket> open_;
+  std::vector<std::uint64_t> found_;
+  std::size_t count_ = 0;
+  bool wanted_set_ = false;
+  int looks_ = 0;
+};
+
 /// Type-7 quantile (numpy's default) of `count` values whose order statistics at
 /// quantile_places(count, q) are `lo` and `hi`: lo + (h - floor h) (hi - lo), h = (count - 1) q.
 struct QuantilePlaces {

@@ -3,6 +3,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "../src/kmeans_internal.hpp"
 #include "icp/error.hpp"
@@ -236,6 +239,154 @@ TEST(Normalize, SameBitsAtOneAndTwoThreads) {
   const auto b = icp::apply_normalizer(icp::fit_normalizer(t, o), t);
   ASSERT_EQ(a.storage().size(), b.storage().size());
   EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.storage().size() * sizeof(float)));
+}
+
+}  // namespace
+
+namespace {
+
+/// Rows [first, first + count) of `t` as a table of their own, categorical levels renumbered in
+/// order of first appearance within the block, as a reader of blocks (H5TableBlocks) gives them.
+icp::Table slice(const icp::Table& t, std::size_t first, std::size_t count) {
+  icp::Table b;
+  b.source = t.source;
+  b.rows = count;
+  for (const icp::Column& c : t.columns) {
+    icp::Column o;
+    o.name = c.name;
+    o.type = c.type;
+    if (c.type == icp::ColumnType::numeric) {
+      o.numeric.assign(c.numeric.begin() + static_cast<std::ptrdiff_t>(first),
+                       c.numeric.begin() + static_cast<std::ptrdiff_t>(first + count));
+    } else if (c.type == icp::ColumnType::categorical) {
+      std::vector<std::int32_t> renumber(c.levels.size(), -1);
+      for (std::size_t i = first; i < first + count; ++i) {
+        const std::int32_t code = c.codes[i];
+        if (code < 0) {
+          o.codes.push_back(-1);
+          continue;
+        }
+        auto& to = renumber[static_cast<std::size_t>(code)];
+        if (to < 0) {
+          to = static_cast<std::int32_t>(o.levels.size());
+          o.levels.push_back(c.levels[static_cast<std::size_t>(code)]);
+        }
+        o.codes.push_back(to);
+      }
+    }
+    b.columns.push_back(std::move(o));
+  }
+  return b;
+}
+
+/// A scan of `t` in blocks whose sizes cycle through `sizes` (each pass the same).
+icp::TableScan scan_of(const icp::Table& t, std::vector<std::size_t> sizes, int* scans) {
+  return [&t, sizes, scans](const icp::TableVisitor& visit) {
+    ++*scans;
+    std::size_t s = 0;
+    for (std::size_t first = 0; first < t.rows; s = (s + 1) % sizes.size()) {
+      const std::size_t count = std::min(sizes[s], t.rows - first);
+      visit(slice(t, first, count));
+      first += count;
+    }
+  };
+}
+
+void expect_same_bits(const icp::Normalizer& a, const icp::Normalizer& b, const std::string& what) {
+  ASSERT_EQ(a.features.size(), b.features.size()) << what;
+  for (std::size_t j = 0; j < a.features.size(); ++j) {
+    const auto& x = a.features[j];
+    const auto& y = b.features[j];
+    EXPECT_EQ(x.name, y.name) << what;
+    EXPECT_EQ(x.kind, y.kind) << what;
+    EXPECT_EQ(x.levels, y.levels) << what << ": " << x.name;
+    for (auto field :
+         {&icp::FeatureSpec::center, &icp::FeatureSpec::scale, &icp::FeatureSpec::impute,
+          &icp::FeatureSpec::weight, &icp::FeatureSpec::offset}) {
+      EXPECT_EQ(0, std::memcmp(&(x.*field), &(y.*field), sizeof(double)))
+          << what << ": " << x.name << " " << x.*field << " vs " << y.*field;
+    }
+  }
+}
+
+TEST(NormalizeStreamed, SameBitsAsTheWholeTableForAnyBlocks) {
+  // Sums whose chunks span blocks, quartiles of skewed and tied columns, levels first seen in a
+  // late block, a level that becomes "other", missing cells everywhere.
+  std::mt19937_64 gen(99);
+  auto uniform = [&gen] { return static_cast<double>(gen() >> 11) * 0x1.0p-53; };
+  const std::size_t n = 23456;
+  std::vector<double> rev(n), emp(n), visits(n), flat(n);
+  std::vector<std::int32_t> ind(n), country(n);
+  std::vector<std::string> ind_levels, country_levels = {"US", "DE", "FR", "GB", "JP", "BR"};
+  for (int l = 0; l < 40; ++l) ind_levels.push_back("industry" + std::to_string(l));
+  for (std::size_t i = 0; i < n; ++i) {
+    const double u = uniform();
+    rev[i] = i % 9 == 0 ? kNaN : std::exp(10.0 + 6.0 * u) * (i % 50 == 0 ? -1.0 : 1.0);
+    emp[i] = i % 4 == 0 ? kNaN : std::floor(1.0 + 5000.0 * u * u);
+    visits[i] = static_cast<double>(i % 7);  // heavy ties
+    flat[i] = i < n / 2 ? kNaN : 3.5;        // constant where present
+    // Codes in first-appearance order: industry39 appears only in the last rows.
+    ind[i] = i % 13 == 0 ? -1 : static_cast<std::int32_t>(i > n - 100 ? 39 : (i * 7) % 39);
+    country[i] = static_cast<std::int32_t>(std::min<std::size_t>(5, i % 11));
+  }
+  std::vector<std::string> ind_seen;
+  std::vector<std::int32_t> ind_codes(n);
+  std::vector<std::int32_t> map(40, -1);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (ind[i] < 0) {
+      ind_codes[i] = -1;
+      continue;
+    }
+    auto& m = map[static_cast<std::size_t>(ind[i])];
+    if (m < 0) {
+      m = static_cast<std::int32_t>(ind_seen.size());
+      ind_seen.push_back(ind_levels[static_cast<std::size_t>(ind[i])]);
+    }
+    ind_codes[i] = m;
+  }
+  const auto t =
+      table_of({numeric("revenue", rev), numeric("employees", emp), numeric("visits", visits),
+                numeric("flat", flat), categorical("industry", ind_seen, ind_codes),
+                categorical("country", country_levels, country)});
+  icp::NormalizeOptions o;
+  o.numeric = {nf("revenue", icp::Scaling::robust, icp::Transform::log1p),
+               nf("employees", icp::Scaling::zscore, icp::Transform::none, 2.0),
+               nf("visits", icp::Scaling::robust), nf("flat", icp::Scaling::minmax)};
+  icp::CategoricalFeature ci;
+  ci.column = "industry";
+  ci.max_levels = 12;
+  icp::CategoricalFeature cc;
+  cc.column = "country";
+  o.categorical = {ci, cc};
+  for (const bool flag : {false, true}) {
+    o.missing.flag = flag;
+    o.missing.numeric = flag ? icp::NumericImpute::mean : icp::NumericImpute::median;
+    const icp::Normalizer whole = icp::fit_normalizer(t, o);
+    for (const auto& sizes : std::vector<std::vector<std::size_t>>{
+             {n}, {4096}, {1000}, {4095, 4097, 1}, {7, 10000, 333}}) {
+      int scans = 0;
+      int passes = 0;
+      const icp::Normalizer streamed =
+          icp::fit_normalizer_streamed(scan_of(t, sizes, &scans), o, &passes);
+      EXPECT_EQ(passes, scans);
+      EXPECT_GE(passes, 2);  // counts, then deviations (the quartiles' buckets are kept whole)
+      expect_same_bits(whole, streamed, "blocks of " + std::to_string(sizes.front()));
+    }
+  }
+  // Same messages as the whole-table fit.
+  icp::NormalizeOptions bad = o;
+  bad.numeric = {nf("nope", icp::Scaling::zscore)};
+  int scans = 0;
+  EXPECT_THROW((void)icp::fit_normalizer_streamed(scan_of(t, {1000}, &scans), bad), icp::Error);
+  bad.numeric = {nf("flat", icp::Scaling::zscore)};
+  bad.categorical.clear();
+  const auto empty = table_of({numeric("flat", {kNaN, kNaN, kNaN})});
+  try {
+    (void)icp::fit_normalizer_streamed(scan_of(empty, {2}, &scans), bad);
+    ADD_FAILURE() << "a column with no value must throw";
+  } catch (const icp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'flat' has no value"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

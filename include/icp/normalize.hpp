@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,22 @@ struct Normalizer {
 /// feature column has no value at all.
 Normalizer fit_normalizer(const Table& table, const NormalizeOptions& options,
                           Reducer& reducer = local_reducer());
+
+/// A table too large to hold, read one block of rows at a time: a scan calls `visit` on every
+/// block, in row order, and may be called again for another pass (each pass must see the same
+/// rows in the same order; the block boundaries may differ).
+using TableVisitor = std::function<void(const Table& block)>;
+using TableScan = std::function<void(const TableVisitor& visit)>;
+
+/// fit_normalizer over a table read in blocks, with the bits fit_normalizer gives on all of its
+/// rows at once: float64 sums folded in the same kReduceChunkRows chunks, and the exact medians
+/// and quartiles by a radix selection that looks at the values again on each pass instead of
+/// holding them. Holds the categorical levels, a few sums per feature and the selection's count
+/// tables (512 KiB per wanted bucket: at most 8 per numeric feature), never a column. Scans the
+/// table 2 + (1 to 3) times; `passes` (optional) receives the count. Throws as fit_normalizer
+/// does, naming the block's source.
+Normalizer fit_normalizer_streamed(const TableScan& scan, const NormalizeOptions& options,
+                                   int* passes = nullptr);
 
 /// Applies the mapping, in parallel over rows. Categorical levels unseen at fit time count as
 /// "other" when the feature has it, else as all-zero.
