@@ -130,27 +130,33 @@ double Rng::uniform01() {
   return static_cast<double>(engine_() >> 11) * 0x1.0p-53;
 }
 
-Matrix init_random(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer) {
+namespace {
+
+/// k distinct rows of `total` drawn uniformly (Floyd's algorithm: k draws, no O(n) shuffle), in
+/// draw order.
+std::vector<std::size_t> random_rows(std::size_t total, int k, std::uint64_t seed) {
   Rng rng(seed);
-  const RowSlice slice = row_slice(xc.rows, reducer);
-  const auto n = static_cast<std::uint64_t>(slice.total);
+  const auto n = static_cast<std::uint64_t>(total);
   const auto kk = static_cast<std::uint64_t>(k);
   std::unordered_set<std::uint64_t> taken;
   std::vector<std::size_t> picks;
-  // Floyd's algorithm: k distinct indices from k draws, no O(n) shuffle.
   for (std::uint64_t j = n - kk; j < n; ++j) {
     const std::uint64_t t = rng.index(j + 1);
     const std::uint64_t pick = taken.count(t) ? j : t;
     taken.insert(pick);
     picks.push_back(static_cast<std::size_t>(pick));
   }
-  return fetch_rows(xc, picks, slice, reducer);
+  return picks;
 }
 
-Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer) {
+/// Greedy k-means++ over `n` local rows seen through `scan` (visit(first local row, block) for
+/// blocks in row order, each starting on a chunk boundary) and `fetch` (rows by global number).
+/// The in-memory fit scans one block, the whole matrix; a streamed fit scans blocks read from
+/// disk. Same loops per block, so the same bits either way.
+template <class Scan, class Fetch>
+Matrix kmeanspp(std::size_t n, std::size_t d, int k, std::uint64_t seed, Reducer& reducer,
+                Scan&& scan, Fetch&& fetch) {
   Rng rng(seed);
-  const std::size_t n = xc.rows;
-  const std::size_t d = xc.cols;
   const auto kk = static_cast<std::size_t>(k);
   const RowSlice slice = row_slice(n, reducer);
   // Processes hold whole chunks (chunk_rows_of), so local chunk ci is global chunk first + ci.
@@ -163,22 +169,24 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
 
   const std::size_t first = static_cast<std::size_t>(rng.index(slice.total));
   {
-    const Matrix row = fetch_rows(xc, std::span<const std::size_t>(&first, 1), slice, reducer);
+    const Matrix row = fetch(std::span<const std::size_t>(&first, 1));
     std::copy(row.row(0), row.row(0) + d, out.row(0));
     choose(first);
   }
 
-  // A single chunk runs on the calling thread: a parallel region would only add its barrier.
   const std::size_t chunks = chunk_count(n);
   std::vector<double> d2(n);
   // Centres and candidates are widened to float64 once per pass (squared_distance's overloads
   // for them give the same bits).
   const std::vector<double> centre = widen_rows(MatrixView{out.row(0), 1, d});
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) {
-    const auto r = static_cast<std::size_t>(i);
-    d2[r] = squared_distance(xc.row(r), centre.data(), d);
-  }
+  scan([&](std::size_t f, MatrixView x) {
+  // A single chunk runs on the calling thread: a parallel region would only add its barrier.
+#pragma omp parallel for schedule(static) if (x.rows > kReduceChunkRows)
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(x.rows); ++i) {
+      const auto r = static_cast<std::size_t>(i);
+      d2[f + r] = squared_distance(x.row(r), centre.data(), d);
+    }
+  });
 
   const std::size_t trials = 2 + static_cast<std::size_t>(std::floor(std::log(k)));
   static_assert(kMaxTrials >= 2 + 44, "2 + ln k for any k below 2^63");
@@ -213,35 +221,41 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
         candidate[t] = std::isinf(lowest) ? 0 : static_cast<std::size_t>(lowest);
       }
     }
-    const Matrix rows = fetch_rows(xc, candidate, slice, reducer);
+    const Matrix rows = fetch(std::span<const std::size_t>(candidate));
     const std::vector<double> wide = widen_rows(rows.view());
     std::vector<const double*> candidate_rows(trials);
     for (std::size_t t = 0; t < trials; ++t) candidate_rows[t] = wide.data() + t * d;
     // One pass over the data scores every candidate; potentials are per chunk, chunk order.
     std::vector<double> chunk_potential(chunks * trials);
-#pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
-    for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(chunks); ++ci) {
-      const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
-      const std::size_t end = std::min(n, begin + kReduceChunkRows);
-      double* pot = chunk_potential.data() + static_cast<std::size_t>(ci) * trials;
-      // Every candidate's distance from one read of the row; each candidate's potential still
-      // sums its rows in order, so the bits are those of one pass per candidate. Distances are
-      // taken a block of rows at a time and then summed one candidate at a time: summing straight
-      // after each row chained every row through a store and reload of the potentials.
-      std::array<double, kPotentialBlockRows * kMaxTrials> e;  // stack: nothing to throw here
-      for (std::size_t t = 0; t < trials; ++t) pot[t] = 0.0;
-      for (std::size_t b0 = begin; b0 < end; b0 += kPotentialBlockRows) {
-        const std::size_t block = std::min(kPotentialBlockRows, end - b0);
-        for (std::size_t m = 0; m < block; ++m)
-          squared_distances(xc.row(b0 + m), candidate_rows.data(), trials, d,
-                            e.data() + m * trials);
-        for (std::size_t t = 0; t < trials; ++t) {
-          double p = pot[t];
-          for (std::size_t m = 0; m < block; ++m) p += std::min(d2[b0 + m], e[m * trials + t]);
-          pot[t] = p;
+    scan([&](std::size_t f, MatrixView x) {
+      const std::size_t c0 = f / kReduceChunkRows;
+      const std::size_t block_chunks = chunk_count(x.rows);
+#pragma omp parallel for schedule(dynamic, 1) if (block_chunks > 1)
+      for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(block_chunks); ++ci) {
+        const std::size_t begin = static_cast<std::size_t>(ci) * kReduceChunkRows;
+        const std::size_t end = std::min(x.rows, begin + kReduceChunkRows);
+        double* pot = chunk_potential.data() + (c0 + static_cast<std::size_t>(ci)) * trials;
+        // Every candidate's distance from one read of the row; each candidate's potential still
+        // sums its rows in order, so the bits are those of one pass per candidate. Distances are
+        // taken a block of rows at a time and then summed one candidate at a time: summing
+        // straight after each row chained every row through a store and reload of the
+        // potentials.
+        std::array<double, kPotentialBlockRows * kMaxTrials> e;  // stack: nothing to throw here
+        for (std::size_t t = 0; t < trials; ++t) pot[t] = 0.0;
+        for (std::size_t b0 = begin; b0 < end; b0 += kPotentialBlockRows) {
+          const std::size_t block = std::min(kPotentialBlockRows, end - b0);
+          for (std::size_t m = 0; m < block; ++m)
+            squared_distances(x.row(b0 + m), candidate_rows.data(), trials, d,
+                              e.data() + m * trials);
+          for (std::size_t t = 0; t < trials; ++t) {
+            double p = pot[t];
+            for (std::size_t m = 0; m < block; ++m)
+              p += std::min(d2[f + b0 + m], e[m * trials + t]);
+            pot[t] = p;
+          }
         }
       }
-    }
+    });
     const std::vector<double> all_potential =
         reducer.gather_chunks(std::move(chunk_potential), trials);
     const std::size_t all_chunks = all_potential.size() / trials;
@@ -258,13 +272,37 @@ Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer)
     std::copy(rows.row(best), rows.row(best) + d, out.row(slot));
     choose(candidate[best]);
     const double* c = wide.data() + best * d;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) {
-      const auto r = static_cast<std::size_t>(i);
-      d2[r] = std::min(d2[r], squared_distance(xc.row(r), c, d));
-    }
+    scan([&](std::size_t f, MatrixView x) {
+#pragma omp parallel for schedule(static) if (x.rows > kReduceChunkRows)
+      for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(x.rows); ++i) {
+        const auto r = static_cast<std::size_t>(i);
+        d2[f + r] = std::min(d2[f + r], squared_distance(x.row(r), c, d));
+      }
+    });
   }
   return out;
+}
+
+}  // namespace
+
+Matrix init_random(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer) {
+  const RowSlice slice = row_slice(xc.rows, reducer);
+  return fetch_rows(xc, random_rows(slice.total, k, seed), slice, reducer);
+}
+
+Matrix init_random(const RowBlocks& xc, int k, std::uint64_t seed) {
+  return xc.fetch(random_rows(xc.rows, k, seed));
+}
+
+Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer) {
+  const RowSlice slice = row_slice(xc.rows, reducer);
+  return kmeanspp(
+      xc.rows, xc.cols, k, seed, reducer, [&](auto&& visit) { visit(std::size_t{0}, xc); },
+      [&](std::span<const std::size_t> rows) { return fetch_rows(xc, rows, slice, reducer); });
+}
+
+Matrix init_kmeanspp(const RowBlocks& xc, int k, std::uint64_t seed) {
+  return kmeanspp(xc.rows, xc.cols, k, seed, local_reducer(), xc.scan, xc.fetch);
 }
 
 }  // namespace icp::kmeans_detail

@@ -512,6 +512,12 @@ Matrix init_random(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer = 
 /// process gets the centres one process picks from all the rows, without a copy of the data.
 Matrix init_kmeanspp(MatrixView xc, int k, std::uint64_t seed, Reducer& reducer = local_reducer());
 
+/// init_random and init_kmeanspp over rows read a block at a time (kmeans_fit_streamed), with
+/// the bits of the in-memory versions on the same rows: k-means++ holds a float64 D^2 per row
+/// and scans the rows twice per centre.
+Matrix init_random(const RowBlocks& xc, int k, std::uint64_t seed);
+Matrix init_kmeanspp(const RowBlocks& xc, int k, std::uint64_t seed);
+
 /// Uniform in [0, 1) (53 bits) that depends only on (key, index): the SplitMix64 output at
 /// position `index` of the stream keyed by `key`. Rows draw their own numbers, so the draws do
 /// not depend on which thread visits which row.

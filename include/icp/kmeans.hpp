@@ -155,6 +155,32 @@ struct KMeansResult {
 KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options,
                         Reducer& reducer = local_reducer());
 
+/// A matrix too large to hold, read a block of rows at a time.
+struct RowBlocks {
+  using Visit = std::function<void(std::size_t first_row, MatrixView block)>;
+  std::size_t rows = 0;
+  std::size_t cols = 0;
+  /// One pass: `visit` on consecutive blocks covering rows 0 .. rows-1 in order. Every block
+  /// starts on a multiple of kReduceChunkRows (so every block but the last holds a multiple of
+  /// it), which keeps each fixed-chunk sum inside one block.
+  std::function<void(const Visit& visit)> scan;
+  /// Rows at the given positions (any order, repeats allowed), in that order.
+  std::function<Matrix(std::span<const std::size_t> rows)> fetch;
+};
+
+/// kmeans_fit over rows read a block at a time, with kmeans_fit's bits for the exact algorithms
+/// (Lloyd, Hamerly and Yinyang give the same result; this runs Lloyd's steps, which need no
+/// per-row bounds). Holds per row the label and distance (8 bytes; twice that with n_init > 1),
+/// a float64 D^2 while k-means++ seeds, `options.sample_weight` when given (all rows), and one
+/// block. Scans the rows once for the column moments (twice when they need centring: blocks are
+/// then centred as they arrive), 2k - 1 times to seed with k-means++, once per iteration and
+/// once for the final labels. Takes init = kmeans++, random or file; minibatch, kmeans|| and
+/// checkpoints (on_checkpoint, resume) throw icp::Error. stop_requested makes it throw
+/// icp::Interrupted after an iteration, without a checkpoint. `scans` (optional) receives the
+/// number of scans.
+KMeansResult kmeans_fit_streamed(const RowBlocks& x, const KMeansOptions& options,
+                                 int* scans = nullptr);
+
 /// Nearest centroid of each row of x (ties to the lowest index) and the exact squared distance.
 /// Both x and the centroids are shifted by the centroids' mean first, so large offsets do not
 /// cancel. Throws icp::Error for mismatched shapes or a non-finite value.
