@@ -49,11 +49,25 @@ double bag_uniform(std::uint64_t seed, int bag, std::size_t row) {
   return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 
+/// The weighted problem of one bag. Row weights and targets are computed as rows are read
+/// rather than stored: two float64 arrays per row were 160 MB at 10M rows, and a market read in
+/// blocks has no room for them.
 struct Problem {
-  MatrixView x;
-  std::vector<double> weight;  // per row; 0 = not in this bag
-  std::vector<double> target;  // 1 seed, 0 other
+  std::span<const std::uint8_t> is_seed;
+  std::span<const std::uint8_t> is_negative;
+  std::vector<std::uint8_t> in_bag;  // per row, with bags > 1: the row's class-0 draw kept it
+  double seed_weight = 0.0;          // each seed's weight
+  double other_scale = 0.0;          // multiplies a class-0 row's base weight
   double l2 = 1.0;
+  /// Weight of a class-0 row before scaling: 0 outside the bag, confirmed negatives weigh more.
+  double base_weight(std::size_t i) const noexcept {
+    if (is_seed[i] != 0 || (!in_bag.empty() && in_bag[i] == 0)) return 0.0;
+    return !is_negative.empty() && is_negative[i] != 0 ? kConfirmedNegativeWeight : 1.0;
+  }
+  double weight(std::size_t i) const noexcept {
+    return is_seed[i] != 0 ? seed_weight : base_weight(i) * other_scale;
+  }
+  double target(std::size_t i) const noexcept { return is_seed[i] != 0 ? 1.0 : 0.0; }
 };
 
 struct Objective {
@@ -76,80 +90,88 @@ double sigmoid(double z, double e) {
 // What a pass over the rows computes: the loss always, then the gradient, then the Hessian.
 enum class Need { loss, gradient, hessian };
 
-Objective evaluate(const Problem& problem, const Eigen::VectorXd& theta, Need need) {
+/// The objective over every row of `scan`'s blocks: each block's chunks in parallel, then folded
+/// in chunk order as the block ends (the order of one pass over all rows, so any blocks that
+/// start on chunk boundaries give the same bits, and only one block's chunk Hessians are held).
+template <class Scan>
+Objective evaluate(const Problem& problem, std::size_t d, Scan&& scan, const Eigen::VectorXd& theta,
+                   Need need) {
   const bool derivatives = need != Need::loss;
   const bool hessian = need == Need::hessian;
-  const std::size_t n = problem.x.rows;
-  const std::size_t d = problem.x.cols;
   const auto p = static_cast<Eigen::Index>(d + 1);
-  const std::size_t chunks = chunk_count(n);
-  std::vector<double> chunk_loss(chunks, 0.0);
-  std::vector<Eigen::VectorXd> chunk_gradient(derivatives ? chunks : 0);
-  std::vector<Eigen::MatrixXd> chunk_hessian(hessian ? chunks : 0);
-  ExceptionCollector errors;
-#pragma omp parallel
-  {
-    // Per-thread buffers, allocated once: the chunk's rows widened to float64 with a leading 1
-    // (the intercept), their logits, and the per-row gradient and curvature weights.
-    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> design;
-    Eigen::VectorXd z;
-    Eigen::VectorXd residual;
-    Eigen::VectorXd curvature;
-#pragma omp for schedule(dynamic, 1)
-    for (std::size_t c = 0; c < chunks; ++c) {
-      errors.run([&] {
-        const std::size_t r0 = c * kReduceChunkRows;
-        const std::size_t rows = std::min(kReduceChunkRows, n - r0);
-        const auto rr = static_cast<Eigen::Index>(rows);
-        design.resize(rr, p);
-        for (std::size_t r = 0; r < rows; ++r) {
-          double* out = design.row(static_cast<Eigen::Index>(r)).data();
-          const float* xi = problem.x.row(r0 + r);
-          out[0] = 1.0;
-          for (std::size_t j = 0; j < d; ++j) out[j + 1] = static_cast<double>(xi[j]);
-        }
-        // One matrix-vector product: its dot products run on several accumulators, where a
-        // per-row loop was one latency-bound chain of d dependent adds per row.
-        z.noalias() = design * theta;
-        if (derivatives) residual.resize(rr);
-        if (hessian) curvature.resize(rr);
-        double loss = 0.0;
-        for (std::size_t r = 0; r < rows; ++r) {
-          const std::size_t i = r0 + r;
-          const auto e = static_cast<Eigen::Index>(r);
-          const double w = problem.weight[i];
-          const double y = problem.target[i];
-          const double ez = std::exp(-std::abs(z[e]));
-          loss += w * (softplus(z[e], ez) - y * z[e]);
-          if (derivatives) {
-            const double s = sigmoid(z[e], ez);
-            residual[e] = w * (s - y);
-            if (hessian) curvature[e] = std::sqrt(w * s * (1.0 - s));
-          }
-        }
-        chunk_loss[c] = loss;
-        if (derivatives) chunk_gradient[c].noalias() = design.transpose() * residual;
-        if (hessian) {
-          // H = D^T diag(w s (1 - s)) D as a rank update of the lower triangle with the rows
-          // scaled by sqrt(curvature): half the FLOPs of the full product.
-          design.array().colwise() *= curvature.array();
-          Eigen::MatrixXd& h = chunk_hessian[c];
-          h.setZero(p, p);
-          h.selfadjointView<Eigen::Lower>().rankUpdate(design.transpose());
-        }
-      });
-    }
-  }
-  errors.rethrow();
-
   Objective out;
   out.gradient = Eigen::VectorXd::Zero(derivatives ? p : 0);
   out.hessian = Eigen::MatrixXd::Zero(hessian ? p : 0, hessian ? p : 0);
-  for (std::size_t c = 0; c < chunks; ++c) {  // fixed order: the thread count cannot show
-    out.loss += chunk_loss[c];
-    if (derivatives) out.gradient += chunk_gradient[c];
-    if (hessian) out.hessian += chunk_hessian[c];
-  }
+  std::vector<double> chunk_loss;
+  std::vector<Eigen::VectorXd> chunk_gradient;
+  std::vector<Eigen::MatrixXd> chunk_hessian;
+  scan([&](std::size_t first, MatrixView x) {
+    const std::size_t n = x.rows;
+    const std::size_t chunks = chunk_count(n);
+    chunk_loss.assign(chunks, 0.0);
+    chunk_gradient.resize(derivatives ? chunks : 0);
+    chunk_hessian.resize(hessian ? chunks : 0);
+    ExceptionCollector errors;
+#pragma omp parallel
+    {
+      // Per-thread buffers, allocated once: the chunk's rows widened to float64 with a leading 1
+      // (the intercept), their logits, and the per-row gradient and curvature weights.
+      Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> design;
+      Eigen::VectorXd z;
+      Eigen::VectorXd residual;
+      Eigen::VectorXd curvature;
+#pragma omp for schedule(dynamic, 1)
+      for (std::size_t c = 0; c < chunks; ++c) {
+        errors.run([&] {
+          const std::size_t r0 = c * kReduceChunkRows;
+          const std::size_t rows = std::min(kReduceChunkRows, n - r0);
+          const auto rr = static_cast<Eigen::Index>(rows);
+          design.resize(rr, p);
+          for (std::size_t r = 0; r < rows; ++r) {
+            double* row = design.row(static_cast<Eigen::Index>(r)).data();
+            const float* xi = x.row(r0 + r);
+            row[0] = 1.0;
+            for (std::size_t j = 0; j < d; ++j) row[j + 1] = static_cast<double>(xi[j]);
+          }
+          // One matrix-vector product: its dot products run on several accumulators, where a
+          // per-row loop was one latency-bound chain of d dependent adds per row.
+          z.noalias() = design * theta;
+          if (derivatives) residual.resize(rr);
+          if (hessian) curvature.resize(rr);
+          double loss = 0.0;
+          for (std::size_t r = 0; r < rows; ++r) {
+            const std::size_t i = first + r0 + r;
+            const auto e = static_cast<Eigen::Index>(r);
+            const double w = problem.weight(i);
+            const double y = problem.target(i);
+            const double ez = std::exp(-std::abs(z[e]));
+            loss += w * (softplus(z[e], ez) - y * z[e]);
+            if (derivatives) {
+              const double s = sigmoid(z[e], ez);
+              residual[e] = w * (s - y);
+              if (hessian) curvature[e] = std::sqrt(w * s * (1.0 - s));
+            }
+          }
+          chunk_loss[c] = loss;
+          if (derivatives) chunk_gradient[c].noalias() = design.transpose() * residual;
+          if (hessian) {
+            // H = D^T diag(w s (1 - s)) D as a rank update of the lower triangle with the rows
+            // scaled by sqrt(curvature): half the FLOPs of the full product.
+            design.array().colwise() *= curvature.array();
+            Eigen::MatrixXd& h = chunk_hessian[c];
+            h.setZero(p, p);
+            h.selfadjointView<Eigen::Lower>().rankUpdate(design.transpose());
+          }
+        });
+      }
+    }
+    errors.rethrow();
+    for (std::size_t c = 0; c < chunks; ++c) {  // fixed order: the thread count cannot show
+      out.loss += chunk_loss[c];
+      if (derivatives) out.gradient += chunk_gradient[c];
+      if (hessian) out.hessian += chunk_hessian[c];
+    }
+  });
   if (hessian) {
     Eigen::MatrixXd full = out.hessian.selfadjointView<Eigen::Lower>();  // upper from lower
     out.hessian = std::move(full);
@@ -168,13 +190,18 @@ Objective evaluate(const Problem& problem, const Eigen::VectorXd& theta, Need ne
 // computed one is kept (a chord step): near the optimum it changes about as much as the point
 // does, so each step still gains digits, and a pass without the Hessian's rank update costs about
 // half as much. Steps stay descent directions (the kept Hessian is positive definite).
-Eigen::VectorXd newton(const Problem& problem, Eigen::VectorXd theta, int& iterations) {
-  Objective obj = evaluate(problem, theta, Need::hessian);
+template <class Scan>
+Eigen::VectorXd newton(const Problem& problem, std::size_t d, Scan&& scan, Eigen::VectorXd theta,
+                       int& iterations) {
+  auto evaluate_at = [&](const Eigen::VectorXd& at, Need need) {
+    return evaluate(problem, d, scan, at, need);
+  };
+  Objective obj = evaluate_at(theta, Need::hessian);
   Eigen::LDLT<Eigen::MatrixXd> factor(obj.hessian);
   Need next_need = Need::hessian;
   for (int it = 0; it < kMaxNewtonIterations; ++it) {
     if (obj.gradient.size() == 0) {  // after a halved step, whose trial computed the loss only
-      obj = evaluate(problem, theta, next_need);
+      obj = evaluate_at(theta, next_need);
       if (next_need == Need::hessian) factor.compute(obj.hessian);
     }
     const Eigen::VectorXd step = factor.solve(-obj.gradient);
@@ -188,7 +215,7 @@ Eigen::VectorXd newton(const Problem& problem, Eigen::VectorXd theta, int& itera
     bool accepted = false;
     for (int h = 0; h < kMaxLineSearchHalvings; ++h) {
       const Eigen::VectorXd trial = theta + t * step;
-      Objective next = evaluate(problem, trial, h == 0 ? next_need : Need::loss);
+      Objective next = evaluate_at(trial, h == 0 ? next_need : Need::loss);
       if (next.loss <= obj.loss + 1e-4 * t * slope) {  // Armijo sufficient decrease
         theta = trial;
         obj = std::move(next);
@@ -207,19 +234,19 @@ Eigen::VectorXd newton(const Problem& problem, Eigen::VectorXd theta, int& itera
   return theta;
 }
 
-}  // namespace
-
-LogisticModel fit_pu_logistic(MatrixView x, std::span<const std::uint8_t> is_seed,
-                              std::span<const std::uint8_t> is_negative, double l2, int bags,
-                              std::uint64_t seed, const LogisticModel* start) {
-  const std::size_t n = x.rows;
+/// fit_pu_logistic over `n` rows of `d` features seen through `scan` (visit(first row, block)).
+template <class Scan>
+LogisticModel fit_pu(std::size_t n, std::size_t d, Scan&& scan,
+                     std::span<const std::uint8_t> is_seed,
+                     std::span<const std::uint8_t> is_negative, double l2, int bags,
+                     std::uint64_t seed, const LogisticModel* start) {
   if (is_seed.size() != n) throw Error("lookalike: is_seed size differs from rows");
   if (!is_negative.empty() && is_negative.size() != n) {
     throw Error("lookalike: is_negative size differs from rows");
   }
   if (!(l2 > 0.0) || !std::isfinite(l2)) throw Error("lookalike: l2 must be > 0");
   if (bags < 1) throw Error("lookalike: bags must be >= 1");
-  if (start != nullptr && start->coef.size() != x.cols)
+  if (start != nullptr && start->coef.size() != d)
     throw Error("lookalike: the model's starting point has a different feature count");
   std::int64_t seeds = 0;
   for (const std::uint8_t s : is_seed) seeds += s != 0 ? 1 : 0;
@@ -228,41 +255,32 @@ LogisticModel fit_pu_logistic(MatrixView x, std::span<const std::uint8_t> is_see
   }
 
   Problem problem;
-  problem.x = x;
+  problem.is_seed = is_seed;
+  problem.is_negative = is_negative;
   problem.l2 = l2;
-  problem.target.resize(n);
-  problem.weight.resize(n);
-  for (std::size_t i = 0; i < n; ++i) problem.target[i] = is_seed[i] != 0 ? 1.0 : 0.0;
-
   // Each class carries half of a total weight of n, so l2 means the same at any class balance
   // and in every bag.
   const double half = 0.5 * static_cast<double>(n);
-  const double seed_weight = half / static_cast<double>(seeds);
-  Eigen::VectorXd theta_sum = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(x.cols + 1));
+  problem.seed_weight = half / static_cast<double>(seeds);
+  Eigen::VectorXd theta_sum = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d + 1));
   Eigen::VectorXd theta0 = Eigen::VectorXd::Zero(theta_sum.size());
   if (start != nullptr) {
     theta0[0] = start->intercept;
-    for (std::size_t j = 0; j < x.cols; ++j)
-      theta0[static_cast<Eigen::Index>(j + 1)] = start->coef[j];
+    for (std::size_t j = 0; j < d; ++j) theta0[static_cast<Eigen::Index>(j + 1)] = start->coef[j];
   }
   LogisticModel model;
   int fitted_bags = 0;
   for (int bag = 0; bag < bags; ++bag) {
+    if (bags > 1) {
+      problem.in_bag.resize(n);
+      for (std::size_t i = 0; i < n; ++i)
+        problem.in_bag[i] = bag_uniform(seed, bag, i) < kBagFraction ? 1 : 0;
+    }
     double other_total = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-      double w = 0.0;
-      if (is_seed[i] == 0 && (bags == 1 || bag_uniform(seed, bag, i) < kBagFraction)) {
-        w = !is_negative.empty() && is_negative[i] != 0 ? kConfirmedNegativeWeight : 1.0;
-      }
-      problem.weight[i] = w;
-      other_total += w;
-    }
+    for (std::size_t i = 0; i < n; ++i) other_total += problem.base_weight(i);
     if (other_total == 0.0) continue;  // a bag that drew no class-0 row has nothing to learn
-    const double other_scale = half / other_total;
-    for (std::size_t i = 0; i < n; ++i) {
-      problem.weight[i] = is_seed[i] != 0 ? seed_weight : problem.weight[i] * other_scale;
-    }
-    theta_sum += newton(problem, theta0, model.iterations);
+    problem.other_scale = half / other_total;
+    theta_sum += newton(problem, d, scan, theta0, model.iterations);
     ++fitted_bags;
   }
   if (fitted_bags == 0) throw Error("lookalike: no PU bag drew an unlabeled account");
@@ -272,6 +290,22 @@ LogisticModel fit_pu_logistic(MatrixView x, std::span<const std::uint8_t> is_see
   model.intercept = theta_sum[0];
   model.coef.assign(theta_sum.data() + 1, theta_sum.data() + theta_sum.size());
   return model;
+}
+
+}  // namespace
+
+LogisticModel fit_pu_logistic(MatrixView x, std::span<const std::uint8_t> is_seed,
+                              std::span<const std::uint8_t> is_negative, double l2, int bags,
+                              std::uint64_t seed, const LogisticModel* start) {
+  return fit_pu(
+      x.rows, x.cols, [&](auto&& visit) { visit(std::size_t{0}, x); }, is_seed, is_negative, l2,
+      bags, seed, start);
+}
+
+LogisticModel fit_pu_logistic(const RowBlocks& x, std::span<const std::uint8_t> is_seed,
+                              std::span<const std::uint8_t> is_negative, double l2, int bags,
+                              std::uint64_t seed, const LogisticModel* start) {
+  return fit_pu(x.rows, x.cols, x.scan, is_seed, is_negative, l2, bags, seed, start);
 }
 
 }  // namespace icp

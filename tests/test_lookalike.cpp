@@ -432,6 +432,46 @@ TEST(LookalikeModel, AWarmStartReachesTheSameOptimumInFewerSteps) {
   EXPECT_THROW(icp::fit_pu_logistic(x.view(), seed, {}, 1.0, 1, 1, &wrong), icp::Error);
 }
 
+TEST(LookalikeModel, RowsReadInBlocksGiveTheSameBits) {
+  // fit_pu_logistic over a RowBlocks scan (a market read from disk) against the matrix itself:
+  // the chunk sums fold in the same order, so every bit of the model must agree.
+  const std::size_t n = 3 * icp::kReduceChunkRows + 777;
+  const std::size_t d = 5;
+  const icp::Matrix x = random_matrix(n, d, 31);
+  std::vector<std::uint8_t> seed(n, 0), neg(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    seed[i] = x(i, 1) - 0.4 * x(i, 4) > 0.9 ? 1 : 0;
+    neg[i] = seed[i] == 0 && i % 9 == 0 ? 1 : 0;
+  }
+  int scans = 0;
+  icp::RowBlocks blocks;
+  blocks.rows = n;
+  blocks.cols = d;
+  blocks.scan = [&](const icp::RowBlocks::Visit& visit) {
+    ++scans;
+    for (std::size_t first = 0; first < n; first += icp::kReduceChunkRows) {
+      const std::size_t rows = std::min(icp::kReduceChunkRows, n - first);
+      icp::Matrix part(rows, d);
+      std::copy(x.row(first), x.row(first) + rows * d, part.data());
+      visit(first, part.view());
+    }
+  };
+  for (const int bags : {1, 3}) {
+    const icp::LogisticModel whole = icp::fit_pu_logistic(x.view(), seed, neg, 1.0, bags, 7);
+    scans = 0;
+    const icp::LogisticModel streamed = icp::fit_pu_logistic(blocks, seed, neg, 1.0, bags, 7);
+    EXPECT_TRUE(icp_test::same_bits(whole.coef, streamed.coef)) << bags;
+    EXPECT_TRUE(icp_test::same_bits(whole.intercept, streamed.intercept)) << bags;
+    EXPECT_EQ(whole.iterations, streamed.iterations);
+    EXPECT_GE(scans, whole.iterations);  // a scan per Newton step at least
+    // A warm start too (the final fit starts from the backtest's model).
+    const icp::LogisticModel warm = icp::fit_pu_logistic(x.view(), seed, {}, 1.0, bags, 7, &whole);
+    const icp::LogisticModel warm_streamed =
+        icp::fit_pu_logistic(blocks, seed, {}, 1.0, bags, 7, &whole);
+    EXPECT_TRUE(icp_test::same_bits(warm.coef, warm_streamed.coef)) << bags;
+  }
+}
+
 struct Planted {
   icp::Matrix x;
   std::vector<std::int32_t> segment;

@@ -155,19 +155,6 @@ struct KMeansResult {
 KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options,
                         Reducer& reducer = local_reducer());
 
-/// A matrix too large to hold, read a block of rows at a time.
-struct RowBlocks {
-  using Visit = std::function<void(std::size_t first_row, MatrixView block)>;
-  std::size_t rows = 0;
-  std::size_t cols = 0;
-  /// One pass: `visit` on consecutive blocks covering rows 0 .. rows-1 in order. Every block
-  /// starts on a multiple of kReduceChunkRows (so every block but the last holds a multiple of
-  /// it), which keeps each fixed-chunk sum inside one block.
-  std::function<void(const Visit& visit)> scan;
-  /// Rows at the given positions (any order, repeats allowed), in that order.
-  std::function<Matrix(std::span<const std::size_t> rows)> fetch;
-};
-
 /// kmeans_fit over rows read a block at a time, with kmeans_fit's bits for the exact algorithms
 /// (Lloyd, Hamerly and Yinyang give the same result; this runs Lloyd's steps, which need no
 /// per-row bounds). Holds per row the label and distance (8 bytes; twice that with n_init > 1),

@@ -203,6 +203,12 @@ struct LogisticModel {
 LogisticModel fit_pu_logistic(MatrixView x, std::span<const std::uint8_t> is_seed,
                               std::span<const std::uint8_t> is_negative, double l2, int bags,
                               std::uint64_t seed, const LogisticModel* start = nullptr);
+/// The same over rows read a block at a time (blocks on chunk boundaries give the bits of the
+/// in-memory fit): each Newton step scans the rows once or twice; holds the flags, one block and
+/// its chunks' Hessians.
+LogisticModel fit_pu_logistic(const RowBlocks& x, std::span<const std::uint8_t> is_seed,
+                              std::span<const std::uint8_t> is_negative, double l2, int bags,
+                              std::uint64_t seed, const LogisticModel* start = nullptr);
 
 /// Area under the ROC curve of `score` for label 1 vs 0 (Mann-Whitney, tied scores count 1/2).
 /// Throws icp::Error when a class is empty or sizes differ.

@@ -3,9 +3,11 @@
 
 #include <cassert>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <new>
 #include <optional>
+#include <span>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -56,6 +58,19 @@ class Matrix {
   std::size_t rows_ = 0;
   std::size_t cols_ = 0;
   FloatStorage data_;
+};
+
+/// A matrix too large to hold, read a block of rows at a time.
+struct RowBlocks {
+  using Visit = std::function<void(std::size_t first_row, MatrixView block)>;
+  std::size_t rows = 0;
+  std::size_t cols = 0;
+  /// One pass: `visit` on consecutive blocks covering rows 0 .. rows-1 in order. Every block
+  /// starts on a multiple of kReduceChunkRows (parallel.hpp; so every block but the last holds a
+  /// multiple of it), which keeps each fixed-chunk sum inside one block.
+  std::function<void(const Visit& visit)> scan;
+  /// Rows at the given positions (any order, repeats allowed), in that order.
+  std::function<Matrix(std::span<const std::size_t> rows)> fetch;
 };
 
 /// Flat index (row * cols + col) of the first non-finite value of x in row order, if any. Scans
