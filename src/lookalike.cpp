@@ -24,6 +24,7 @@ struct MethodScores {
   std::array<std::vector<float>, kMethods> raw;  // knn similarity, segment rate, model logit
   KnnResult knn;
   std::vector<std::size_t> knn_rows;  // the reference seeds knn compared with (rows of x)
+  Matrix seeds;                       // those rows
   std::vector<double> segment_rate;
   LogisticModel model;
 };
@@ -33,19 +34,6 @@ std::uint64_t splitmix64(std::uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
-}
-
-std::vector<float> logits(MatrixView x, const LogisticModel& model) {
-  std::vector<float> out(x.rows);
-  const auto n = static_cast<std::int64_t>(x.rows);
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) {
-    const float* xi = x.row(static_cast<std::size_t>(i));
-    double z = model.intercept;
-    for (std::size_t j = 0; j < x.cols; ++j) z += model.coef[j] * static_cast<double>(xi[j]);
-    out[static_cast<std::size_t>(i)] = static_cast<float>(z);
-  }
-  return out;
 }
 
 std::vector<float> similarities(const KnnResult& knn) {
@@ -95,39 +83,104 @@ BacktestSample backtest_sample(std::size_t n, std::int64_t cap, std::uint64_t se
   return s;
 }
 
-MethodScores run_methods(MatrixView x, std::span<const std::int32_t> segment, int k,
+/// The rows a lookalike fit reads: a matrix held whole (`whole`, one block), or a market read a
+/// block at a time (`whole` empty), through the same scan and fetch. Every per-row computation
+/// runs per block, so both give the same bits.
+struct Market {
+  RowBlocks rows;
+  MatrixView whole;  // data == nullptr when the rows are streamed
+};
+
+Market held(MatrixView x) {
+  Market m;
+  m.whole = x;
+  m.rows.rows = x.rows;
+  m.rows.cols = x.cols;
+  m.rows.scan = [x](const RowBlocks::Visit& visit) { visit(0, x); };
+  m.rows.fetch = [x](std::span<const std::size_t> rows) {
+    Matrix out(rows.size(), x.cols);
+    for (std::size_t r = 0; r < rows.size(); ++r) std::copy_n(x.row(rows[r]), x.cols, out.row(r));
+    return out;
+  };
+  return m;
+}
+
+/// knn of every row against `seeds`, block by block (rows are scored independently, so the
+/// blocks do not change any bit); `seed_rows[s]` is the row seed s is, and is never its own
+/// neighbour.
+KnnResult knn_blocks(const Market& x, const Matrix& seeds, std::span<const std::size_t> seed_rows,
+                     const LookalikeOptions& options) {
+  const std::size_t n = x.rows.rows;
+  if (options.knn && x.whole.data != nullptr) {
+    std::vector<std::int64_t> self_seed(n, -1);
+    for (std::size_t s = 0; s < seed_rows.size(); ++s)
+      self_seed[seed_rows[s]] = static_cast<std::int64_t>(s);
+    return options.knn(x.whole, seeds.view(), self_seed, options.neighbors);
+  }
+  KnnResult all;
+  all.index.reserve(n);
+  all.distance.reserve(n);
+  all.mean.reserve(n);
+  x.rows.scan([&](std::size_t first, MatrixView block) {
+    std::vector<std::int64_t> self_seed(block.rows, -1);
+    // seed_rows ascend: the block's seeds are a run of them.
+    auto s = std::lower_bound(seed_rows.begin(), seed_rows.end(), first);
+    for (; s != seed_rows.end() && *s < first + block.rows; ++s)
+      self_seed[*s - first] = static_cast<std::int64_t>(s - seed_rows.begin());
+    const KnnResult part = knn_to_seeds(block, seeds.view(), self_seed, options.neighbors, 1);
+    all.k = part.k;
+    all.index.insert(all.index.end(), part.index.begin(), part.index.end());
+    all.distance.insert(all.distance.end(), part.distance.begin(), part.distance.end());
+    all.mean.insert(all.mean.end(), part.mean.begin(), part.mean.end());
+  });
+  return all;
+}
+
+std::vector<float> logits(const Market& x, const LogisticModel& model) {
+  std::vector<float> out(x.rows.rows);
+  x.rows.scan([&](std::size_t first, MatrixView block) {
+    const auto n = static_cast<std::int64_t>(block.rows);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float* xi = block.row(static_cast<std::size_t>(i));
+      double z = model.intercept;
+      for (std::size_t j = 0; j < block.cols; ++j) z += model.coef[j] * static_cast<double>(xi[j]);
+      out[first + static_cast<std::size_t>(i)] = static_cast<float>(z);
+    }
+  });
+  return out;
+}
+
+MethodScores run_methods(const Market& x, std::span<const std::int32_t> segment, int k,
                          std::span<const std::uint8_t> is_seed,
                          std::span<const std::uint8_t> is_negative, const LookalikeOptions& options,
                          const LogisticModel* model_start = nullptr) {
-  const std::size_t n = x.rows;
+  const std::size_t n = x.rows.rows;
   std::vector<std::size_t> all_seeds;
   for (std::size_t i = 0; i < n; ++i) {
     if (is_seed[i] != 0) all_seeds.push_back(i);
   }
   const std::vector<std::size_t> seed_rows =
       reference_seeds(std::move(all_seeds), options.knn_max_seeds, options.seed);
-  Matrix seeds(seed_rows.size(), x.cols);
-  std::vector<std::int64_t> self_seed(n, -1);
-  for (std::size_t s = 0; s < seed_rows.size(); ++s) {
-    std::copy_n(x.row(seed_rows[s]), x.cols, seeds.row(s));
-    self_seed[seed_rows[s]] = static_cast<std::int64_t>(s);
-  }
+  const Matrix seeds = x.rows.fetch(seed_rows);
   MethodScores out;
-  out.knn = options.knn ? options.knn(x, seeds.view(), self_seed, options.neighbors)
-                        : knn_to_seeds(x, seeds.view(), self_seed, options.neighbors, 1);
+  out.knn = knn_blocks(x, seeds, seed_rows, options);
   // knn reports seed indices; callers want rows of x.
   for (std::int64_t& idx : out.knn.index) {
     if (idx >= 0) idx = static_cast<std::int64_t>(seed_rows[static_cast<std::size_t>(idx)]);
   }
   out.raw[0] = similarities(out.knn);
   out.knn_rows = seed_rows;
+  out.seeds = seeds;
   out.segment_rate = segment_seed_rates(segment, k, is_seed, is_negative, options.prior_strength);
   out.raw[1].resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     out.raw[1][i] = static_cast<float>(out.segment_rate[static_cast<std::size_t>(segment[i])]);
   }
-  out.model =
-      fit_pu_logistic(x, is_seed, is_negative, options.l2, options.bags, options.seed, model_start);
+  out.model = x.whole.data != nullptr ? fit_pu_logistic(x.whole, is_seed, is_negative, options.l2,
+                                                        options.bags, options.seed, model_start)
+                                      : fit_pu_logistic(x.rows, is_seed, is_negative, options.l2,
+                                                        options.bags, options.seed, model_start);
   out.raw[2] = logits(x, out.model);
   return out;
 }
@@ -140,20 +193,26 @@ struct SampledMarket {
   std::vector<std::uint8_t> train, negative, fold;
 };
 
-SampledMarket gather_sample(MatrixView x, std::span<const std::int32_t> segment,
+SampledMarket gather_sample(const Market& x, std::span<const std::int32_t> segment,
                             std::span<const std::uint8_t> train,
                             std::span<const std::uint8_t> is_negative,
                             std::span<const std::uint8_t> fold, const BacktestSample& sample) {
   std::vector<std::size_t> rows;
-  for (std::size_t i = 0; i < x.rows; ++i)
+  for (std::size_t i = 0; i < x.rows.rows; ++i)
     if (sample.contains(i)) rows.push_back(i);
   SampledMarket out;
-  out.x = Matrix::uninitialized(rows.size(), x.cols);  // every row copied below
-  const auto m = static_cast<std::int64_t>(rows.size());
+  out.x = Matrix::uninitialized(rows.size(), x.rows.cols);  // every row copied below
+  x.rows.scan([&](std::size_t first, MatrixView block) {
+    // The sample's rows in this block: a run of `rows`, copied to the same places.
+    const auto b =
+        static_cast<std::int64_t>(std::lower_bound(rows.begin(), rows.end(), first) - rows.begin());
+    const auto e = static_cast<std::int64_t>(
+        std::lower_bound(rows.begin(), rows.end(), first + block.rows) - rows.begin());
 #pragma omp parallel for schedule(static)
-  for (std::int64_t t = 0; t < m; ++t)
-    std::copy_n(x.row(rows[static_cast<std::size_t>(t)]), x.cols,
-                out.x.row(static_cast<std::size_t>(t)));
+    for (std::int64_t t = b; t < e; ++t)
+      std::copy_n(block.row(rows[static_cast<std::size_t>(t)] - first), block.cols,
+                  out.x.row(static_cast<std::size_t>(t)));
+  });
   auto pick = [&](auto src, auto& dst) {
     if (src.empty()) return;
     dst.resize(rows.size());
@@ -431,20 +490,21 @@ const char* to_string(LookalikeMethod method) noexcept {
   return "unknown";
 }
 
-LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segment, int k,
-                                std::span<const std::uint8_t> is_seed,
-                                std::span<const std::uint8_t> is_negative,
-                                const LookalikeOptions& options) {
+namespace {
+
+LookalikeResult score_market(const Market& x, std::span<const std::int32_t> segment, int k,
+                             std::span<const std::uint8_t> is_seed,
+                             std::span<const std::uint8_t> is_negative,
+                             const LookalikeOptions& options) {
   validate_options(options);
-  const std::size_t n = x.rows;
-  if (x.cols == 0) throw Error("lookalike: no features");
+  const std::size_t n = x.rows.rows;
+  if (x.rows.cols == 0) throw Error("lookalike: no features");
   if (segment.size() != n || is_seed.size() != n) {
     throw Error("lookalike: segment and seed flags must have one entry per row");
   }
   if (!is_negative.empty() && is_negative.size() != n) {
     throw Error("lookalike: negative flags must have one entry per row");
   }
-  check_finite(x);
   std::vector<std::size_t> seed_rows;
   for (std::size_t i = 0; i < n; ++i) {
     if (is_seed[i] != 0) seed_rows.push_back(i);
@@ -496,7 +556,8 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
       market = gather_sample(x, segment, train, is_negative, fold, sample);
       LookalikeOptions local = options;
       local.knn = nullptr;  // the MPI hook splits the whole matrix, not a sample of it
-      fit = run_methods(market.x.view(), market.segment, k, market.train, market.negative, local);
+      fit = run_methods(held(market.x.view()), market.segment, k, market.train, market.negative,
+                        local);
     } else {
       fit = run_methods(x, segment, k, train, is_negative, options);
     }
@@ -580,20 +641,49 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
   result.model_coef = fit.model.coef;
   result.model_intercept = fit.model.intercept;
   result.reasons.resize(n);
-  // Each row's reasons read only that row: a pass over the whole matrix, so in parallel.
-#pragma omp parallel for schedule(static) if (n > kReduceChunkRows)
-  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) {
-    const auto r = static_cast<std::size_t>(i);
-    result.reasons[r] = top_reasons(x.row(r), result.model_coef);
-  }
+  // Each row's reasons read only that row: a pass over the rows, so in parallel.
+  x.rows.scan([&](std::size_t first, MatrixView block) {
+#pragma omp parallel for schedule(static) if (block.rows > kReduceChunkRows)
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(block.rows); ++i) {
+      const auto r = static_cast<std::size_t>(i);
+      result.reasons[first + r] = top_reasons(block.row(r), result.model_coef);
+    }
+  });
   result.segment_rate = std::move(fit.segment_rate);
   // What icp score needs to repeat knn: the reference seeds, not every seed.
   result.seed_rows.assign(fit.knn_rows.begin(), fit.knn_rows.end());
-  result.seeds = Matrix(fit.knn_rows.size(), x.cols);
-  for (std::size_t s = 0; s < fit.knn_rows.size(); ++s) {
-    std::copy_n(x.row(fit.knn_rows[s]), x.cols, result.seeds.row(s));
-  }
+  result.seeds = std::move(fit.seeds);
   return result;
+}
+
+}  // namespace
+
+LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segment, int k,
+                                std::span<const std::uint8_t> is_seed,
+                                std::span<const std::uint8_t> is_negative,
+                                const LookalikeOptions& options) {
+  validate_options(options);
+  if (x.cols == 0) throw Error("lookalike: no features");
+  check_finite(x);
+  return score_market(held(x), segment, k, is_seed, is_negative, options);
+}
+
+LookalikeResult score_lookalike(const RowBlocks& x, std::span<const std::int32_t> segment, int k,
+                                std::span<const std::uint8_t> is_seed,
+                                std::span<const std::uint8_t> is_negative,
+                                const LookalikeOptions& options) {
+  validate_options(options);
+  if (x.cols == 0) throw Error("lookalike: no features");
+  if (options.knn) throw Error("lookalike: a knn hook needs the matrix held, not streamed");
+  x.scan([](std::size_t first, MatrixView block) {
+    if (const std::optional<std::size_t> t = first_non_finite(block)) {
+      throw Error("lookalike: non-finite value at row " + std::to_string(first + *t / block.cols) +
+                  ", feature " + std::to_string(*t % block.cols));
+    }
+  });
+  Market m;
+  m.rows = x;
+  return score_market(m, segment, k, is_seed, is_negative, options);
 }
 
 LookalikeNewScores score_new_accounts(MatrixView x, std::span<const std::int32_t> segment,
@@ -671,7 +761,7 @@ LookalikeNewScores NewAccountScorer::score(MatrixView x, std::span<const std::in
   LogisticModel model;
   model.coef = fitted.model_coef;
   model.intercept = fitted.model_intercept;
-  out.model_score = logits(x, model);
+  out.model_score = logits(held(x), model);
   out.reasons.resize(n);
   // Rows are independent from here on: each loop is split over the threads (every row's result
   // is computed as on one thread, so the bits do not depend on the split).

@@ -548,6 +548,77 @@ TEST(LookalikePlanted, EveryMethodFindsHeldOutSeeds) {
   }
 }
 
+TEST(LookalikePlanted, RowsReadInBlocksGiveTheSameResult) {
+  // score_lookalike over a RowBlocks scan against the matrix: every per-row vector, the model, the
+  // backtest and the reference seeds, with the backtest on the whole market and on a sample,
+  // and with a capped reference seed set.
+  const Planted p = planted(5 * icp::kReduceChunkRows + 123, 6);
+  const std::size_t n = p.x.rows();
+  const std::size_t d = p.x.cols();
+  int scans = 0;
+  icp::RowBlocks blocks;
+  blocks.rows = n;
+  blocks.cols = d;
+  blocks.scan = [&](const icp::RowBlocks::Visit& visit) {
+    ++scans;
+    for (std::size_t first = 0; first < n; first += 2 * icp::kReduceChunkRows) {
+      const std::size_t rows = std::min(2 * icp::kReduceChunkRows, n - first);
+      icp::Matrix part(rows, d);
+      std::copy(p.x.row(first), p.x.row(first) + rows * d, part.data());
+      visit(first, part.view());
+    }
+  };
+  blocks.fetch = [&](std::span<const std::size_t> rows) {
+    icp::Matrix out(rows.size(), d);
+    for (std::size_t r = 0; r < rows.size(); ++r)
+      std::copy(p.x.row(rows[r]), p.x.row(rows[r]) + d, out.row(r));
+    return out;
+  };
+  for (const std::int64_t sample : {std::int64_t{0}, std::int64_t{9000}}) {
+    for (const std::int64_t cap : {std::int64_t{0}, std::int64_t{300}}) {
+      icp::LookalikeOptions o;
+      o.backtest_max_rows = sample;
+      o.knn_max_seeds = cap;
+      const std::string what = "sample " + std::to_string(sample) + ", cap " + std::to_string(cap);
+      const icp::LookalikeResult a =
+          icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+      scans = 0;
+      const icp::LookalikeResult b =
+          icp::score_lookalike(blocks, p.segment, 2, p.seed, p.negative, o);
+      EXPECT_GT(scans, 4) << what;
+      using icp_test::same_bits;
+      EXPECT_TRUE(same_bits(a.score, b.score)) << what;
+      EXPECT_TRUE(same_bits(a.percentile, b.percentile)) << what;
+      EXPECT_EQ(a.rank, b.rank) << what;
+      EXPECT_EQ(a.tier, b.tier) << what;
+      EXPECT_TRUE(same_bits(a.combined, b.combined)) << what;
+      EXPECT_EQ(a.nearest_seed, b.nearest_seed) << what;
+      EXPECT_TRUE(same_bits(a.nearest_seed_distance, b.nearest_seed_distance)) << what;
+      EXPECT_TRUE(same_bits(a.knn_similarity, b.knn_similarity)) << what;
+      EXPECT_TRUE(same_bits(a.segment_score, b.segment_score)) << what;
+      EXPECT_TRUE(same_bits(a.model_score, b.model_score)) << what;
+      EXPECT_EQ(a.reasons, b.reasons) << what;
+      EXPECT_TRUE(same_bits(a.model_coef, b.model_coef)) << what;
+      EXPECT_TRUE(same_bits(a.model_intercept, b.model_intercept)) << what;
+      EXPECT_EQ(a.seed_rows, b.seed_rows) << what;
+      EXPECT_TRUE(same_bits(a.seeds, b.seeds)) << what;
+      ASSERT_EQ(a.backtest.size(), b.backtest.size()) << what;
+      for (std::size_t m = 0; m < a.backtest.size(); ++m) {
+        EXPECT_TRUE(same_bits(a.backtest[m].auc, b.backtest[m].auc)) << what;
+        EXPECT_TRUE(same_bits(a.backtest[m].weight, b.backtest[m].weight)) << what;
+        EXPECT_EQ(a.backtest[m].population, b.backtest[m].population) << what;
+        EXPECT_TRUE(same_bits(a.backtest[m].gain, b.backtest[m].gain)) << what;
+      }
+    }
+  }
+  icp::LookalikeOptions hooked;
+  hooked.knn = [](icp::MatrixView, icp::MatrixView, std::span<const std::int64_t>, int) {
+    return icp::KnnResult{};
+  };
+  EXPECT_THROW((void)icp::score_lookalike(blocks, p.segment, 2, p.seed, p.negative, hooked),
+               icp::Error);
+}
+
 TEST(LookalikePlanted, AMethodAtChanceGetsNoEnsembleWeight) {
   // One segment for every row: the segment score is the same for all, so its AUC is 0.5 and no
   // weighting's ranking depends on its share; the weights stay at the AUC-gain prior's 0 for it.

@@ -117,6 +117,16 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
                                 std::span<const std::uint8_t> is_negative,
                                 const LookalikeOptions& options);
 
+/// score_lookalike over rows read a block at a time (a market larger than memory), with the
+/// bits of the in-memory call on the same rows. Holds the per-row results (about 50 bytes a row),
+/// the backtest's sample (at most about backtest_max_rows rows, gathered; every row when the
+/// market is no larger) and one block; scans the rows for a finite check, the sample, knn, each
+/// Newton step of the model, the logits and the reasons. options.knn must be empty.
+LookalikeResult score_lookalike(const RowBlocks& x, std::span<const std::int32_t> segment, int k,
+                                std::span<const std::uint8_t> is_seed,
+                                std::span<const std::uint8_t> is_negative,
+                                const LookalikeOptions& options);
+
 /// Scores of new accounts against a fitted result. `seeds` are the seed rows (in the order of
 /// `fitted.seed_rows`, e.g. gathered from the training matrix); `segment` the new rows'
 /// segments (kmeans_predict). `self_seed[i]` is the seed index (into `seeds`) that new row i
