@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -387,14 +389,21 @@ double lift_of(std::int64_t a, std::int64_t b, std::int64_t c, std::int64_t d) {
                static_cast<double>(b) * static_cast<double>(c));
 }
 
-}  // namespace
+/// What the passes over the rows give the assembly: per-segment counts, the numeric statistics
+/// per (column, segment) and overall, and the level counts per (column, segment) (the last slot
+/// counts missing cells).
+struct Tallies {
+  std::vector<std::int64_t> size, seeds, negatives;     // k each
+  std::vector<NumericStats> numeric_result;             // n_numeric x k
+  std::vector<NumericStats> overall_result;             // n_numeric
+  std::vector<NumericStats> value_result;               // k, with a value column
+  std::vector<std::vector<std::int64_t>> level_result;  // n_categorical x k
+};
 
-IcpSummary summarize_segments(const Table& table, std::span<const std::int32_t> segment, int k,
-                              std::span<const std::uint8_t> is_seed,
-                              std::span<const std::uint8_t> is_negative,
-                              const SummaryOptions& options) {
-  // ---- Validation (everything that can be checked before touching the rows).
-  const std::size_t n = table.rows;
+/// Checks the sizes of the per-row inputs and the options.
+void check_inputs(std::size_t n, int k, std::span<const std::int32_t> segment,
+                  std::span<const std::uint8_t> is_seed, std::span<const std::uint8_t> is_negative,
+                  const SummaryOptions& options) {
   if (k < 1) fail(fmt::format("k must be at least 1, got {}", k));
   if (segment.size() != n) {
     fail(fmt::format("{} segment ids for {} rows", segment.size(), n));
@@ -413,19 +422,16 @@ IcpSummary summarize_segments(const Table& table, std::span<const std::int32_t> 
   if (!(options.negative_lift > 0.0) || !std::isfinite(options.negative_lift)) {
     fail(fmt::format("negative_lift must be a positive number, got {}", options.negative_lift));
   }
-  std::vector<const Column*> numeric_columns;
-  for (const auto& name : options.numeric_columns) {
-    numeric_columns.push_back(&resolve(table, name, ColumnType::numeric, "numeric"));
-  }
-  std::vector<const Column*> categorical_columns;
-  for (const auto& name : options.categorical_columns) {
-    categorical_columns.push_back(&resolve(table, name, ColumnType::categorical, "categorical"));
-  }
-  const Column* value_column = nullptr;
-  if (!options.value_column.empty()) {
-    value_column = &resolve(table, options.value_column, ColumnType::numeric, "value");
-  }
+}
 
+/// Per-chunk sizes, seeds and negatives per segment, checking every label and flag; `place(i)`
+/// names row i in a message. Returns the per-chunk sizes (the in-memory bucketing reads them).
+template <class Place>
+std::vector<std::int64_t> count_segments(std::span<const std::int32_t> segment, int k,
+                                         std::span<const std::uint8_t> is_seed,
+                                         std::span<const std::uint8_t> is_negative,
+                                         Tallies& tallies, Place&& place) {
+  const std::size_t n = segment.size();
   // ---- Pass 1: per-chunk counts per segment (integers, so the combine order cannot matter, but
   // it is fixed anyway), plus the first invalid row of each chunk.
   const auto ks = static_cast<std::size_t>(k);
@@ -461,16 +467,19 @@ IcpSummary summarize_segments(const Table& table, std::span<const std::int32_t> 
     const std::size_t i = chunk_bad[c];
     if (i == kNoRow) continue;
     if (segment[i] < 0 || segment[i] >= k) {
-      fail(fmt::format("segment id {} at {} is out of range [0, {})", segment[i],
-                       row_place(table, i), k));
+      fail(fmt::format("segment id {} at {} is out of range [0, {})", segment[i], place(i), k));
     }
     if (is_seed[i] > 1) {
-      fail(fmt::format("seed flag {} at {} is not 0 or 1", is_seed[i], row_place(table, i)));
+      fail(fmt::format("seed flag {} at {} is not 0 or 1", is_seed[i], place(i)));
     }
-    fail(fmt::format("negative-seed flag {} at {} is not 0 or 1", is_negative[i],
-                     row_place(table, i)));
+    fail(fmt::format("negative-seed flag {} at {} is not 0 or 1", is_negative[i], place(i)));
   }
-  std::vector<std::int64_t> size(ks, 0), seeds(ks, 0), negatives(ks, 0);
+  std::vector<std::int64_t>& size = tallies.size;
+  std::vector<std::int64_t>& seeds = tallies.seeds;
+  std::vector<std::int64_t>& negatives = tallies.negatives;
+  size.assign(ks, 0);
+  seeds.assign(ks, 0);
+  negatives.assign(ks, 0);
   for (std::size_t c = 0; c < chunks; ++c) {
     for (std::size_t s = 0; s < ks; ++s) {
       size[s] += chunk_size[c * ks + s];
@@ -479,72 +488,25 @@ IcpSummary summarize_segments(const Table& table, std::span<const std::int32_t> 
     }
   }
 
-  // ---- Pass 2: bucket row indices by segment (a counting sort). Each chunk writes its rows at
-  // offsets fixed by the counts of earlier chunks, so every bucket lists its rows in ascending
-  // order whatever the thread count.
-  std::vector<std::size_t> bucket_begin(ks + 1, 0);
-  for (std::size_t s = 0; s < ks; ++s) {
-    bucket_begin[s + 1] = bucket_begin[s] + static_cast<std::size_t>(size[s]);
-  }
-  std::vector<std::size_t> cursor(chunks * ks);
-  for (std::size_t s = 0; s < ks; ++s) {
-    std::size_t next = bucket_begin[s];
-    for (std::size_t c = 0; c < chunks; ++c) {
-      cursor[c * ks + s] = next;
-      next += static_cast<std::size_t>(chunk_size[c * ks + s]);
-    }
-  }
-  std::vector<std::size_t> rows_by_segment(n);
-#pragma omp parallel for schedule(static)
-  for (std::int64_t c = 0; c < static_cast<std::int64_t>(chunks); ++c) {
-    const auto cu = static_cast<std::size_t>(c);
-    const std::size_t begin = cu * kReduceChunkRows;
-    const std::size_t end = std::min(n, begin + kReduceChunkRows);
-    std::size_t* next = &cursor[cu * ks];
-    for (std::size_t i = begin; i < end; ++i) {
-      rows_by_segment[next[static_cast<std::size_t>(segment[i])]++] = i;
-    }
-  }
+  return chunk_size;
+}
 
-  // ---- Pass 3: one task per (column, segment), plus the overall quantiles of each numeric
-  // column. Tasks write disjoint slots and each reads its rows in ascending order, so the result
-  // does not depend on which thread runs which task.
+/// Everything after the passes (cheap: k x columns x levels). Columns are read for their names and
+/// levels only.
+IcpSummary assemble(std::size_t n, std::size_t ks, const Tallies& tallies,
+                    const std::vector<const Column*>& numeric_columns,
+                    const std::vector<const Column*>& categorical_columns, bool has_value,
+                    const SummaryOptions& options) {
+  const auto& size = tallies.size;
+  const auto& seeds = tallies.seeds;
+  const auto& negatives = tallies.negatives;
+  const auto& numeric_result = tallies.numeric_result;
+  const auto& overall_result = tallies.overall_result;
+  const auto& value_result = tallies.value_result;
+  const auto& level_result = tallies.level_result;
   const std::size_t n_numeric = numeric_columns.size();
   const std::size_t n_categorical = categorical_columns.size();
-  const std::size_t n_value = value_column ? 1 : 0;
-  std::vector<NumericStats> numeric_result(n_numeric * ks);
-  std::vector<NumericStats> overall_result(n_numeric);
-  std::vector<NumericStats> value_result(n_value * ks);
-  std::vector<std::vector<std::int64_t>> level_result(n_categorical * ks);
-  const std::size_t n_tasks = n_numeric + (n_numeric + n_value + n_categorical) * ks;
-  ExceptionCollector errors;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (std::int64_t t = 0; t < static_cast<std::int64_t>(n_tasks); ++t) {
-    errors.run([&] {
-      std::size_t task = static_cast<std::size_t>(t);
-      // Whole-column tasks first: they are the longest, so they start before the short ones.
-      if (task < n_numeric) {
-        overall_result[task] = numeric_stats(*numeric_columns[task], nullptr, n);
-        return;
-      }
-      task -= n_numeric;
-      const std::size_t column = task / ks;
-      const std::size_t s = task % ks;
-      const std::size_t* rows = rows_by_segment.data() + bucket_begin[s];
-      const auto count = static_cast<std::size_t>(size[s]);
-      if (column < n_numeric) {
-        numeric_result[column * ks + s] = numeric_stats(*numeric_columns[column], rows, count);
-      } else if (column < n_numeric + n_value) {
-        value_result[s] = numeric_stats(*value_column, rows, count);
-      } else {
-        const std::size_t c = column - n_numeric - n_value;
-        level_result[c * ks + s] = level_counts(*categorical_columns[c], rows, count, table);
-      }
-    });
-  }
-  errors.rethrow();
-
-  // ---- Assembly (cheap: k x columns x levels).
+  const bool value_column = has_value;
   IcpSummary out;
   out.rows = static_cast<std::int64_t>(n);
   for (std::size_t s = 0; s < ks; ++s) {
@@ -672,6 +634,294 @@ IcpSummary summarize_segments(const Table& table, std::span<const std::int32_t> 
     out.segments[by_rank[r]].icp_rank = static_cast<std::int32_t>(r + 1);
   }
   return out;
+}
+
+}  // namespace
+
+IcpSummary summarize_segments(const Table& table, std::span<const std::int32_t> segment, int k,
+                              std::span<const std::uint8_t> is_seed,
+                              std::span<const std::uint8_t> is_negative,
+                              const SummaryOptions& options) {
+  // ---- Validation (everything that can be checked before touching the rows).
+  const std::size_t n = table.rows;
+  check_inputs(n, k, segment, is_seed, is_negative, options);
+  std::vector<const Column*> numeric_columns;
+  for (const auto& name : options.numeric_columns) {
+    numeric_columns.push_back(&resolve(table, name, ColumnType::numeric, "numeric"));
+  }
+  std::vector<const Column*> categorical_columns;
+  for (const auto& name : options.categorical_columns) {
+    categorical_columns.push_back(&resolve(table, name, ColumnType::categorical, "categorical"));
+  }
+  const Column* value_column = nullptr;
+  if (!options.value_column.empty()) {
+    value_column = &resolve(table, options.value_column, ColumnType::numeric, "value");
+  }
+
+  Tallies tallies;
+  const auto ks = static_cast<std::size_t>(k);
+  const std::size_t chunks = chunk_count(n);
+  const std::vector<std::int64_t> chunk_size =
+      count_segments(segment, k, is_seed, is_negative, tallies,
+                     [&](std::size_t i) { return row_place(table, i); });
+  const std::vector<std::int64_t>& size = tallies.size;
+
+  // ---- Pass 2: bucket row indices by segment (a counting sort). Each chunk writes its rows at
+  // offsets fixed by the counts of earlier chunks, so every bucket lists its rows in ascending
+  // order whatever the thread count.
+  std::vector<std::size_t> bucket_begin(ks + 1, 0);
+  for (std::size_t s = 0; s < ks; ++s) {
+    bucket_begin[s + 1] = bucket_begin[s] + static_cast<std::size_t>(size[s]);
+  }
+  std::vector<std::size_t> cursor(chunks * ks);
+  for (std::size_t s = 0; s < ks; ++s) {
+    std::size_t next = bucket_begin[s];
+    for (std::size_t c = 0; c < chunks; ++c) {
+      cursor[c * ks + s] = next;
+      next += static_cast<std::size_t>(chunk_size[c * ks + s]);
+    }
+  }
+  std::vector<std::size_t> rows_by_segment(n);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < static_cast<std::int64_t>(chunks); ++c) {
+    const auto cu = static_cast<std::size_t>(c);
+    const std::size_t begin = cu * kReduceChunkRows;
+    const std::size_t end = std::min(n, begin + kReduceChunkRows);
+    std::size_t* next = &cursor[cu * ks];
+    for (std::size_t i = begin; i < end; ++i) {
+      rows_by_segment[next[static_cast<std::size_t>(segment[i])]++] = i;
+    }
+  }
+
+  // ---- Pass 3: one task per (column, segment), plus the overall quantiles of each numeric
+  // column. Tasks write disjoint slots and each reads its rows in ascending order, so the result
+  // does not depend on which thread runs which task.
+  const std::size_t n_numeric = numeric_columns.size();
+  const std::size_t n_categorical = categorical_columns.size();
+  const std::size_t n_value = value_column ? 1 : 0;
+  std::vector<NumericStats>& numeric_result = tallies.numeric_result;
+  std::vector<NumericStats>& overall_result = tallies.overall_result;
+  std::vector<NumericStats>& value_result = tallies.value_result;
+  std::vector<std::vector<std::int64_t>>& level_result = tallies.level_result;
+  numeric_result.resize(n_numeric * ks);
+  overall_result.resize(n_numeric);
+  value_result.resize(n_value * ks);
+  level_result.resize(n_categorical * ks);
+  const std::size_t n_tasks = n_numeric + (n_numeric + n_value + n_categorical) * ks;
+  ExceptionCollector errors;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t t = 0; t < static_cast<std::int64_t>(n_tasks); ++t) {
+    errors.run([&] {
+      std::size_t task = static_cast<std::size_t>(t);
+      // Whole-column tasks first: they are the longest, so they start before the short ones.
+      if (task < n_numeric) {
+        overall_result[task] = numeric_stats(*numeric_columns[task], nullptr, n);
+        return;
+      }
+      task -= n_numeric;
+      const std::size_t column = task / ks;
+      const std::size_t s = task % ks;
+      const std::size_t* rows = rows_by_segment.data() + bucket_begin[s];
+      const auto count = static_cast<std::size_t>(size[s]);
+      if (column < n_numeric) {
+        numeric_result[column * ks + s] = numeric_stats(*numeric_columns[column], rows, count);
+      } else if (column < n_numeric + n_value) {
+        value_result[s] = numeric_stats(*value_column, rows, count);
+      } else {
+        const std::size_t c = column - n_numeric - n_value;
+        level_result[c * ks + s] = level_counts(*categorical_columns[c], rows, count, table);
+      }
+    });
+  }
+  errors.rethrow();
+
+  return assemble(n, ks, tallies, numeric_columns, categorical_columns, value_column != nullptr,
+                  options);
+}
+
+namespace {
+
+// Buckets of at most this many values are kept and sorted by the streamed quartiles: each of the
+// up to 6 per (column, segment) then holds no more than a count table does (512 KiB), where the
+// selection's default (1M values, 8 MiB) times 6 x 88 selections would not fit a memory limit.
+constexpr std::size_t kSummaryCollectBelow = std::size_t{1} << 16;
+
+/// numeric_stats of values that arrive in row order, over several looks.
+struct NumericFold {
+  double total = 0.0;
+  std::int64_t present = 0;
+  std::int64_t missing = 0;
+  StreamedSelection select{kSummaryCollectBelow};
+  std::array<QuantilePlaces, 3> at{};
+
+  void add(double x) {
+    if (std::isnan(x)) {
+      ++missing;
+      return;
+    }
+    total += x;
+    ++present;
+    select.add(x);
+  }
+  /// Ends the first look: the quartiles' positions are known now.
+  void first_look_done() {
+    select.end_look();
+    if (present == 0) return;
+    const auto m = static_cast<std::size_t>(present);
+    at = {quantile_places(m, 0.25), quantile_places(m, 0.5), quantile_places(m, 0.75)};
+    const std::size_t wanted[] = {at[0].lo, at[0].hi, at[1].lo, at[1].hi, at[2].lo, at[2].hi};
+    select.want(wanted);
+  }
+  bool open() const noexcept { return present > 0 && !select.done(); }
+  NumericStats stats() const {
+    NumericStats s;
+    s.total = total;
+    s.missing = missing;
+    if (present == 0) return s;
+    s.mean = total / static_cast<double>(present);
+    const std::vector<double> v = select.result();
+    double q[3];
+    for (std::size_t j = 0; j < 3; ++j)
+      q[j] = at[j].frac == 0.0 ? v[2 * j] : quantile_between(at[j], v[2 * j], v[2 * j + 1]);
+    s.q1 = q[0];
+    s.median = q[1];
+    s.q3 = q[2];
+    return s;
+  }
+};
+
+/// One categorical column over the blocks: levels in order of first appearance, counts per
+/// segment (the last slot, missing cells, is added at the end).
+struct LevelFold {
+  Column head;  // name and levels only: what the assembly reads
+  std::unordered_map<std::string, std::size_t> index;
+  std::vector<std::vector<std::int64_t>> counts;  // per segment, per level
+  std::vector<std::int64_t> missing;              // per segment
+};
+
+}  // namespace
+
+IcpSummary summarize_segments(const TableScan& scan, std::span<const std::int32_t> segment, int k,
+                              std::span<const std::uint8_t> is_seed,
+                              std::span<const std::uint8_t> is_negative,
+                              const SummaryOptions& options) {
+  const std::size_t n = segment.size();
+  check_inputs(n, k, segment, is_seed, is_negative, options);
+  const auto ks = static_cast<std::size_t>(k);
+  Tallies tallies;
+  (void)count_segments(segment, k, is_seed, is_negative, tallies,
+                       [](std::size_t i) { return fmt::format("row {}", i); });
+
+  const std::size_t n_numeric = options.numeric_columns.size();
+  const bool has_value = !options.value_column.empty();
+  // Column c < n_numeric: numeric column c, its k segment folds then its overall fold; the value
+  // column last, with k folds.
+  std::vector<std::string> names = options.numeric_columns;
+  if (has_value) names.push_back(options.value_column);
+  std::vector<std::vector<NumericFold>> folds(names.size());
+  for (std::size_t c = 0; c < names.size(); ++c)
+    folds[c] = std::vector<NumericFold>(ks + (c < n_numeric ? 1 : 0));
+  std::vector<LevelFold> levels(options.categorical_columns.size());
+  for (std::size_t c = 0; c < levels.size(); ++c) {
+    levels[c].head.name = options.categorical_columns[c];
+    levels[c].head.type = ColumnType::categorical;
+    levels[c].counts.assign(ks, {});
+    levels[c].missing.assign(ks, 0);
+  }
+
+  // Each numeric column's folds on one thread, rows in order: sums keep their row order.
+  auto add_numeric = [&](const Table& block, std::size_t first, bool first_look) {
+    std::vector<const Column*> cols(names.size());
+    for (std::size_t c = 0; c < names.size(); ++c)
+      cols[c] = &resolve(block, names[c], ColumnType::numeric, c < n_numeric ? "numeric" : "value");
+#pragma omp parallel for schedule(dynamic, 1) if (names.size() > 1)
+    for (std::ptrdiff_t sc = 0; sc < static_cast<std::ptrdiff_t>(names.size()); ++sc) {
+      const auto c = static_cast<std::size_t>(sc);
+      std::vector<NumericFold>& f = folds[c];
+      const bool overall = c < n_numeric;
+      const NumericValues& v = cols[c]->numeric;
+      for (std::size_t r = 0; r < block.rows; ++r) {
+        NumericFold& seg = f[static_cast<std::size_t>(segment[first + r])];
+        if (first_look) {
+          seg.add(v[r]);
+          if (overall) f[ks].add(v[r]);
+        } else if (!std::isnan(v[r])) {  // later looks only narrow the open selections
+          if (seg.open()) seg.select.add(v[r]);
+          if (overall && f[ks].open()) f[ks].select.add(v[r]);
+        }
+      }
+    }
+  };
+
+  std::size_t rows = 0;
+  scan([&](const Table& block) {
+    if (rows + block.rows > n)
+      fail(fmt::format("the table has more rows than the {} segment ids", n));
+    add_numeric(block, rows, true);
+    for (LevelFold& lf : levels) {
+      const Column& col = resolve(block, lf.head.name, ColumnType::categorical, "categorical");
+      std::vector<std::size_t> global(col.levels.size());
+      for (std::size_t l = 0; l < col.levels.size(); ++l) {
+        auto [it, fresh] = lf.index.try_emplace(col.levels[l], lf.head.levels.size());
+        if (fresh) lf.head.levels.push_back(col.levels[l]);
+        global[l] = it->second;
+      }
+      for (auto& c : lf.counts) c.resize(lf.head.levels.size(), 0);
+      for (std::size_t r = 0; r < block.rows; ++r) {
+        const auto s = static_cast<std::size_t>(segment[rows + r]);
+        const std::int32_t code = col.codes[r];
+        if (code < 0)
+          ++lf.missing[s];
+        else
+          ++lf.counts[s][global[static_cast<std::size_t>(code)]];
+      }
+    }
+    rows += block.rows;
+  });
+  if (rows != n) fail(fmt::format("the table has {} rows but there are {} segment ids", rows, n));
+  for (auto& f : folds)
+    for (NumericFold& one : f) one.first_look_done();
+  auto open = [&] {
+    for (const auto& f : folds)
+      for (const NumericFold& one : f)
+        if (one.open()) return true;
+    return false;
+  };
+  while (open()) {
+    rows = 0;
+    scan([&](const Table& block) {
+      add_numeric(block, rows, false);
+      rows += block.rows;
+    });
+    for (auto& f : folds)
+      for (NumericFold& one : f)
+        if (one.open()) one.select.end_look();
+  }
+
+  tallies.numeric_result.resize(n_numeric * ks);
+  tallies.overall_result.resize(n_numeric);
+  for (std::size_t c = 0; c < n_numeric; ++c) {
+    for (std::size_t s = 0; s < ks; ++s) tallies.numeric_result[c * ks + s] = folds[c][s].stats();
+    tallies.overall_result[c] = folds[c][ks].stats();
+  }
+  if (has_value)
+    for (std::size_t s = 0; s < ks; ++s) tallies.value_result.push_back(folds.back()[s].stats());
+  std::vector<Column> numeric_heads(n_numeric);
+  std::vector<const Column*> numeric_columns, categorical_columns;
+  for (std::size_t c = 0; c < n_numeric; ++c) {
+    numeric_heads[c].name = names[c];
+    numeric_columns.push_back(&numeric_heads[c]);
+  }
+  for (LevelFold& lf : levels) {
+    for (std::size_t s = 0; s < ks; ++s) {
+      std::vector<std::int64_t> counts = lf.counts[s];
+      counts.resize(lf.head.levels.size(), 0);
+      counts.push_back(lf.missing[s]);
+      tallies.level_result.push_back(std::move(counts));
+    }
+    categorical_columns.push_back(&lf.head);
+  }
+  return assemble(n, ks, tallies, numeric_columns, categorical_columns, has_value, options);
 }
 
 std::string to_json(const IcpSummary& summary) {

@@ -11,6 +11,7 @@
 #include "icp/error.hpp"
 #include "icp/normalize.hpp"
 #include "icp/parallel.hpp"
+#include "test_tables.hpp"
 
 namespace {
 
@@ -245,53 +246,6 @@ TEST(Normalize, SameBitsAtOneAndTwoThreads) {
 
 namespace {
 
-/// Rows [first, first + count) of `t` as a table of their own, categorical levels renumbered in
-/// order of first appearance within the block, as a reader of blocks (H5TableBlocks) gives them.
-icp::Table slice(const icp::Table& t, std::size_t first, std::size_t count) {
-  icp::Table b;
-  b.source = t.source;
-  b.rows = count;
-  for (const icp::Column& c : t.columns) {
-    icp::Column o;
-    o.name = c.name;
-    o.type = c.type;
-    if (c.type == icp::ColumnType::numeric) {
-      o.numeric.assign(c.numeric.begin() + static_cast<std::ptrdiff_t>(first),
-                       c.numeric.begin() + static_cast<std::ptrdiff_t>(first + count));
-    } else if (c.type == icp::ColumnType::categorical) {
-      std::vector<std::int32_t> renumber(c.levels.size(), -1);
-      for (std::size_t i = first; i < first + count; ++i) {
-        const std::int32_t code = c.codes[i];
-        if (code < 0) {
-          o.codes.push_back(-1);
-          continue;
-        }
-        auto& to = renumber[static_cast<std::size_t>(code)];
-        if (to < 0) {
-          to = static_cast<std::int32_t>(o.levels.size());
-          o.levels.push_back(c.levels[static_cast<std::size_t>(code)]);
-        }
-        o.codes.push_back(to);
-      }
-    }
-    b.columns.push_back(std::move(o));
-  }
-  return b;
-}
-
-/// A scan of `t` in blocks whose sizes cycle through `sizes` (each pass the same).
-icp::TableScan scan_of(const icp::Table& t, std::vector<std::size_t> sizes, int* scans) {
-  return [&t, sizes, scans](const icp::TableVisitor& visit) {
-    ++*scans;
-    std::size_t s = 0;
-    for (std::size_t first = 0; first < t.rows; s = (s + 1) % sizes.size()) {
-      const std::size_t count = std::min(sizes[s], t.rows - first);
-      visit(slice(t, first, count));
-      first += count;
-    }
-  };
-}
-
 void expect_same_bits(const icp::Normalizer& a, const icp::Normalizer& b, const std::string& what) {
   ASSERT_EQ(a.features.size(), b.features.size()) << what;
   for (std::size_t j = 0; j < a.features.size(); ++j) {
@@ -367,7 +321,7 @@ TEST(NormalizeStreamed, SameBitsAsTheWholeTableForAnyBlocks) {
       int scans = 0;
       int passes = 0;
       const icp::Normalizer streamed =
-          icp::fit_normalizer_streamed(scan_of(t, sizes, &scans), o, &passes);
+          icp::fit_normalizer_streamed(icp_test::scan_of(t, sizes, &scans), o, &passes);
       EXPECT_EQ(passes, scans);
       EXPECT_GE(passes, 2);  // counts, then deviations (the quartiles' buckets are kept whole)
       expect_same_bits(whole, streamed, "blocks of " + std::to_string(sizes.front()));
@@ -377,12 +331,13 @@ TEST(NormalizeStreamed, SameBitsAsTheWholeTableForAnyBlocks) {
   icp::NormalizeOptions bad = o;
   bad.numeric = {nf("nope", icp::Scaling::zscore)};
   int scans = 0;
-  EXPECT_THROW((void)icp::fit_normalizer_streamed(scan_of(t, {1000}, &scans), bad), icp::Error);
+  EXPECT_THROW((void)icp::fit_normalizer_streamed(icp_test::scan_of(t, {1000}, &scans), bad),
+               icp::Error);
   bad.numeric = {nf("flat", icp::Scaling::zscore)};
   bad.categorical.clear();
   const auto empty = table_of({numeric("flat", {kNaN, kNaN, kNaN})});
   try {
-    (void)icp::fit_normalizer_streamed(scan_of(empty, {2}, &scans), bad);
+    (void)icp::fit_normalizer_streamed(icp_test::scan_of(empty, {2}, &scans), bad);
     ADD_FAILURE() << "a column with no value must throw";
   } catch (const icp::Error& e) {
     EXPECT_NE(std::string(e.what()).find("'flat' has no value"), std::string::npos) << e.what();

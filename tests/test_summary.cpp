@@ -12,6 +12,7 @@
 #include "icp/parallel.hpp"
 #include "icp/summary.hpp"
 #include "icp/table.hpp"
+#include "test_tables.hpp"
 
 namespace {
 
@@ -512,6 +513,66 @@ TEST(SummaryThreads, OneAndTwoThreadsGiveIdenticalResults) {
   EXPECT_EQ(total, static_cast<std::int64_t>(data.table.rows));
   // JSON prints doubles in shortest round-trip form: equal text means equal bits everywhere.
   EXPECT_EQ(icp::to_json(one), icp::to_json(two));
+}
+
+/// The first line where two JSON texts differ ("" when equal): a whole summary in a failure
+/// message is unreadable.
+std::string first_difference(const std::string& a, const std::string& b) {
+  std::size_t i = 0, line = 1;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) line += a[i++] == '\n' ? 1 : 0;
+  if (i == a.size() && i == b.size()) return "";
+  auto around = [&](const std::string& s) {
+    const std::size_t from = s.rfind('\n', i == 0 ? 0 : i - 1);
+    const std::size_t begin = from == std::string::npos ? 0 : from + 1;
+    return s.substr(begin, s.find('\n', i) - begin);
+  };
+  return "line " + std::to_string(line) + ": '" + around(a) + "' vs '" + around(b) + "'";
+}
+
+TEST(SummaryStreamed, TableReadInBlocksGivesTheSameSummary) {
+  // JSON prints doubles in shortest round-trip form: equal text means equal bits everywhere.
+  const Large data;
+  const std::string whole = icp::to_json(data.run());
+
+  for (const auto& sizes :
+       std::vector<std::vector<std::size_t>>{{data.table.rows}, {1000}, {4096, 5, 777}}) {
+    int scans = 0;
+    const icp::IcpSummary streamed =
+        icp::summarize_segments(icp_test::scan_of(data.table, sizes, &scans), data.segment,
+                                Large::k, data.seed, data.negative, data.options);
+    EXPECT_EQ(first_difference(icp::to_json(streamed), whole), "") << "blocks of " << sizes.front();
+    EXPECT_GE(scans, 2);
+  }
+}
+
+TEST(SummaryStreamed, QuartilesOfAWideBucketTakeSeveralLooks) {
+  // 150k values sharing their top 16 bits: the first bucket is too large to keep, so the
+  // selection narrows it digit by digit over further scans; the result must not change.
+  const std::size_t n = 150000;
+  icp::Table table;
+  table.source = "wide.csv";
+  table.rows = n;
+  std::vector<double> x(n);
+  std::vector<std::int32_t> segment(n);
+  std::vector<std::uint8_t> seed(n, 0);
+  std::uint64_t state = 99;
+  for (std::size_t i = 0; i < n; ++i) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    x[i] = i % 50 == 0 ? kNaN : 1.0e6 + static_cast<double>(state >> 40) * 1e-3;
+    segment[i] = static_cast<std::int32_t>(i % 3 == 0);
+    seed[i] = i % 9 == 0 ? 1 : 0;
+  }
+  table.columns.push_back(numeric("revenue", x));
+  icp::SummaryOptions options;
+  options.numeric_columns = {"revenue"};
+  options.value_column = "revenue";
+  const std::string whole =
+      icp::to_json(icp::summarize_segments(table, segment, 2, seed, {}, options));
+  int scans = 0;
+  const icp::IcpSummary streamed = icp::summarize_segments(
+      icp_test::scan_of(table, {20000}, &scans), segment, 2, seed, {}, options);
+  EXPECT_EQ(first_difference(icp::to_json(streamed), whole), "");
+  EXPECT_GE(scans, 3);
 }
 
 TEST(SummaryThreads, SegmentCountsMatchAPlainLoop) {

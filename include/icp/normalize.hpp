@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -51,12 +50,6 @@ struct Normalizer {
 /// feature column has no value at all.
 Normalizer fit_normalizer(const Table& table, const NormalizeOptions& options,
                           Reducer& reducer = local_reducer());
-
-/// A table too large to hold, read one block of rows at a time: a scan calls `visit` on every
-/// block, in row order, and may be called again for another pass (each pass must see the same
-/// rows in the same order; the block boundaries may differ).
-using TableVisitor = std::function<void(const Table& block)>;
-using TableScan = std::function<void(const TableVisitor& visit)>;
 
 /// fit_normalizer over a table read in blocks, with the bits fit_normalizer gives on all of its
 /// rows at once: float64 sums folded in the same kReduceChunkRows chunks, and the exact medians

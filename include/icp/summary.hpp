@@ -92,6 +92,16 @@ IcpSummary summarize_segments(const Table& table, std::span<const std::int32_t> 
                               std::span<const std::uint8_t> is_negative,
                               const SummaryOptions& options);
 
+/// summarize_segments over a table read in blocks (a market larger than memory), with the same
+/// result. Holds the per-row inputs, per (column, segment) a float64 sum and an exact radix
+/// selection for the quartiles (512 KiB count tables, buckets of at most 64K values kept), and one
+/// block; scans the table 1 + (1 to 4) times, reading each block's numeric columns again only
+/// while a quartile is still open. A row is named by its number in messages.
+IcpSummary summarize_segments(const TableScan& scan, std::span<const std::int32_t> segment, int k,
+                              std::span<const std::uint8_t> is_seed,
+                              std::span<const std::uint8_t> is_negative,
+                              const SummaryOptions& options);
+
 /// The summary as pretty-printed JSON (keys named as the struct fields; non-finite numbers are
 /// written as null).
 std::string to_json(const IcpSummary& summary);

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +53,12 @@ struct Table {
   /// Throws icp::Error naming the source and the column when absent.
   const Column& at(std::string_view name) const;
 };
+
+/// A table too large to hold, read one block of rows at a time: a scan calls `visit` on every
+/// block, in row order, and may be called again for another pass (each pass must see the same
+/// rows in the same order; the block boundaries may differ).
+using TableVisitor = std::function<void(const Table& block)>;
+using TableScan = std::function<void(const TableVisitor& visit)>;
 
 /// What ingest saw: rows_read == rows_accepted + rows_quarantined, always.
 struct IngestStats {
