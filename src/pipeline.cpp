@@ -54,6 +54,8 @@ void add_rule_columns(std::vector<ColumnRequest>& out, const std::string& text,
   }
 }
 
+}  // namespace
+
 std::vector<std::uint8_t> seeds_from_ids(const JobConfig& c, const std::vector<std::string>& ids,
                                          std::int64_t& unmatched) {
   std::ifstream in(c.seeds.ids_file);
@@ -76,7 +78,32 @@ std::vector<std::uint8_t> seeds_from_ids(const JobConfig& c, const std::vector<s
   return seed;
 }
 
-}  // namespace
+Matrix read_initial_centroids(const JobConfig& config, std::size_t k, std::size_t d) {
+  // Centres of an earlier results file are in that run's normalized space: the job must use
+  // the same features, so a shape mismatch is a job error rather than something to adapt.
+  const h5::Reader in(config.kmeans_init_file);
+  const std::string& ds = config.kmeans_init_dataset;
+  if (!in.is_dataset(ds))
+    throw ConfigError(config.config_path + ": kmeans.init_file " + config.kmeans_init_file +
+                      " has no dataset " + ds);
+  const std::vector<std::uint64_t> dims = in.dims(ds);
+  if (dims.size() != 2 || dims[0] != k || dims[1] != d)
+    throw ConfigError(config.config_path + ": kmeans.init_file " + config.kmeans_init_file + ":" +
+                      ds + " must be k x d = " + std::to_string(k) + " x " + std::to_string(d) +
+                      " (k of the job, d normalized features)");
+  const std::vector<float> c = in.read<float>(ds);
+  Matrix out(k, d);
+  std::copy(c.begin(), c.end(), out.data());
+  return out;
+}
+
+SummaryOptions summary_options(const JobConfig& config) {
+  SummaryOptions sopt;
+  sopt.value_column = config.value_column;
+  for (const auto& f : config.numeric) sopt.numeric_columns.push_back(f.column);
+  for (const auto& f : config.categorical) sopt.categorical_columns.push_back(f.column);
+  return sopt;
+}
 
 std::vector<ColumnRequest> required_columns(const JobConfig& c) {
   std::vector<ColumnRequest> out;
@@ -360,23 +387,8 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
       kopt.sample_weight[i] = static_cast<float>(v);
     }
   }
-  if (kopt.init == KMeansInit::file) {
-    // Centres of an earlier results file are in that run's normalized space: the job must use
-    // the same features, so a shape mismatch is a job error rather than something to adapt.
-    const h5::Reader in(config.kmeans_init_file);
-    const std::string& ds = config.kmeans_init_dataset;
-    if (!in.is_dataset(ds))
-      throw ConfigError(config.config_path + ": kmeans.init_file " + config.kmeans_init_file +
-                        " has no dataset " + ds);
-    const std::vector<std::uint64_t> dims = in.dims(ds);
-    if (dims.size() != 2 || dims[0] != static_cast<std::uint64_t>(k) || dims[1] != x.cols())
-      throw ConfigError(config.config_path + ": kmeans.init_file " + config.kmeans_init_file + ":" +
-                        ds + " must be k x d = " + std::to_string(k) + " x " +
-                        std::to_string(x.cols()) + " (k of the job, d normalized features)");
-    const std::vector<float> c = in.read<float>(ds);
-    kopt.initial_centroids = Matrix(static_cast<std::size_t>(k), x.cols());
-    std::copy(c.begin(), c.end(), kopt.initial_centroids.data());
-  }
+  if (kopt.init == KMeansInit::file)
+    kopt.initial_centroids = read_initial_centroids(config, static_cast<std::size_t>(k), x.cols());
   auto checkpoint = [&](CheckpointStage at) {
     JobCheckpoint c;
     c.stage = at;
@@ -438,11 +450,8 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
   stage("lookalike", static_cast<std::int64_t>(n), t0);
 
   t0 = Clock::now();
-  SummaryOptions sopt;
-  sopt.value_column = config.value_column;
-  for (const auto& f : config.numeric) sopt.numeric_columns.push_back(f.column);
-  for (const auto& f : config.categorical) sopt.categorical_columns.push_back(f.column);
-  r.summary = summarize_segments(table, r.kmeans.assignment, k, r.is_seed, r.is_negative, sopt);
+  r.summary = summarize_segments(table, r.kmeans.assignment, k, r.is_seed, r.is_negative,
+                                 summary_options(config));
   stage("summary", static_cast<std::int64_t>(n), t0);
   return r;
 }

@@ -81,6 +81,39 @@ struct RunControl {
 RunResult run_job(const JobConfig& config, const RunProgress& progress = {},
                   Reducer& reducer = local_reducer(), const RunControl& control = {});
 
+/// Seed flags of the rows whose id is listed in config.seeds.ids_file; `unmatched` counts the
+/// listed ids that are not among `ids`.
+std::vector<std::uint8_t> seeds_from_ids(const JobConfig& config,
+                                         const std::vector<std::string>& ids,
+                                         std::int64_t& unmatched);
+
+/// kmeans.init_file's k x d centres (ConfigError naming the file when the shape differs).
+Matrix read_initial_centroids(const JobConfig& config, std::size_t k, std::size_t d);
+
+/// The summary options a job implies.
+SummaryOptions summary_options(const JobConfig& config);
+
+/// How a streamed run (`icp run --memory-limit` or `--block-rows`) reads its input.
+struct StreamOptions {
+  /// Rows read, normalized and scanned at a time; a positive multiple of kReduceChunkRows.
+  std::size_t block_rows = 16 * 4096;
+  /// Folder of the scratch file holding the normalized rows (n x d float32, removed at the
+  /// end); empty = the system's temporary folder (TMPDIR).
+  std::string scratch_dir;
+};
+
+/// run_job for an HDF5 input too large to hold: the table is read a block at a time for every
+/// pass (seeds, normalizer statistics, the normalized rows, the summary) and the normalized rows
+/// are written once to a scratch file that k-means (one scan per iteration), the lookalike stage
+/// and the row fetches of seeding read back. Gives run_job's result bit for bit. Holds the per-row
+/// results (labels, flags, scores, ids: about 140 bytes a row), the backtest's sample and one
+/// block; never the table or the matrix. Throws ConfigError for a CSV input (convert it once with
+/// `icp convert`), kmeans.k = "auto" and kmeans init or algorithms that do not stream (kmeans||,
+/// minibatch). Rows rejected under the quarantine policy are counted but not written to
+/// csv.quarantine_path.
+RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
+                           const StreamOptions& options, const RunControl& control = {});
+
 /// Reads the input table exactly as run_job does (used by `icp score` on new accounts).
 Table read_accounts(const JobConfig& config, const std::string& path, IngestStats* stats);
 

@@ -33,7 +33,36 @@ struct RunArgs {
   std::optional<int> k, threads;
   std::optional<std::uint64_t> seed;
   bool quiet = false;
+  std::string memory_limit;  // streamed run: its block size from this
+  std::size_t block_rows = 0;
+  std::string scratch_dir;
 };
+
+// Streamed runs hold per row what the stages keep (labels, flags, scores, ids: ~140 bytes) and
+// one block in flight. A block row costs its table cells, its normalized row and the stages'
+// per-block scratch: 2 KiB is a generous bound for demo-like jobs (d ~ 50), so a block takes
+// about an eighth of the limit and the rest is left to the per-row state.
+constexpr std::uint64_t kRunBytesPerBlockRow = 2048;
+constexpr std::uint64_t kRunBlockShareOfLimit = 8;
+
+bool streamed(const RunArgs& a) {
+  return !a.memory_limit.empty() || a.block_rows > 0;
+}
+
+StreamOptions stream_options(const RunArgs& a) {
+  StreamOptions o;
+  o.scratch_dir = a.scratch_dir;
+  if (a.block_rows > 0) {
+    o.block_rows = a.block_rows;
+    return o;
+  }
+  const std::uint64_t rows =
+      parse_size(a.memory_limit) / kRunBlockShareOfLimit / kRunBytesPerBlockRow;
+  const std::uint64_t clamped =
+      std::clamp<std::uint64_t>(rows, kReduceChunkRows, std::uint64_t{1} << 20);
+  o.block_rows = static_cast<std::size_t>(clamped - clamped % kReduceChunkRows);
+  return o;
+}
 
 JobConfig resolve(const RunArgs& a) {
   JobConfig job = load_config(a.config);
@@ -153,7 +182,18 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
   }
   RunResult result;
   try {
-    result = run_job(job, progress, reducer, control);
+    if (streamed(a)) {
+      if (reducer.size() > 1)
+        throw ConfigError("a streamed run (--memory-limit, --block-rows) runs in one process");
+      const StreamOptions so = stream_options(a);
+      if (!a.quiet)
+        std::fprintf(stderr, "  streamed: blocks of %s rows, normalized rows spilled to %s\n",
+                     with_commas(static_cast<long long>(so.block_rows)).c_str(),
+                     so.scratch_dir.empty() ? "the temporary folder" : so.scratch_dir.c_str());
+      result = run_job_streamed(job, progress, so, control);
+    } else {
+      result = run_job(job, progress, reducer, control);
+    }
   } catch (const Interrupted& e) {
     if (!saved) {
       // Stopped before k-means wrote anything: there is nothing to continue from.
@@ -243,6 +283,15 @@ const Registrar registrar{
       cmd->add_option("--output", a->output, "Override output.path (HDF5)");
       cmd->add_option("--top-csv", a->top_csv, "Override output.top_csv");
       cmd->add_option("--k", a->k, "Override kmeans.k");
+      cmd->add_option("--memory-limit", a->memory_limit,
+                      "Stream an HDF5 input in blocks instead of holding the table and matrix "
+                      "(e.g. 1G); the results equal an in-memory run's");
+      cmd->add_option("--block-rows", a->block_rows,
+                      "Stream in blocks of this many rows (a multiple of 4096; overrides the "
+                      "size --memory-limit would choose)");
+      cmd->add_option("--scratch-dir", a->scratch_dir,
+                      "Folder for a streamed run's normalized rows (rows x features x 4 bytes, "
+                      "removed at the end; default: TMPDIR)");
       cmd->add_option("--seed", a->seed, "Override run.seed");
       cmd->add_option("--threads", a->threads,
                       "Threads for OpenMP and oneTBB together (0 = all cores)");

@@ -25,44 +25,6 @@ struct ScoreArgs {
   bool quiet = false;
 };
 
-/// "1G", "512M", "1.5G", "800000000": bytes, with binary K/M/G/T suffixes.
-std::uint64_t parse_size(const std::string& text) {
-  std::size_t used = 0;
-  double value = -1.0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  std::string unit = text.substr(used);
-  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-  if (!unit.empty() && (unit.back() == 'i')) unit.pop_back();
-  double scale = 1.0;
-  if (unit.size() == 1) {
-    switch (std::toupper(static_cast<unsigned char>(unit[0]))) {
-      case 'K':
-        scale = 1024.0;
-        break;
-      case 'M':
-        scale = 1024.0 * 1024.0;
-        break;
-      case 'G':
-        scale = 1024.0 * 1024.0 * 1024.0;
-        break;
-      case 'T':
-        scale = 1024.0 * 1024.0 * 1024.0 * 1024.0;
-        break;
-      default:
-        used = 0;
-    }
-  } else if (!unit.empty()) {
-    used = 0;
-  }
-  if (used == 0 || !(value > 0.0) || value * scale > 1e18)
-    throw Error("--memory-limit '" + text + "': expected a size such as 1G, 512M or 800000000");
-  return static_cast<std::uint64_t>(value * scale);
-}
-
 /// Resident bytes of this process now (Linux /proc; 0 where unavailable).
 std::uint64_t resident_bytes() {
   std::FILE* f = std::fopen("/proc/self/statm", "r");

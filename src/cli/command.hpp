@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -26,6 +27,10 @@ std::vector<Verb>& verbs();
 struct Registrar {
   Registrar(int order, Setup setup) { verbs().push_back({order, std::move(setup)}); }
 };
+
+/// "1G", "512M", "1.5G", "800000000": bytes, with binary K/M/G/T suffixes (Error naming
+/// --memory-limit otherwise).
+std::uint64_t parse_size(const std::string& text);
 
 /// 1234567 -> "1,234,567" for progress lines.
 std::string with_commas(long long v);

@@ -1,7 +1,11 @@
 // icp command line: owns options, timing, progress lines and files; the library owns the work.
 // Exit codes: 0 success, 2 bad input / job file / arguments (with one clear message), 1 a bug.
 #include <algorithm>
+#include <cctype>
+#include <cstdint>
 #include <cstdio>
+#include <exception>
+#include <string>
 
 #include "command.hpp"
 #include "icp/error.hpp"
@@ -11,6 +15,44 @@ namespace icp::cli {
 std::vector<Verb>& verbs() {
   static std::vector<Verb> all;
   return all;
+}
+
+/// "1G", "512M", "1.5G", "800000000": bytes, with binary K/M/G/T suffixes.
+std::uint64_t parse_size(const std::string& text) {
+  std::size_t used = 0;
+  double value = -1.0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (!unit.empty() && (unit.back() == 'i')) unit.pop_back();
+  double scale = 1.0;
+  if (unit.size() == 1) {
+    switch (std::toupper(static_cast<unsigned char>(unit[0]))) {
+      case 'K':
+        scale = 1024.0;
+        break;
+      case 'M':
+        scale = 1024.0 * 1024.0;
+        break;
+      case 'G':
+        scale = 1024.0 * 1024.0 * 1024.0;
+        break;
+      case 'T':
+        scale = 1024.0 * 1024.0 * 1024.0 * 1024.0;
+        break;
+      default:
+        used = 0;
+    }
+  } else if (!unit.empty()) {
+    used = 0;
+  }
+  if (used == 0 || !(value > 0.0) || value * scale > 1e18)
+    throw Error("--memory-limit '" + text + "': expected a size such as 1G, 512M or 800000000");
+  return static_cast<std::uint64_t>(value * scale);
 }
 
 std::string with_commas(long long v) {

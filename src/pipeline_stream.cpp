@@ -1,0 +1,278 @@
+// The job over an HDF5 input read in blocks (`icp run --memory-limit`): run_job's stages, each
+// through the block-wise version of its kernel, with the normalized rows spilled once to a
+// scratch file that the k-means iterations and the lookalike stage scan.
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "icp/error.hpp"
+#include "icp/parallel.hpp"
+#include "icp/pipeline.hpp"
+#include "icp/rule.hpp"
+#include "icp/table_h5.hpp"
+
+namespace icp {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+/// The normalized rows, written once in row order and read back by block or by row. The file is
+/// removed when this goes away, whether the run ends or throws.
+class ScratchRows {
+ public:
+  ScratchRows(const std::string& folder, std::size_t cols) : cols_(cols) {
+    const std::filesystem::path dir =
+        folder.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(folder);
+    path_ = (dir / fmt::format("icp-{}-normalized.f32", ::getpid())).string();
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0)
+      throw Error(path_ + ": cannot create the scratch file of the normalized rows (scratch_dir)");
+  }
+  ~ScratchRows() {
+    ::close(fd_);
+    std::remove(path_.c_str());
+  }
+  ScratchRows(const ScratchRows&) = delete;
+  ScratchRows& operator=(const ScratchRows&) = delete;
+
+  void append(MatrixView block) {
+    write_all(block.data, block.rows * cols_ * sizeof(float), rows_ * row_bytes());
+    rows_ += block.rows;
+  }
+  std::size_t rows() const noexcept { return rows_; }
+
+  /// Rows [first, first + count) into `out` (count x cols).
+  void read(std::size_t first, std::size_t count, Matrix& out) const {
+    if (out.rows() != count || out.cols() != cols_) out = Matrix::uninitialized(count, cols_);
+    read_all(out.data(), count * row_bytes(), first * row_bytes());
+  }
+  Matrix fetch(std::span<const std::size_t> rows) const {
+    Matrix out(rows.size(), cols_);
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      if (rows[r] >= rows_) throw Error(path_ + ": row past the normalized rows");
+      read_all(out.row(r), row_bytes(), rows[r] * row_bytes());
+    }
+    return out;
+  }
+
+ private:
+  std::size_t row_bytes() const noexcept { return cols_ * sizeof(float); }
+  void write_all(const void* data, std::size_t bytes, std::size_t offset) {
+    const auto* p = static_cast<const char*>(data);
+    while (bytes > 0) {
+      const ssize_t put = ::pwrite(fd_, p, bytes, static_cast<off_t>(offset));
+      if (put <= 0)
+        throw Error(path_ + ": cannot write the normalized rows (is the scratch folder full?)");
+      p += put;
+      bytes -= static_cast<std::size_t>(put);
+      offset += static_cast<std::size_t>(put);
+    }
+  }
+  void read_all(void* data, std::size_t bytes, std::size_t offset) const {
+    auto* p = static_cast<char*>(data);
+    while (bytes > 0) {
+      const ssize_t got = ::pread(fd_, p, bytes, static_cast<off_t>(offset));
+      if (got <= 0) throw Error(path_ + ": cannot read the normalized rows back");
+      p += got;
+      bytes -= static_cast<std::size_t>(got);
+      offset += static_cast<std::size_t>(got);
+    }
+  }
+
+  std::string path_;
+  std::size_t cols_;
+  int fd_ = -1;
+  std::size_t rows_ = 0;
+};
+
+/// The normalized rows as RowBlocks: blocks of `block_rows` read from the scratch file.
+RowBlocks scratch_blocks(const ScratchRows& rows, std::size_t cols, std::size_t block_rows) {
+  RowBlocks b;
+  b.rows = rows.rows();
+  b.cols = cols;
+  b.scan = [&rows, block_rows, n = rows.rows()](const RowBlocks::Visit& visit) {
+    Matrix block;
+    for (std::size_t first = 0; first < n; first += block_rows) {
+      rows.read(first, std::min(block_rows, n - first), block);
+      visit(first, block.view());
+    }
+  };
+  b.fetch = [&rows](std::span<const std::size_t> r) { return rows.fetch(r); };
+  return b;
+}
+
+}  // namespace
+
+RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
+                           const StreamOptions& options, const RunControl& control) {
+  if (resolve_input_format(config.input_format, config.input_path) != "hdf5") {
+    throw ConfigError(config.input_path +
+                      ": a streamed run (--memory-limit, --block-rows) reads HDF5 input; convert "
+                      "the CSV once with `icp convert " +
+                      config.input_path + " <file>.h5`");
+  }
+  if (config.k_auto)
+    throw ConfigError(config.config_path +
+                      ": kmeans.k = \"auto\" sweeps k on the matrix in memory; a streamed run "
+                      "needs a fixed k");
+  if (options.block_rows == 0 || options.block_rows % kReduceChunkRows != 0)
+    throw ConfigError(fmt::format("--block-rows {} must be a positive multiple of {}",
+                                  options.block_rows, kReduceChunkRows));
+  if (control.resume != nullptr || control.save)
+    throw ConfigError("checkpoints (--checkpoint, --resume) are not taken in a streamed run");
+  RunResult r;
+  r.config = config;
+  r.threads = threads();
+  r.processes = 1;
+  auto stage = [&](const char* name, std::int64_t rows, Clock::time_point t0) {
+    StageTiming s;
+    s.name = name;
+    s.rows = rows;
+    s.seconds = since(t0);
+    r.stages.push_back(s);
+    if (progress.on_stage) progress.on_stage(s);
+    if (control.stop_requested && control.stop_requested())
+      throw Interrupted(std::string("stopped on request after the ") + name + " stage");
+  };
+  const std::string rule_origin = config.config_path + ": seeds.rule";
+  const std::string neg_origin = config.config_path + ": seeds.negative_rule";
+  std::optional<RowRule> seed_rule, neg_rule;
+  if (!config.seeds.rule.empty()) seed_rule = RowRule::parse(config.seeds.rule, rule_origin);
+  if (!config.seeds.negative_rule.empty())
+    neg_rule = RowRule::parse(config.seeds.negative_rule, neg_origin);
+
+  // ---- Ingest: the checks of read_table_h5, block by block. Repeated ids span blocks, so one
+  // scan finds them first (and, under the fail policy, the first bad row).
+  auto t0 = Clock::now();
+  CsvOptions csv = config.csv;
+  csv.columns = required_columns(config);
+  csv.unique_column = config.id_column;
+  const H5TableBlocks source(config.input_path, config.input_group, csv);
+  const std::size_t stored = source.rows();
+  const std::size_t block = options.block_rows;
+  const bool fail = csv.on_error == ErrorPolicy::fail;
+  std::uint64_t first_bad = stored;
+  const std::vector<std::uint64_t> repeats =
+      source.repeated_rows(block, fail ? &first_bad : nullptr);
+  if (fail && (first_bad < stored || !repeats.empty())) {
+    const std::uint64_t row = repeats.empty() ? first_bad : std::min(first_bad, repeats.front());
+    (void)source.read(static_cast<std::size_t>(row), 1, repeats);  // throws that row's error
+  }
+  const TableScan scan = [&](const TableVisitor& visit) {
+    for (std::size_t first = 0; first < stored; first += block)
+      visit(source.read(first, std::min(block, stored - first), repeats));
+  };
+
+  // One pass for what every later stage needs per row: ids, source lines, seed flags, weights.
+  std::vector<float> weight;
+  std::size_t n = 0;
+  for (std::size_t first = 0; first < stored; first += block) {
+    const Table t = source.read(first, std::min(block, stored - first), repeats, &r.ingest);
+    r.source_line.insert(r.source_line.end(), t.source_line.begin(), t.source_line.end());
+    if (seed_rule) {
+      const std::vector<std::uint8_t> s = seed_rule->evaluate(t);
+      r.is_seed.insert(r.is_seed.end(), s.begin(), s.end());
+    }
+    if (neg_rule) {
+      const std::vector<std::uint8_t> s = neg_rule->evaluate(t);
+      r.is_negative.insert(r.is_negative.end(), s.begin(), s.end());
+    }
+    if (!config.id_column.empty()) {
+      const Column& ids = t.at(config.id_column);
+      r.ids.insert(r.ids.end(), ids.text.begin(), ids.text.end());
+    } else {
+      for (const auto line : t.source_line) r.ids.push_back("line " + std::to_string(line));
+    }
+    if (!config.kmeans_weight_column.empty()) {
+      const Column& col = t.at(config.kmeans_weight_column);
+      for (std::size_t i = 0; i < t.rows; ++i) {
+        const double v = col.numeric[i];
+        if (std::isnan(v) || v < 0.0) {
+          throw InputError(config.input_path, t.source_line[i], config.kmeans_weight_column, 0,
+                           std::isnan(v) ? std::string() : fmt::format("{}", v),
+                           std::isnan(v) ? "kmeans.weight_column: missing weight"
+                                         : "kmeans.weight_column: negative weight");
+        }
+        weight.push_back(static_cast<float>(v));
+      }
+    }
+    n += t.rows;
+  }
+  {
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(config.input_path, ec);
+    r.ingest.bytes = ec ? 0 : static_cast<std::int64_t>(bytes);
+    r.ingest.rows_read = static_cast<std::int64_t>(stored);
+    r.ingest.seconds = since(t0);
+  }
+  stage("ingest", r.ingest.rows_read, t0);
+  if (n == 0) throw Error(config.input_path + ": no accepted rows");
+  if (static_cast<std::size_t>(config.kmeans.k) > n)
+    throw ConfigError(config.config_path + ": kmeans.k = " + std::to_string(config.kmeans.k) +
+                      " is larger than the " + std::to_string(n) + " accepted rows of " +
+                      config.input_path);
+
+  t0 = Clock::now();
+  if (!seed_rule) r.is_seed = seeds_from_ids(config, r.ids, r.seed_ids_unmatched);
+  const auto seeds = static_cast<std::int64_t>(std::count(r.is_seed.begin(), r.is_seed.end(), 1));
+  if (seeds < config.seeds.min_count) {
+    const std::string what = seed_rule ? "seeds.rule '" + config.seeds.rule + "'"
+                                       : "seeds.ids_file " + config.seeds.ids_file;
+    throw ConfigError(config.config_path + ": " + what + " matches " + std::to_string(seeds) +
+                      " of " + std::to_string(n) + " accounts; seeds.min_count is " +
+                      std::to_string(config.seeds.min_count));
+  }
+  stage("seeds", seeds, t0);
+
+  // ---- Normalize: statistics over the blocks, then every row written once to the scratch file.
+  t0 = Clock::now();
+  NormalizeOptions nopt;
+  nopt.numeric = config.numeric;
+  nopt.categorical = config.categorical;
+  nopt.missing = config.missing;
+  r.normalizer = fit_normalizer_streamed(scan, nopt);
+  const std::size_t d = r.normalizer.dims();
+  ScratchRows rows(options.scratch_dir, d);
+  scan([&](const Table& t) { rows.append(apply_normalizer(r.normalizer, t).view()); });
+  const RowBlocks x = scratch_blocks(rows, d, block);
+  stage("normalize", static_cast<std::int64_t>(n), t0);
+
+  t0 = Clock::now();
+  KMeansOptions kopt = config.kmeans;
+  kopt.seed = config.seed;
+  kopt.on_iteration = progress.on_iteration;
+  kopt.stop_requested = control.stop_requested;
+  kopt.sample_weight = std::move(weight);
+  if (kopt.init == KMeansInit::file)
+    kopt.initial_centroids = read_initial_centroids(config, static_cast<std::size_t>(kopt.k), d);
+  r.kmeans = kmeans_fit_streamed(x, kopt);
+  stage("kmeans", static_cast<std::int64_t>(n), t0);
+
+  t0 = Clock::now();
+  r.lookalike = score_lookalike(x, r.kmeans.assignment, config.kmeans.k, r.is_seed, r.is_negative,
+                                lookalike_options(config));
+  stage("lookalike", static_cast<std::int64_t>(n), t0);
+
+  t0 = Clock::now();
+  r.summary = summarize_segments(scan, r.kmeans.assignment, config.kmeans.k, r.is_seed,
+                                 r.is_negative, summary_options(config));
+  stage("summary", static_cast<std::int64_t>(n), t0);
+  return r;
+}
+
+}  // namespace icp
