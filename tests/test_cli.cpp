@@ -224,6 +224,46 @@ TEST_F(Cli, SameBitsAtOneAndTwoThreads) {
   EXPECT_EQ(ha.read<std::int64_t>("/lookalike/rank"), hb.read<std::int64_t>("/lookalike/rank"));
 }
 
+TEST_F(Cli, StreamedRunWritesTheInMemoryResults) {
+  // The whole job read in blocks of 4096 rows (9 blocks: the last one short) must write every
+  // dataset the in-memory run writes, bit for bit (scripts/h5-same), and the same top-N CSV;
+  // the backtest runs on a sample here, as it does in a large market.
+  const auto csv = accounts(33000);
+  const auto h5 = dir_ / "accounts.h5";
+  ASSERT_EQ(run("convert -q " + csv.string() + " " + h5.string()).code, 0);
+  const std::string text = job_text(h5.string(), (dir_ / "unused.h5").string(), 7) +
+                           "top_csv = \"" + (dir_ / "unused.csv").string() + "\"\n" +
+                           "[lookalike]\nbacktest_max_rows = 12000\n";
+  const auto j = job(text);
+  const auto whole = dir_ / "whole.h5";
+  const auto blocks = dir_ / "blocks.h5";
+  const auto scratch = dir_ / "scratch";
+  fs::create_directories(scratch);
+  Result r = run("run -q --config " + j.string() + " --output " + whole.string() + " --top-csv " +
+                 (dir_ / "whole.csv").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run("run -q --config " + j.string() + " --output " + blocks.string() + " --top-csv " +
+          (dir_ / "blocks.csv").string() + " --block-rows 4096 --scratch-dir " + scratch.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = icp_test::shell("/usr/bin/python3 " + std::string(ICP_SOURCE_DIR) + "/scripts/h5-same " +
+                      whole.string() + " " + blocks.string());
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(read_file(dir_ / "whole.csv"), read_file(dir_ / "blocks.csv"));
+  EXPECT_TRUE(fs::is_empty(scratch)) << "the scratch file outlived the run";
+
+  // What a streamed run cannot do is refused before any work, naming the way out.
+  const fs::path csv_job = dir_ / "csv_job.toml";
+  write_file(csv_job, job_text(csv.string(), (dir_ / "out.h5").string()));
+  expect_failure("run -q --config " + csv_job.string() + " --memory-limit 1G",
+                 {"reads HDF5 input", "icp convert"});
+  expect_failure("run -q --config " + j.string() + " --output " + (dir_ / "out.h5").string() +
+                     " --block-rows 1000",
+                 {"--block-rows 1000", "multiple of 4096"});
+  expect_failure("run -q --config " + j.string() + " --output " + (dir_ / "out.h5").string() +
+                     " --memory-limit lots",
+                 {"--memory-limit 'lots'"});
+}
+
 TEST_F(Cli, TopCsvListsProspectsBestFirst) {
   const auto in = accounts();
   const auto out = dir_ / "out.h5";
