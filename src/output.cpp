@@ -50,6 +50,21 @@ std::span<const T> sp(const std::vector<T, A>& v) {
   return {v.data(), v.size()};
 }
 
+/// The ids of `rows` (ascending, repeats allowed), from the run's ids or its id_blocks.
+std::vector<std::string> ids_of(const RunResult& r, const std::vector<std::size_t>& rows) {
+  std::vector<std::string> out(rows.size());
+  if (!r.ids.empty() || !r.id_blocks) {
+    for (std::size_t t = 0; t < rows.size(); ++t) out[t] = r.ids[rows[t]];
+    return out;
+  }
+  r.id_blocks([&](std::size_t first, const std::vector<std::string>& ids) {
+    auto t =
+        static_cast<std::size_t>(std::lower_bound(rows.begin(), rows.end(), first) - rows.begin());
+    for (; t < rows.size() && rows[t] < first + ids.size(); ++t) out[t] = ids[rows[t] - first];
+  });
+  return out;
+}
+
 void write_features(const RunResult& r, h5::Writer& w) {
   const auto& fs = r.normalizer.features;
   w.write_strings("/features/names", r.normalizer.names());
@@ -126,15 +141,36 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
   w.write("/lookalike/is_seed", sp(r.is_seed));
   if (!r.is_negative.empty()) w.write("/lookalike/is_negative", sp(r.is_negative));
   w.write("/lookalike/nearest_seed", sp(la.nearest_seed));
-  std::vector<std::string> nearest_id(la.nearest_seed.size());
-  const auto rows = static_cast<std::int64_t>(nearest_id.size());
+  if (!r.ids.empty() || !r.id_blocks) {
+    std::vector<std::string> nearest_id(la.nearest_seed.size());
+    const auto rows = static_cast<std::int64_t>(nearest_id.size());
 #pragma omp parallel for schedule(static)
-  for (std::int64_t s = 0; s < rows; ++s) {
-    const auto i = static_cast<std::size_t>(s);
-    if (la.nearest_seed[i] >= 0)
-      nearest_id[i] = r.ids[static_cast<std::size_t>(la.nearest_seed[i])];
+    for (std::int64_t s = 0; s < rows; ++s) {
+      const auto i = static_cast<std::size_t>(s);
+      if (la.nearest_seed[i] >= 0)
+        nearest_id[i] = r.ids[static_cast<std::size_t>(la.nearest_seed[i])];
+    }
+    w.write_strings("/lookalike/nearest_seed_id", nearest_id);
+  } else {
+    // Nearest seeds are reference seeds: their few ids, then the column a block at a time.
+    const std::vector<std::size_t> seed_rows(la.seed_rows.begin(), la.seed_rows.end());
+    const std::vector<std::string> seed_ids = ids_of(r, seed_rows);
+    constexpr std::size_t kIdBlock = std::size_t{1} << 20;
+    std::vector<std::string> nearest_id;
+    for (std::size_t b = 0; b < la.nearest_seed.size(); b += kIdBlock) {
+      const std::size_t e = std::min(la.nearest_seed.size(), b + kIdBlock);
+      nearest_id.assign(e - b, std::string());
+      for (std::size_t i = b; i < e; ++i) {
+        if (la.nearest_seed[i] < 0) continue;
+        const auto row = static_cast<std::size_t>(la.nearest_seed[i]);
+        const auto at = std::lower_bound(seed_rows.begin(), seed_rows.end(), row);
+        if (at == seed_rows.end() || *at != row)
+          throw Error("results: a nearest seed that is not a reference seed");
+        nearest_id[i - b] = seed_ids[static_cast<std::size_t>(at - seed_rows.begin())];
+      }
+      w.append_strings("/lookalike/nearest_seed_id", nearest_id);
+    }
   }
-  w.write_strings("/lookalike/nearest_seed_id", nearest_id);
   w.write("/lookalike/nearest_seed_distance", sp(la.nearest_seed_distance));
   w.write("/lookalike/knn_similarity", sp(la.knn_similarity));
   w.write("/lookalike/segment_score", sp(la.segment_score));
@@ -311,7 +347,12 @@ void write_results(const RunResult& r, h5::Writer& w) {
   w.attr("/", "seed", static_cast<std::int64_t>(r.config.seed));
   w.attr("/", "threads", static_cast<std::int64_t>(r.threads));
   w.attr("/", "processes", static_cast<std::int64_t>(r.processes));
-  w.write_strings("/accounts/id", r.ids);
+  if (!r.ids.empty() || !r.id_blocks)
+    w.write_strings("/accounts/id", r.ids);
+  else
+    r.id_blocks([&](std::size_t, const std::vector<std::string>& ids) {
+      w.append_strings("/accounts/id", ids);
+    });
   w.write("/accounts/source_line", sp(r.source_line));
   write_features(r, w);
   write_segments(r, w);
@@ -331,9 +372,15 @@ void write_top_csv(const RunResult& r, const std::string& path, std::int64_t top
     if (!out) throw Error(path + ": cannot write the top-N CSV (folder missing or not writable)");
     out << "rank,id,score,tier,segment,reason_1,reason_2,reason_3\n";  // prospects: seeds skipped
     const auto names = r.normalizer.names();
-    for (std::size_t i :
-         top_prospects(r.lookalike.rank, r.is_seed, static_cast<std::size_t>(top_n))) {
-      out << r.lookalike.rank[i] << ',' << csv_field(r.ids[i]) << ','
+    const std::vector<std::size_t> top =
+        top_prospects(r.lookalike.rank, r.is_seed, static_cast<std::size_t>(top_n));
+    std::vector<std::size_t> by_row = top;
+    std::sort(by_row.begin(), by_row.end());
+    const std::vector<std::string> ids = ids_of(r, by_row);
+    for (std::size_t i : top) {
+      const auto at = static_cast<std::size_t>(std::lower_bound(by_row.begin(), by_row.end(), i) -
+                                               by_row.begin());
+      out << r.lookalike.rank[i] << ',' << csv_field(ids[at]) << ','
           << fmt::format("{:.2f}", r.lookalike.score[i]) << ',' << char(r.lookalike.tier[i]) << ','
           << r.kmeans.assignment[i];
       for (std::int32_t f : r.lookalike.reasons[i])

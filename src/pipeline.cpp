@@ -56,20 +56,28 @@ void add_rule_columns(std::vector<ColumnRequest>& out, const std::string& text,
 
 }  // namespace
 
-std::vector<std::uint8_t> seeds_from_ids(const JobConfig& c, const std::vector<std::string>& ids,
-                                         std::int64_t& unmatched) {
+std::vector<std::string> read_seed_ids(const JobConfig& c) {
   std::ifstream in(c.seeds.ids_file);
   if (!in) throw ConfigError(c.seeds.ids_file + ": cannot open the seed id file (seeds.ids_file)");
+  std::vector<std::string> listed;
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty()) listed.push_back(line);
+  }
+  return listed;
+}
+
+std::vector<std::uint8_t> seeds_from_ids(const JobConfig& c, const std::vector<std::string>& ids,
+                                         std::int64_t& unmatched) {
+  const std::vector<std::string> listed = read_seed_ids(c);
   std::unordered_map<std::string, std::size_t> row_of;
   row_of.reserve(ids.size());
   for (std::size_t i = 0; i < ids.size(); ++i) row_of.emplace(ids[i], i);
   std::vector<std::uint8_t> seed(ids.size(), 0);
-  std::string line;
   unmatched = 0;
-  while (std::getline(in, line)) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (line.empty()) continue;
-    auto it = row_of.find(line);
+  for (const std::string& id : listed) {
+    auto it = row_of.find(id);
     if (it == row_of.end())
       ++unmatched;
     else

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "icp/error.hpp"
@@ -178,9 +179,24 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
       visit(source.read(first, std::min(block, stored - first), repeats));
   };
 
-  // One pass for what every later stage needs per row: ids, source lines, seed flags, weights.
+  // One pass for what every later stage needs per row: source lines, seed flags, weights. Ids
+  // are not kept (at 40 bytes a row they were the largest per-row item): seeds listed in a file
+  // are flagged here, and the writer reads the ids again through r.id_blocks.
   std::vector<float> weight;
   std::size_t n = 0;
+  std::unordered_set<std::string> listed, matched;
+  std::vector<std::string> listed_lines;
+  if (!seed_rule) {
+    listed_lines = read_seed_ids(config);
+    listed.insert(listed_lines.begin(), listed_lines.end());
+  }
+  auto ids_of_block = [id_column = config.id_column](const Table& t) {
+    if (!id_column.empty()) return t.at(id_column).text;
+    std::vector<std::string> ids;
+    ids.reserve(t.rows);
+    for (const auto line : t.source_line) ids.push_back("line " + std::to_string(line));
+    return ids;
+  };
   for (std::size_t first = 0; first < stored; first += block) {
     const Table t = source.read(first, std::min(block, stored - first), repeats, &r.ingest);
     r.source_line.insert(r.source_line.end(), t.source_line.begin(), t.source_line.end());
@@ -192,11 +208,12 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
       const std::vector<std::uint8_t> s = neg_rule->evaluate(t);
       r.is_negative.insert(r.is_negative.end(), s.begin(), s.end());
     }
-    if (!config.id_column.empty()) {
-      const Column& ids = t.at(config.id_column);
-      r.ids.insert(r.ids.end(), ids.text.begin(), ids.text.end());
-    } else {
-      for (const auto line : t.source_line) r.ids.push_back("line " + std::to_string(line));
+    if (!seed_rule) {
+      for (const std::string& id : ids_of_block(t)) {
+        const bool seed = listed.count(id) != 0;
+        r.is_seed.push_back(seed ? 1 : 0);
+        if (seed) matched.insert(id);
+      }
     }
     if (!config.kmeans_weight_column.empty()) {
       const Column& col = t.at(config.kmeans_weight_column);
@@ -228,7 +245,9 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
                       config.input_path);
 
   t0 = Clock::now();
-  if (!seed_rule) r.is_seed = seeds_from_ids(config, r.ids, r.seed_ids_unmatched);
+  if (!seed_rule) {
+    for (const std::string& id : listed_lines) r.seed_ids_unmatched += matched.count(id) == 0;
+  }
   const auto seeds = static_cast<std::int64_t>(std::count(r.is_seed.begin(), r.is_seed.end(), 1));
   if (seeds < config.seeds.min_count) {
     const std::string what = seed_rule ? "seeds.rule '" + config.seeds.rule + "'"
@@ -272,6 +291,18 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
   r.summary = summarize_segments(scan, r.kmeans.assignment, config.kmeans.k, r.is_seed,
                                  r.is_negative, summary_options(config));
   stage("summary", static_cast<std::int64_t>(n), t0);
+  // The ids, when the writer asks: the same blocks read again (the same checks, so the same
+  // rows), from a reader of its own, since this function's is gone by then.
+  r.id_blocks = [path = config.input_path, group = config.input_group, csv, repeats, block,
+                 ids_of_block](const auto& visit) {
+    const H5TableBlocks again(path, group, csv);
+    std::size_t accepted = 0;
+    for (std::size_t first = 0; first < again.rows(); first += block) {
+      const Table t = again.read(first, std::min(block, again.rows() - first), repeats);
+      visit(accepted, ids_of_block(t));
+      accepted += t.rows;
+    }
+  };
   return r;
 }
 

@@ -35,6 +35,11 @@ struct RunResult {
   JobConfig config;
   IngestStats ingest;
   std::vector<std::string> ids;  ///< account id per accepted row (line number if no id column)
+  /// A streamed run holds no ids (they were a third of its memory): this visits them in row
+  /// order, a block at a time, reading the input again. Empty when `ids` holds them.
+  std::function<void(
+      const std::function<void(std::size_t first, const std::vector<std::string>&)>&)>
+      id_blocks;
   std::vector<std::int64_t> source_line;
   Normalizer normalizer;
   KMeansResult kmeans;
@@ -80,6 +85,10 @@ struct RunControl {
 /// only `kmeans`.
 RunResult run_job(const JobConfig& config, const RunProgress& progress = {},
                   Reducer& reducer = local_reducer(), const RunControl& control = {});
+
+/// The ids listed in config.seeds.ids_file (one per line; blank lines and trailing spaces and
+/// CRs dropped). ConfigError when it cannot be opened.
+std::vector<std::string> read_seed_ids(const JobConfig& config);
 
 /// Seed flags of the rows whose id is listed in config.seeds.ids_file; `unmatched` counts the
 /// listed ids that are not among `ids`.
