@@ -224,6 +224,12 @@ TEST_F(Cli, SameBitsAtOneAndTwoThreads) {
   EXPECT_EQ(ha.read<std::int64_t>("/lookalike/rank"), hb.read<std::int64_t>("/lookalike/rank"));
 }
 
+/// The generator's account id of row i (1-based): "A0000001".
+std::string fmt_id(int i) {
+  std::string digits = std::to_string(i);
+  return "A" + std::string(7 - digits.size(), '0') + digits;
+}
+
 TEST_F(Cli, StreamedRunWritesTheInMemoryResults) {
   // The whole job read in blocks of 4096 rows (9 blocks: the last one short) must write every
   // dataset the in-memory run writes, bit for bit (scripts/h5-same), and the same top-N CSV;
@@ -250,6 +256,33 @@ TEST_F(Cli, StreamedRunWritesTheInMemoryResults) {
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(read_file(dir_ / "whole.csv"), read_file(dir_ / "blocks.csv"));
   EXPECT_TRUE(fs::is_empty(scratch)) << "the scratch file outlived the run";
+
+  // Seeds from an id file: flagged block by block in the streamed run, with the same count of
+  // listed ids that are not in the input.
+  {
+    std::ofstream ids(dir_ / "seeds.txt");
+    for (int i = 1; i <= 3000; i += 7) ids << fmt_id(i) << "\n";
+    ids << "NOT-AN-ACCOUNT\nA9999999 \n";
+  }
+  std::string by_ids = text;
+  const std::string rule = "rule = \"is_customer == 1 and churned == 0\"";
+  ASSERT_NE(by_ids.find(rule), std::string::npos);
+  by_ids.replace(by_ids.find(rule), rule.size(),
+                 "ids_file = \"" + (dir_ / "seeds.txt").string() + "\"");
+  const fs::path ids_job = dir_ / "ids_job.toml";
+  write_file(ids_job, by_ids);
+  r = run("run --config " + ids_job.string() + " --output " + whole.string() + " --top-csv " +
+          (dir_ / "whole.csv").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("2 seed ids"), std::string::npos) << r.out;
+  r = run("run --config " + ids_job.string() + " --output " + blocks.string() + " --top-csv " +
+          (dir_ / "blocks.csv").string() + " --block-rows 8192");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("2 seed ids"), std::string::npos) << r.out;
+  r = icp_test::shell("/usr/bin/python3 " + std::string(ICP_SOURCE_DIR) + "/scripts/h5-same " +
+                      whole.string() + " " + blocks.string());
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(read_file(dir_ / "whole.csv"), read_file(dir_ / "blocks.csv"));
 
   // What a streamed run cannot do is refused before any work, naming the way out.
   const fs::path csv_job = dir_ / "csv_job.toml";
