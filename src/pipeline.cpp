@@ -17,6 +17,7 @@
 #include "icp/rule.hpp"
 #include "icp/sweep.hpp"
 #include "icp/table_h5.hpp"
+#include "pipeline_internal.hpp"
 
 namespace icp {
 
@@ -55,6 +56,56 @@ void add_rule_columns(std::vector<ColumnRequest>& out, const std::string& text,
 }
 
 }  // namespace
+
+SeedRules parse_seed_rules(const JobConfig& config) {
+  SeedRules rules;
+  if (!config.seeds.rule.empty())
+    rules.seed = RowRule::parse(config.seeds.rule, config.config_path + ": seeds.rule");
+  if (!config.seeds.negative_rule.empty())
+    rules.negative =
+        RowRule::parse(config.seeds.negative_rule, config.config_path + ": seeds.negative_rule");
+  return rules;
+}
+
+void check_k_fits(const JobConfig& config, std::size_t n) {
+  if (!config.k_auto && static_cast<std::size_t>(config.kmeans.k) > n)
+    throw ConfigError(config.config_path + ": kmeans.k = " + std::to_string(config.kmeans.k) +
+                      " is larger than the " + std::to_string(n) + " accepted rows of " +
+                      config.input_path);
+}
+
+void check_seed_count(const JobConfig& config, bool by_rule, std::int64_t seeds, std::size_t n) {
+  if (seeds >= config.seeds.min_count) return;
+  const std::string what = by_rule ? "seeds.rule '" + config.seeds.rule + "'"
+                                   : "seeds.ids_file " + config.seeds.ids_file;
+  throw ConfigError(config.config_path + ": " + what + " matches " + std::to_string(seeds) +
+                    " of " + std::to_string(n) + " accounts; seeds.min_count is " +
+                    std::to_string(config.seeds.min_count));
+}
+
+void append_weights(const JobConfig& config, const Table& table, std::vector<float>& out) {
+  // Checked here, where the source line of a bad weight is known.
+  const Column& col = table.at(config.kmeans_weight_column);
+  out.reserve(out.size() + table.rows);
+  for (std::size_t i = 0; i < table.rows; ++i) {
+    const double v = col.numeric[i];
+    if (std::isnan(v) || v < 0.0) {
+      throw InputError(config.input_path, table.source_line[i], config.kmeans_weight_column, 0,
+                       std::isnan(v) ? std::string() : fmt::format("{}", v),
+                       std::isnan(v) ? "kmeans.weight_column: missing weight"
+                                     : "kmeans.weight_column: negative weight");
+    }
+    out.push_back(static_cast<float>(v));
+  }
+}
+
+NormalizeOptions normalize_options(const JobConfig& config) {
+  NormalizeOptions nopt;
+  nopt.numeric = config.numeric;
+  nopt.categorical = config.categorical;
+  nopt.missing = config.missing;
+  return nopt;
+}
 
 std::vector<std::string> read_seed_ids(const JobConfig& c) {
   std::ifstream in(c.seeds.ids_file);
@@ -302,23 +353,16 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
                       ": the job differs from the one that wrote the checkpoint (only [output] "
                       "and the thread count may change on resume)");
 
-  // Rules are parsed before any data is read, so a typo costs nothing.
-  const std::string rule_origin = config.config_path + ": seeds.rule";
-  const std::string neg_origin = config.config_path + ": seeds.negative_rule";
-  std::optional<RowRule> seed_rule, neg_rule;
-  if (!config.seeds.rule.empty()) seed_rule = RowRule::parse(config.seeds.rule, rule_origin);
-  if (!config.seeds.negative_rule.empty())
-    neg_rule = RowRule::parse(config.seeds.negative_rule, neg_origin);
+  const SeedRules rules = parse_seed_rules(config);
+  const std::optional<RowRule>& seed_rule = rules.seed;
+  const std::optional<RowRule>& neg_rule = rules.negative;
 
   auto t0 = Clock::now();
   Table table = read_accounts(config, config.input_path, &r.ingest);
   stage("ingest", r.ingest.rows_read, t0);
   const std::size_t n = table.rows;
   if (n == 0) throw Error(config.input_path + ": no accepted rows");
-  if (!config.k_auto && static_cast<std::size_t>(config.kmeans.k) > n)
-    throw ConfigError(config.config_path + ": kmeans.k = " + std::to_string(config.kmeans.k) +
-                      " is larger than the " + std::to_string(n) + " accepted rows of " +
-                      config.input_path);
+  check_k_fits(config, n);
 
   r.source_line.assign(table.source_line.begin(), table.source_line.end());
 
@@ -337,21 +381,11 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
   }
   if (!seed_rule) r.is_seed = seeds_from_ids(config, r.ids, r.seed_ids_unmatched);
   const auto seeds = static_cast<std::int64_t>(std::count(r.is_seed.begin(), r.is_seed.end(), 1));
-  if (seeds < config.seeds.min_count) {
-    const std::string what = seed_rule ? "seeds.rule '" + config.seeds.rule + "'"
-                                       : "seeds.ids_file " + config.seeds.ids_file;
-    throw ConfigError(config.config_path + ": " + what + " matches " + std::to_string(seeds) +
-                      " of " + std::to_string(n) + " accounts; seeds.min_count is " +
-                      std::to_string(config.seeds.min_count));
-  }
+  check_seed_count(config, seed_rule.has_value(), seeds, n);
   stage("seeds", seeds, t0);
 
   t0 = Clock::now();
-  NormalizeOptions nopt;
-  nopt.numeric = config.numeric;
-  nopt.categorical = config.categorical;
-  nopt.missing = config.missing;
-  r.normalizer = fit_normalizer(table, nopt);
+  r.normalizer = fit_normalizer(table, normalize_options(config));
   Matrix x = apply_normalizer(r.normalizer, table);
   const std::string norm_print =
       control.save || resume ? normalizer_fingerprint(r.normalizer) : std::string();
@@ -380,21 +414,7 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
   kopt.k = k;
   kopt.seed = config.seed;
   kopt.on_iteration = progress.on_iteration;
-  if (!config.kmeans_weight_column.empty()) {
-    // Checked here, where the source line of a bad weight is known.
-    const Column& col = table.at(config.kmeans_weight_column);
-    kopt.sample_weight.resize(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      const double v = col.numeric[i];
-      if (std::isnan(v) || v < 0.0) {
-        throw InputError(config.input_path, table.source_line[i], config.kmeans_weight_column, 0,
-                         std::isnan(v) ? std::string() : fmt::format("{}", v),
-                         std::isnan(v) ? "kmeans.weight_column: missing weight"
-                                       : "kmeans.weight_column: negative weight");
-      }
-      kopt.sample_weight[i] = static_cast<float>(v);
-    }
-  }
+  if (!config.kmeans_weight_column.empty()) append_weights(config, table, kopt.sample_weight);
   if (kopt.init == KMeansInit::file)
     kopt.initial_centroids = read_initial_centroids(config, static_cast<std::size_t>(k), x.cols());
   auto checkpoint = [&](CheckpointStage at) {

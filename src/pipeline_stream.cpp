@@ -21,6 +21,7 @@
 #include "icp/pipeline.hpp"
 #include "icp/rule.hpp"
 #include "icp/table_h5.hpp"
+#include "pipeline_internal.hpp"
 
 namespace icp {
 
@@ -150,12 +151,9 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
     if (control.stop_requested && control.stop_requested())
       throw Interrupted(std::string("stopped on request after the ") + name + " stage");
   };
-  const std::string rule_origin = config.config_path + ": seeds.rule";
-  const std::string neg_origin = config.config_path + ": seeds.negative_rule";
-  std::optional<RowRule> seed_rule, neg_rule;
-  if (!config.seeds.rule.empty()) seed_rule = RowRule::parse(config.seeds.rule, rule_origin);
-  if (!config.seeds.negative_rule.empty())
-    neg_rule = RowRule::parse(config.seeds.negative_rule, neg_origin);
+  const SeedRules rules = parse_seed_rules(config);
+  const std::optional<RowRule>& seed_rule = rules.seed;
+  const std::optional<RowRule>& neg_rule = rules.negative;
 
   // ---- Ingest: the checks of read_table_h5, block by block. Repeated ids span blocks, so one
   // scan finds them first (and, under the fail policy, the first bad row).
@@ -215,19 +213,7 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
         if (seed) matched.insert(id);
       }
     }
-    if (!config.kmeans_weight_column.empty()) {
-      const Column& col = t.at(config.kmeans_weight_column);
-      for (std::size_t i = 0; i < t.rows; ++i) {
-        const double v = col.numeric[i];
-        if (std::isnan(v) || v < 0.0) {
-          throw InputError(config.input_path, t.source_line[i], config.kmeans_weight_column, 0,
-                           std::isnan(v) ? std::string() : fmt::format("{}", v),
-                           std::isnan(v) ? "kmeans.weight_column: missing weight"
-                                         : "kmeans.weight_column: negative weight");
-        }
-        weight.push_back(static_cast<float>(v));
-      }
-    }
+    if (!config.kmeans_weight_column.empty()) append_weights(config, t, weight);
     n += t.rows;
   }
   {
@@ -239,32 +225,19 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
   }
   stage("ingest", r.ingest.rows_read, t0);
   if (n == 0) throw Error(config.input_path + ": no accepted rows");
-  if (static_cast<std::size_t>(config.kmeans.k) > n)
-    throw ConfigError(config.config_path + ": kmeans.k = " + std::to_string(config.kmeans.k) +
-                      " is larger than the " + std::to_string(n) + " accepted rows of " +
-                      config.input_path);
+  check_k_fits(config, n);
 
   t0 = Clock::now();
   if (!seed_rule) {
     for (const std::string& id : listed_lines) r.seed_ids_unmatched += matched.count(id) == 0;
   }
   const auto seeds = static_cast<std::int64_t>(std::count(r.is_seed.begin(), r.is_seed.end(), 1));
-  if (seeds < config.seeds.min_count) {
-    const std::string what = seed_rule ? "seeds.rule '" + config.seeds.rule + "'"
-                                       : "seeds.ids_file " + config.seeds.ids_file;
-    throw ConfigError(config.config_path + ": " + what + " matches " + std::to_string(seeds) +
-                      " of " + std::to_string(n) + " accounts; seeds.min_count is " +
-                      std::to_string(config.seeds.min_count));
-  }
+  check_seed_count(config, seed_rule.has_value(), seeds, n);
   stage("seeds", seeds, t0);
 
   // ---- Normalize: statistics over the blocks, then every row written once to the scratch file.
   t0 = Clock::now();
-  NormalizeOptions nopt;
-  nopt.numeric = config.numeric;
-  nopt.categorical = config.categorical;
-  nopt.missing = config.missing;
-  r.normalizer = fit_normalizer_streamed(scan, nopt);
+  r.normalizer = fit_normalizer_streamed(scan, normalize_options(config));
   const std::size_t d = r.normalizer.dims();
   ScratchRows rows(options.scratch_dir, d);
   scan([&](const Table& t) { rows.append(apply_normalizer(r.normalizer, t).view()); });

@@ -86,22 +86,6 @@ struct RunControl {
 RunResult run_job(const JobConfig& config, const RunProgress& progress = {},
                   Reducer& reducer = local_reducer(), const RunControl& control = {});
 
-/// The ids listed in config.seeds.ids_file (one per line; blank lines and trailing spaces and
-/// CRs dropped). ConfigError when it cannot be opened.
-std::vector<std::string> read_seed_ids(const JobConfig& config);
-
-/// Seed flags of the rows whose id is listed in config.seeds.ids_file; `unmatched` counts the
-/// listed ids that are not among `ids`.
-std::vector<std::uint8_t> seeds_from_ids(const JobConfig& config,
-                                         const std::vector<std::string>& ids,
-                                         std::int64_t& unmatched);
-
-/// kmeans.init_file's k x d centres (ConfigError naming the file when the shape differs).
-Matrix read_initial_centroids(const JobConfig& config, std::size_t k, std::size_t d);
-
-/// The summary options a job implies.
-SummaryOptions summary_options(const JobConfig& config);
-
 /// How a streamed run (`icp run --memory-limit` or `--block-rows`) reads its input.
 struct StreamOptions {
   /// Rows read, normalized and scanned at a time; a positive multiple of kReduceChunkRows.
