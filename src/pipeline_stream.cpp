@@ -181,6 +181,7 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
   // are not kept (at 40 bytes a row they were the largest per-row item): seeds listed in a file
   // are flagged here, and the writer reads the ids again through r.id_blocks.
   std::vector<float> weight;
+  std::vector<RejectedRow> rejected;  // quarantine policy: the file lists them, as read_table_h5's
   std::size_t n = 0;
   std::unordered_set<std::string> listed, matched;
   std::vector<std::string> listed_lines;
@@ -196,7 +197,8 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
     return ids;
   };
   for (std::size_t first = 0; first < stored; first += block) {
-    const Table t = source.read(first, std::min(block, stored - first), repeats, &r.ingest);
+    const Table t =
+        source.read(first, std::min(block, stored - first), repeats, &r.ingest, &rejected);
     r.source_line.insert(r.source_line.end(), t.source_line.begin(), t.source_line.end());
     if (seed_rule) {
       const std::vector<std::uint8_t> s = seed_rule->evaluate(t);
@@ -216,6 +218,12 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
     if (!config.kmeans_weight_column.empty()) append_weights(config, t, weight);
     n += t.rows;
   }
+  if (!fail && !csv.quarantine_path.empty()) {
+    std::stable_sort(rejected.begin(), rejected.end(),
+                     [](const RejectedRow& a, const RejectedRow& b) { return a.line < b.line; });
+    write_quarantine(csv.quarantine_path, rejected);
+  }
+  rejected = {};
   {
     std::error_code ec;
     const auto bytes = std::filesystem::file_size(config.input_path, ec);

@@ -105,20 +105,18 @@ Stored load(const h5::Reader& rd, const std::string& path, const std::string& gr
                                 : "expected a numeric or string dataset");
 }
 
-struct BadRow {
-  std::int64_t line = 0;
-  std::string message;  ///< quarantine reason
-  std::string record;
-};
+using BadRow = RejectedRow;
 
-void write_quarantine(const std::string& path, const std::vector<BadRow>& rows) {
+}  // namespace
+
+void write_quarantine(const std::string& path, const std::vector<RejectedRow>& rows) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw Error(path + ": cannot write quarantine file");
     f << "line,reason,record\n";
     for (const BadRow& b : rows)
-      f << b.line << ',' << csv_field(b.message) << ',' << csv_field(b.record) << '\n';
+      f << b.line << ',' << csv_field(b.reason) << ',' << csv_field(b.record) << '\n';
     f.flush();
     if (!f) throw Error(path + ": cannot write quarantine file");
   }
@@ -129,6 +127,8 @@ void write_quarantine(const std::string& path, const std::vector<BadRow>& rows) 
     throw Error(path + ": cannot write quarantine file (rename failed)");
   }
 }
+
+namespace {
 
 /// How a block treats repeats of options.unique_column.
 struct UniqueRule {
@@ -246,7 +246,7 @@ struct H5TableBlocks::Impl {
       if (!rule.check) return;
       BadRow bad;
       bad.line = b.lines[i];
-      bad.message = "column '" + c.name + "': " + why + ": '" + truncate_text(value) + "'";
+      bad.reason = "column '" + c.name + "': " + why + ": '" + truncate_text(value) + "'";
       bad.record = record_of(i);
       b.bad.push_back(std::move(bad));
     };
@@ -414,7 +414,8 @@ std::vector<std::uint64_t> H5TableBlocks::repeated_rows(std::size_t block_rows,
 }
 
 Table H5TableBlocks::read(std::size_t first, std::size_t count,
-                          std::span<const std::uint64_t> repeats, IngestStats* stats) const {
+                          std::span<const std::uint64_t> repeats, IngestStats* stats,
+                          std::vector<RejectedRow>* rejected) const {
   const Impl& t = *impl_;
   if (first > t.n || count > t.n - first)
     throw Error(t.path + ": rows " + std::to_string(first) + ".." + std::to_string(first + count) +
@@ -426,6 +427,7 @@ Table H5TableBlocks::read(std::size_t first, std::size_t count,
     stats->rows_accepted += static_cast<std::int64_t>(table.rows);
     stats->rows_quarantined += static_cast<std::int64_t>(b.bad.size());
   }
+  if (rejected != nullptr) rejected->insert(rejected->end(), b.bad.begin(), b.bad.end());
   return table;
 }
 

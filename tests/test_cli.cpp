@@ -284,6 +284,42 @@ TEST_F(Cli, StreamedRunWritesTheInMemoryResults) {
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(read_file(dir_ / "whole.csv"), read_file(dir_ / "blocks.csv"));
 
+  // Rejected rows: ids repeated across blocks are quarantined, and the quarantine file lists the
+  // same rows with the same reasons as the in-memory run's.
+  {
+    const std::string all = read_file(csv);
+    std::string dup = all;
+    std::istringstream lines(all);
+    std::string line;
+    std::getline(lines, line);  // header
+    for (int i = 0; i < 5 && std::getline(lines, line); ++i) dup += line + "\n";
+    write_file(dir_ / "dup.csv", dup);
+  }
+  const auto dup_h5 = dir_ / "dup.h5";
+  ASSERT_EQ(run("convert -q " + (dir_ / "dup.csv").string() + " " + dup_h5.string()).code, 0);
+  std::string quarantined = text;
+  const std::string fail_policy = "on_error = \"fail\"";
+  ASSERT_NE(quarantined.find(fail_policy), std::string::npos);
+  quarantined.replace(
+      quarantined.find(fail_policy), fail_policy.size(),
+      "on_error = \"quarantine\"\nquarantine_path = \"" + (dir_ / "q.csv").string() + "\"");
+  quarantined.replace(quarantined.find(h5.string()), h5.string().size(), dup_h5.string());
+  const fs::path q_job = dir_ / "q_job.toml";
+  write_file(q_job, quarantined);
+  r = run("run -q --config " + q_job.string() + " --output " + whole.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string q_whole = read_file(dir_ / "q.csv");
+  fs::remove(dir_ / "q.csv");
+  r = run("run -q --config " + q_job.string() + " --output " + blocks.string() +
+          " --block-rows 4096");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(read_file(dir_ / "q.csv"), q_whole);
+  EXPECT_NE(q_whole.find("duplicate value"), std::string::npos) << q_whole;
+  EXPECT_EQ(std::count(q_whole.begin(), q_whole.end(), '\n'), 6) << q_whole;  // header + 5
+  r = icp_test::shell("/usr/bin/python3 " + std::string(ICP_SOURCE_DIR) + "/scripts/h5-same " +
+                      whole.string() + " " + blocks.string());
+  EXPECT_EQ(r.code, 0) << r.out;
+
   // What a streamed run cannot do is refused before any work, naming the way out.
   const fs::path csv_job = dir_ / "csv_job.toml";
   write_file(csv_job, job_text(csv.string(), (dir_ / "out.h5").string()));

@@ -102,8 +102,7 @@ struct StreamOptions {
 /// results (labels, flags, scores, ids: about 140 bytes a row), the backtest's sample and one
 /// block; never the table or the matrix. Throws ConfigError for a CSV input (convert it once with
 /// `icp convert`), kmeans.k = "auto" and kmeans init or algorithms that do not stream (kmeans||,
-/// minibatch). Rows rejected under the quarantine policy are counted but not written to
-/// csv.quarantine_path.
+/// minibatch).
 RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
                            const StreamOptions& options, const RunControl& control = {});
 

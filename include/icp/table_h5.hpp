@@ -33,10 +33,21 @@ inline constexpr const char* kSourceLineDataset = "__source_line__";
 Table read_table_h5(const std::string& path, const std::string& group, const CsvOptions& options,
                     IngestStats* stats = nullptr);
 
+/// A row rejected under the quarantine policy: what the quarantine file lists for it.
+struct RejectedRow {
+  std::int64_t line = 0;  ///< the row's source line (kSourceLineDataset, else its number)
+  std::string reason;
+  std::string record;  ///< the row's cells as text
+};
+
+/// Writes the quarantine file read_table_h5 writes (line,reason,record; rows in the given order)
+/// under a temporary name renamed into place.
+void write_quarantine(const std::string& path, const std::vector<RejectedRow>& rows);
+
 /// The same table read one block of rows at a time, for inputs larger than memory (`icp score
 /// --memory-limit`). Blocks get read_table_h5's checks and messages (rows numbered in the whole
-/// table); a bad row throws under the fail policy and is counted, never written to a quarantine
-/// file, under the quarantine policy. Repeats of options.unique_column span blocks, so they come
+/// table); a bad row throws under the fail policy and is counted (and handed back when asked) under
+/// the quarantine policy. Repeats of options.unique_column span blocks, so they come
 /// from repeated_rows() (a scan of the whole table) and are handed to each read().
 class H5TableBlocks {
  public:
@@ -58,9 +69,10 @@ class H5TableBlocks {
                                            std::uint64_t* first_rejected = nullptr) const;
 
   /// Rows [first, first + count), rejecting those listed in `repeats` as duplicates. Adds the
-  /// block's counts (not bytes or seconds) to `stats`.
+  /// block's counts (not bytes or seconds) to `stats`, and its rejected rows (quarantine policy)
+  /// to `rejected`.
   Table read(std::size_t first, std::size_t count, std::span<const std::uint64_t> repeats,
-             IngestStats* stats = nullptr) const;
+             IngestStats* stats = nullptr, std::vector<RejectedRow>* rejected = nullptr) const;
 
  private:
   friend Table read_table_h5(const std::string&, const std::string&, const CsvOptions&,
