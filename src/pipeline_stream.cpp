@@ -218,6 +218,11 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
     if (!config.kmeans_weight_column.empty()) append_weights(config, t, weight);
     n += t.rows;
   }
+  // Every stored row left out, for the readers that check fewer columns later (the ids).
+  std::vector<std::uint64_t> dropped = repeats;
+  for (const RejectedRow& b : rejected) dropped.push_back(b.row);
+  std::sort(dropped.begin(), dropped.end());
+  dropped.erase(std::unique(dropped.begin(), dropped.end()), dropped.end());
   if (!fail && !csv.quarantine_path.empty()) {
     std::stable_sort(rejected.begin(), rejected.end(),
                      [](const RejectedRow& a, const RejectedRow& b) { return a.line < b.line; });
@@ -272,14 +277,27 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
   r.summary = summarize_segments(scan, r.kmeans.assignment, config.kmeans.k, r.is_seed,
                                  r.is_negative, summary_options(config));
   stage("summary", static_cast<std::int64_t>(n), t0);
-  // The ids, when the writer asks: the same blocks read again (the same checks, so the same
-  // rows), from a reader of its own, since this function's is gone by then.
-  r.id_blocks = [path = config.input_path, group = config.input_group, csv, repeats, block,
+  // The ids, when the writer asks, from a reader of its own (this function's is gone by then):
+  // the id column alone, the dropped rows given as its repeats, so the same rows come back
+  // without reading and checking every column again. Without an id column the ids are line
+  // numbers: every column is read and checked again instead.
+  CsvOptions ids_csv = csv;
+  std::vector<std::uint64_t> skip = repeats;
+  if (!config.id_column.empty()) {
+    ColumnRequest id;
+    id.name = config.id_column;
+    id.type = ColumnType::text;
+    ids_csv.columns = {id};
+    ids_csv.on_error = ErrorPolicy::quarantine;
+    ids_csv.quarantine_path.clear();
+    skip = std::move(dropped);
+  }
+  r.id_blocks = [path = config.input_path, group = config.input_group, ids_csv, skip, block,
                  ids_of_block](const auto& visit) {
-    const H5TableBlocks again(path, group, csv);
+    const H5TableBlocks again(path, group, ids_csv);
     std::size_t accepted = 0;
     for (std::size_t first = 0; first < again.rows(); first += block) {
-      const Table t = again.read(first, std::min(block, again.rows() - first), repeats);
+      const Table t = again.read(first, std::min(block, again.rows() - first), skip);
       visit(accepted, ids_of_block(t));
       accepted += t.rows;
     }

@@ -246,6 +246,7 @@ struct H5TableBlocks::Impl {
       if (!rule.check) return;
       BadRow bad;
       bad.line = b.lines[i];
+      bad.row = static_cast<std::uint64_t>(first + i);
       bad.reason = "column '" + c.name + "': " + why + ": '" + truncate_text(value) + "'";
       bad.record = record_of(i);
       b.bad.push_back(std::move(bad));

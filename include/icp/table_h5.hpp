@@ -36,6 +36,7 @@ Table read_table_h5(const std::string& path, const std::string& group, const Csv
 /// A row rejected under the quarantine policy: what the quarantine file lists for it.
 struct RejectedRow {
   std::int64_t line = 0;  ///< the row's source line (kSourceLineDataset, else its number)
+  std::uint64_t row = 0;  ///< its place in the stored table, from 0
   std::string reason;
   std::string record;  ///< the row's cells as text
 };
