@@ -57,7 +57,8 @@ std::vector<std::string> ids_of(const RunResult& r, const std::vector<std::size_
     for (std::size_t t = 0; t < rows.size(); ++t) out[t] = r.ids[rows[t]];
     return out;
   }
-  r.id_blocks([&](std::size_t first, const std::vector<std::string>& ids) {
+  r.id_blocks([&](std::size_t first, const std::vector<std::string>& ids,
+                  std::span<const std::int64_t>) {
     auto t =
         static_cast<std::size_t>(std::lower_bound(rows.begin(), rows.end(), first) - rows.begin());
     for (; t < rows.size() && rows[t] < first + ids.size(); ++t) out[t] = ids[rows[t] - first];
@@ -347,13 +348,16 @@ void write_results(const RunResult& r, h5::Writer& w) {
   w.attr("/", "seed", static_cast<std::int64_t>(r.config.seed));
   w.attr("/", "threads", static_cast<std::int64_t>(r.threads));
   w.attr("/", "processes", static_cast<std::int64_t>(r.processes));
-  if (!r.ids.empty() || !r.id_blocks)
+  if (!r.ids.empty() || !r.id_blocks) {
     w.write_strings("/accounts/id", r.ids);
-  else
-    r.id_blocks([&](std::size_t, const std::vector<std::string>& ids) {
-      w.append_strings("/accounts/id", ids);
-    });
-  w.write("/accounts/source_line", sp(r.source_line));
+    w.write("/accounts/source_line", sp(r.source_line));
+  } else {
+    r.id_blocks(
+        [&](std::size_t, const std::vector<std::string>& ids, std::span<const std::int64_t> lines) {
+          w.append_strings("/accounts/id", ids);
+          w.append("/accounts/source_line", lines);
+        });
+  }
   write_features(r, w);
   write_segments(r, w);
   if (!r.k_auto.empty()) {

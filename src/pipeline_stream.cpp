@@ -177,9 +177,9 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
       visit(source.read(first, std::min(block, stored - first), repeats));
   };
 
-  // One pass for what every later stage needs per row: source lines, seed flags, weights. Ids
-  // are not kept (at 40 bytes a row they were the largest per-row item): seeds listed in a file
-  // are flagged here, and the writer reads the ids again through r.id_blocks.
+  // One pass for what every later stage needs per row: seed flags and weights. Ids and source
+  // lines are not kept (at 48 bytes a row they were the largest per-row items): seeds listed in
+  // a file are flagged here, and the writer reads both again through r.id_blocks.
   std::vector<float> weight;
   std::vector<RejectedRow> rejected;  // quarantine policy: the file lists them, as read_table_h5's
   std::size_t n = 0;
@@ -199,7 +199,6 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
   for (std::size_t first = 0; first < stored; first += block) {
     const Table t =
         source.read(first, std::min(block, stored - first), repeats, &r.ingest, &rejected);
-    r.source_line.insert(r.source_line.end(), t.source_line.begin(), t.source_line.end());
     if (seed_rule) {
       const std::vector<std::uint8_t> s = seed_rule->evaluate(t);
       r.is_seed.insert(r.is_seed.end(), s.begin(), s.end());
@@ -298,7 +297,8 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
     std::size_t accepted = 0;
     for (std::size_t first = 0; first < again.rows(); first += block) {
       const Table t = again.read(first, std::min(block, again.rows() - first), skip);
-      visit(accepted, ids_of_block(t));
+      visit(accepted, ids_of_block(t),
+            std::span<const std::int64_t>(t.source_line.data(), t.source_line.size()));
       accepted += t.rows;
     }
   };

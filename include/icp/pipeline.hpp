@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,11 +36,12 @@ struct RunResult {
   JobConfig config;
   IngestStats ingest;
   std::vector<std::string> ids;  ///< account id per accepted row (line number if no id column)
-  /// A streamed run holds no ids (they were a third of its memory): this visits them in row
-  /// order, a block at a time, reading the input again. Empty when `ids` holds them.
-  std::function<void(
-      const std::function<void(std::size_t first, const std::vector<std::string>&)>&)>
-      id_blocks;
+  /// A streamed run holds neither ids nor source lines (the ids were a third of its memory):
+  /// this visits them in row order, a block at a time, reading the input again. Empty when `ids`
+  /// and `source_line` hold them.
+  using AccountVisit = std::function<void(std::size_t first, const std::vector<std::string>& ids,
+                                          std::span<const std::int64_t> source_lines)>;
+  std::function<void(const AccountVisit&)> id_blocks;
   std::vector<std::int64_t> source_line;
   Normalizer normalizer;
   KMeansResult kmeans;
@@ -96,13 +98,14 @@ struct StreamOptions {
 };
 
 /// run_job for an HDF5 input too large to hold: the table is read a block at a time for every
-/// pass (seeds, normalizer statistics, the normalized rows, the summary) and the normalized rows
-/// are written once to a scratch file that k-means (one scan per iteration), the lookalike stage
-/// and the row fetches of seeding read back. Gives run_job's result bit for bit. Holds the per-row
-/// results (labels, flags, scores, ids: about 140 bytes a row), the backtest's sample and one
+/// pass (seeds, normalizer statistics, the normalized rows, the summary; the ids and source lines
+/// again when writing, through RunResult::id_blocks) and the normalized rows are written once to a
+/// scratch file that k-means (one scan per iteration), the lookalike stage and the row fetches of
+/// seeding read back. Gives run_job's result bit for bit. Holds the per-row results (labels, flags,
+/// scores, ranks, nearest seeds, reasons: about 100 bytes a row), the backtest's sample and one
 /// block; never the table or the matrix. Throws ConfigError for a CSV input (convert it once with
-/// `icp convert`), kmeans.k = "auto" and kmeans init or algorithms that do not stream (kmeans||,
-/// minibatch).
+/// `icp convert`), kmeans.k = "auto", checkpoints and kmeans init or algorithms that do not stream
+/// (kmeans||, minibatch).
 RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
                            const StreamOptions& options, const RunControl& control = {});
 
