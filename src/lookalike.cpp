@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -22,7 +23,8 @@ constexpr std::size_t kMaxTiers = 4;  // A..D; every remaining row is E
 
 struct MethodScores {
   std::array<std::vector<float>, kMethods> raw;  // knn similarity, segment rate, model logit
-  KnnResult knn;
+  std::vector<std::int64_t> nearest;    // per row: the nearest other reference seed (a row), or -1
+  std::vector<float> nearest_distance;  // its exact squared distance
   std::vector<std::size_t> knn_rows;  // the reference seeds knn compared with (rows of x)
   Matrix seeds;                       // those rows
   std::vector<double> segment_rate;
@@ -36,12 +38,14 @@ std::uint64_t splitmix64(std::uint64_t z) {
   return z ^ (z >> 31);
 }
 
+// 1 / (1 + mean distance): monotone, in (0, 1], and 0 for a row without any other seed.
+float similarity(double mean) noexcept {
+  return std::isfinite(mean) ? static_cast<float>(1.0 / (1.0 + mean)) : 0.0f;
+}
+
 std::vector<float> similarities(const KnnResult& knn) {
   std::vector<float> out(knn.mean.size());
-  // 1 / (1 + mean distance): monotone, in (0, 1], and 0 for a row without any other seed.
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    out[i] = std::isfinite(knn.mean[i]) ? static_cast<float>(1.0 / (1.0 + knn.mean[i])) : 0.0f;
-  }
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = similarity(knn.mean[i]);
   return out;
 }
 
@@ -107,33 +111,40 @@ Market held(MatrixView x) {
 
 /// knn of every row against `seeds`, block by block (rows are scored independently, so the
 /// blocks do not change any bit); `seed_rows[s]` is the row seed s is, and is never its own
-/// neighbour.
-KnnResult knn_blocks(const Market& x, const Matrix& seeds, std::span<const std::size_t> seed_rows,
-                     const LookalikeOptions& options) {
+/// neighbour. Keeps per row what scoring reads (the similarity, the nearest seed as a row of x
+/// and its distance), not the mean and index lists: 8 bytes a row less while the stage holds
+/// everything else.
+void knn_blocks(const Market& x, const Matrix& seeds, std::span<const std::size_t> seed_rows,
+                const LookalikeOptions& options, MethodScores& out) {
   const std::size_t n = x.rows.rows;
+  out.raw[0].resize(n);
+  out.nearest.resize(n);
+  out.nearest_distance.resize(n);
+  auto keep = [&](std::size_t first, const KnnResult& part) {
+    for (std::size_t r = 0; r < part.mean.size(); ++r) {
+      const std::int64_t idx = part.k > 0 ? part.index[r * part.k] : -1;
+      out.nearest[first + r] =
+          idx >= 0 ? static_cast<std::int64_t>(seed_rows[static_cast<std::size_t>(idx)]) : -1;
+      out.nearest_distance[first + r] =
+          part.k > 0 ? part.distance[r * part.k] : std::numeric_limits<float>::infinity();
+      out.raw[0][first + r] = similarity(part.mean[r]);
+    }
+  };
   if (options.knn && x.whole.data != nullptr) {
     std::vector<std::int64_t> self_seed(n, -1);
     for (std::size_t s = 0; s < seed_rows.size(); ++s)
       self_seed[seed_rows[s]] = static_cast<std::int64_t>(s);
-    return options.knn(x.whole, seeds.view(), self_seed, options.neighbors);
+    keep(0, options.knn(x.whole, seeds.view(), self_seed, options.neighbors));
+    return;
   }
-  KnnResult all;
-  all.index.reserve(n);
-  all.distance.reserve(n);
-  all.mean.reserve(n);
   x.rows.scan([&](std::size_t first, MatrixView block) {
     std::vector<std::int64_t> self_seed(block.rows, -1);
     // seed_rows ascend: the block's seeds are a run of them.
     auto s = std::lower_bound(seed_rows.begin(), seed_rows.end(), first);
     for (; s != seed_rows.end() && *s < first + block.rows; ++s)
       self_seed[*s - first] = static_cast<std::int64_t>(s - seed_rows.begin());
-    const KnnResult part = knn_to_seeds(block, seeds.view(), self_seed, options.neighbors, 1);
-    all.k = part.k;
-    all.index.insert(all.index.end(), part.index.begin(), part.index.end());
-    all.distance.insert(all.distance.end(), part.distance.begin(), part.distance.end());
-    all.mean.insert(all.mean.end(), part.mean.begin(), part.mean.end());
+    keep(first, knn_to_seeds(block, seeds.view(), self_seed, options.neighbors, 1));
   });
-  return all;
 }
 
 std::vector<float> logits(const Market& x, const LogisticModel& model) {
@@ -164,12 +175,7 @@ MethodScores run_methods(const Market& x, std::span<const std::int32_t> segment,
       reference_seeds(std::move(all_seeds), options.knn_max_seeds, options.seed);
   const Matrix seeds = x.rows.fetch(seed_rows);
   MethodScores out;
-  out.knn = knn_blocks(x, seeds, seed_rows, options);
-  // knn reports seed indices; callers want rows of x.
-  for (std::int64_t& idx : out.knn.index) {
-    if (idx >= 0) idx = static_cast<std::int64_t>(seed_rows[static_cast<std::size_t>(idx)]);
-  }
-  out.raw[0] = similarities(out.knn);
+  knn_blocks(x, seeds, seed_rows, options, out);
   out.knn_rows = seed_rows;
   out.seeds = seeds;
   out.segment_rate = segment_seed_rates(segment, k, is_seed, is_negative, options.prior_strength);
@@ -243,16 +249,27 @@ std::array<std::vector<double>, kMethods> method_midranks(
 
 // Weighted mean of the methods' normalized midranks. Rank averaging puts the knn similarity, a
 // segment rate and a logit on one scale without assuming anything about their distributions.
+// `one_at_a_time`: the midranks one method after another (one float64 vector held at a time,
+// for a market read in blocks) instead of side by side; the same sums in the same order.
 std::vector<float> rank_average(const std::array<std::vector<float>, kMethods>& raw,
-                                const std::array<double, kMethods>& weight) {
+                                const std::array<double, kMethods>& weight,
+                                bool one_at_a_time = false) {
   const std::size_t n = raw[0].size();
-  std::array<bool, kMethods> wanted{};
-  for (std::size_t m = 0; m < kMethods; ++m) wanted[m] = weight[m] != 0.0;
-  const std::array<std::vector<double>, kMethods> r = method_midranks(raw, wanted);
   std::vector<double> sum(n, 0.0);
-  for (std::size_t m = 0; m < kMethods; ++m) {
-    if (weight[m] == 0.0) continue;
-    for (std::size_t i = 0; i < n; ++i) sum[i] += weight[m] * r[m][i];
+  if (one_at_a_time) {
+    for (std::size_t m = 0; m < kMethods; ++m) {
+      if (weight[m] == 0.0) continue;
+      const std::vector<double> r = normalized_midrank(raw[m]);
+      for (std::size_t i = 0; i < n; ++i) sum[i] += weight[m] * r[i];
+    }
+  } else {
+    std::array<bool, kMethods> wanted{};
+    for (std::size_t m = 0; m < kMethods; ++m) wanted[m] = weight[m] != 0.0;
+    const std::array<std::vector<double>, kMethods> r = method_midranks(raw, wanted);
+    for (std::size_t m = 0; m < kMethods; ++m) {
+      if (weight[m] == 0.0) continue;
+      for (std::size_t i = 0; i < n; ++i) sum[i] += weight[m] * r[m][i];
+    }
   }
   std::vector<float> out(n);
   for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(sum[i]);
@@ -603,7 +620,7 @@ LookalikeResult score_market(const Market& x, std::span<const std::int32_t> segm
       result.combined = fit.raw[2];
       break;
     case LookalikeMethod::ensemble:
-      result.combined = rank_average(fit.raw, result.method_weight);
+      result.combined = rank_average(fit.raw, result.method_weight, x.whole.data == nullptr);
       break;
   }
 
@@ -629,12 +646,8 @@ LookalikeResult score_market(const Market& x, std::span<const std::int32_t> segm
     result.tier[i] = tier;
   }
 
-  result.nearest_seed.resize(n);
-  result.nearest_seed_distance.resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    result.nearest_seed[i] = fit.knn.index[i * fit.knn.k];
-    result.nearest_seed_distance[i] = fit.knn.distance[i * fit.knn.k];
-  }
+  result.nearest_seed = std::move(fit.nearest);
+  result.nearest_seed_distance = std::move(fit.nearest_distance);
   result.knn_similarity = std::move(fit.raw[0]);
   result.segment_score = std::move(fit.raw[1]);
   result.model_score = std::move(fit.raw[2]);
