@@ -84,11 +84,26 @@ JobConfig resolve(const RunArgs& a) {
   return job;
 }
 
+/// Peak resident memory of this process so far in MiB (Linux VmHWM; 0 where unavailable).
+long long peak_rss_mib() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  long long kib = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
+  std::fclose(f);
+  return kib / 1024;
+}
+
+/// A stage's line: rows, time, rate, and the peak memory so far (which stage sets the peak is
+/// what sizing a run, or a --memory-limit, needs to know).
 void print_stage(const StageTiming& s) {
   const double rate = s.seconds > 0 ? static_cast<double>(s.rows) / s.seconds : 0.0;
-  std::fprintf(stderr, "  %-10s %12s rows %8.3f s %14s rows/s\n", s.name.c_str(),
+  std::fprintf(stderr, "  %-10s %12s rows %8.3f s %14s rows/s %8s MiB peak\n", s.name.c_str(),
                with_commas(s.rows).c_str(), s.seconds,
-               with_commas(static_cast<long long>(rate)).c_str());
+               with_commas(static_cast<long long>(rate)).c_str(),
+               with_commas(peak_rss_mib()).c_str());
 }
 
 /// Exit code of a run stopped by SIGTERM/SIGINT (after saving its checkpoint, if it keeps one).
