@@ -102,7 +102,7 @@ struct StreamOptions {
 /// again when writing, through RunResult::id_blocks) and the normalized rows are written once to a
 /// scratch file that k-means (one scan per iteration), the lookalike stage and the row fetches of
 /// seeding read back. Gives run_job's result bit for bit. Holds the per-row results (labels, flags,
-/// scores, ranks, nearest seeds, reasons: about 100 bytes a row), the backtest's sample and one
+/// scores, ranks, nearest seeds, reasons: about 66 bytes a row), the backtest's sample and one
 /// block; never the table or the matrix. Throws ConfigError for a CSV input (convert it once with
 /// `icp convert`), kmeans.k = "auto", checkpoints and kmeans init or algorithms that do not stream
 /// (kmeans||, minibatch).
