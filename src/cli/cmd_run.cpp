@@ -233,6 +233,15 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
     if (result.seed_ids_unmatched > 0)
       std::fprintf(stderr, "  warning: %s seed ids in %s are not in the input\n",
                    with_commas(result.seed_ids_unmatched).c_str(), job.seeds.ids_file.c_str());
+    // The limit sizes the blocks; the per-row results grow with the market. Say so when they
+    // went past it rather than let a scheduler's kill say it later.
+    const long long limit_mib =
+        a.memory_limit.empty() ? 0 : static_cast<long long>(parse_size(a.memory_limit) >> 20);
+    if (limit_mib > 0 && peak_rss_mib() > limit_mib)
+      std::fprintf(stderr,
+                   "  warning: peak memory %s MiB is over --memory-limit %s MiB: a streamed run "
+                   "still holds about 66 bytes per row of results (docs/scaling.md)\n",
+                   with_commas(peak_rss_mib()).c_str(), with_commas(limit_mib).c_str());
   }
   const auto write_start = std::chrono::steady_clock::now();
   write_results(result, out);
