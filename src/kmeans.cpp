@@ -431,17 +431,8 @@ RunResult run_restart(MatrixView xc, const KMeansOptions& options, std::span<con
   for (int it = first; !minibatch && it <= options.max_iter; ++it) {
     const auto start = std::chrono::steady_clock::now();
     const StepStats step = policy->step(xc, run.state, reducer);
-    KMeansIteration info;
-    info.iteration = it;
-    info.inertia = step.inertia;
-    info.shift = step.shift;
-    info.changed = step.changed;
-    info.relocated = step.relocated;
-    info.restart = restart;
-    info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    run.history.push_back(info);
+    run.history.push_back(record_iteration(step, it, restart, start, options));
     run.iterations = it;
-    if (options.on_iteration) options.on_iteration(info);
     if (step.shift <= converged_at) {
       run.converged = true;
       break;
@@ -470,6 +461,25 @@ RunResult run_restart(MatrixView xc, const KMeansOptions& options, std::span<con
 }
 
 }  // namespace
+
+namespace kmeans_detail {
+
+KMeansIteration record_iteration(const StepStats& step, int it, int restart,
+                                 std::chrono::steady_clock::time_point start,
+                                 const KMeansOptions& options) {
+  KMeansIteration info;
+  info.iteration = it;
+  info.inertia = step.inertia;
+  info.shift = step.shift;
+  info.changed = step.changed;
+  info.relocated = step.relocated;
+  info.restart = restart;
+  info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (options.on_iteration) options.on_iteration(info);
+  return info;
+}
+
+}  // namespace kmeans_detail
 
 KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& reducer) {
   validate_options(options);

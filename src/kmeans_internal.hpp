@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -386,6 +387,12 @@ StepStats lloyd_step(MatrixView xc, LloydState& state, Reducer& reducer);
 StepStats finish_step(MatrixView xc, LloydState& state, std::int64_t changed,
                       const ClusterMoments& moments, Reducer& reducer,
                       bool distances_current = true);
+
+/// The history entry of iteration `it` of `restart` from its step (seconds since `start`),
+/// handed to options.on_iteration: the one record every fit's loop keeps.
+KMeansIteration record_iteration(const StepStats& step, int it, int restart,
+                                 std::chrono::steady_clock::time_point start,
+                                 const KMeansOptions& options);
 
 /// How one iteration is computed. Exact policies give the assignments assign_rows gives (the same
 /// scores, ties to the lowest index), so every result bit equals Lloyd's; they differ in the

@@ -193,17 +193,8 @@ Restart run_restart(const RowBlocks& xc, const KMeansOptions& options,
   for (int it = 1; it <= options.max_iter; ++it) {
     const auto start = std::chrono::steady_clock::now();
     const StepStats step = streamed_step(xc, run, weight, scales);
-    KMeansIteration info;
-    info.iteration = it;
-    info.inertia = step.inertia;
-    info.shift = step.shift;
-    info.changed = step.changed;
-    info.relocated = step.relocated;
-    info.restart = restart;
-    info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    run.history.push_back(info);
+    run.history.push_back(record_iteration(step, it, restart, start, options));
     run.iterations = it;
-    if (options.on_iteration) options.on_iteration(info);
     if (step.shift <= converged_at) {
       run.converged = true;
       break;

@@ -99,6 +99,21 @@ void append_weights(const JobConfig& config, const Table& table, std::vector<flo
   }
 }
 
+void record_stage(RunResult& r, const RunProgress& progress, const char* name, std::int64_t rows,
+                  double seconds) {
+  StageTiming s;
+  s.name = name;
+  s.rows = rows;
+  s.seconds = seconds;
+  r.stages.push_back(s);
+  if (progress.on_stage) progress.on_stage(s);
+}
+
+void stop_if_asked(const RunControl& control, const char* name) {
+  if (control.stop_requested && control.stop_requested())
+    throw Interrupted(std::string("stopped on request after the ") + name + " stage");
+}
+
 NormalizeOptions normalize_options(const JobConfig& config) {
   NormalizeOptions nopt;
   nopt.numeric = config.numeric;
@@ -330,21 +345,12 @@ RunResult run_job(const JobConfig& config, const RunProgress& progress, Reducer&
   r.threads = threads();
   r.processes = reducer.size();
   bool others_done = false;  // several processes: they have left run_job
-  auto stop_after = [&](const char* name) {
-    if (control.stop_requested && control.stop_requested())
-      throw Interrupted(std::string("stopped on request after the ") + name + " stage");
-  };
   auto stage = [&](const char* name, std::int64_t rows, Clock::time_point t0,
                    bool may_stop = true) {
-    StageTiming s;
-    s.name = name;
-    s.rows = rows;
-    s.seconds = since(t0);
-    r.stages.push_back(s);
-    if (progress.on_stage) progress.on_stage(s);
+    record_stage(r, progress, name, rows, since(t0));
     // Between stages is the other place a stop request is honoured (k-means polls per iteration).
     // With several processes only once the others are done: they would wait for rank 0 forever.
-    if (may_stop && (reducer.size() == 1 || others_done)) stop_after(name);
+    if (may_stop && (reducer.size() == 1 || others_done)) stop_if_asked(control, name);
   };
   const JobCheckpoint* resume = control.resume;
   const std::string job_print = control.save || resume ? job_fingerprint(config) : std::string();

@@ -10,6 +10,7 @@
 #include "icp/config.hpp"
 #include "icp/matrix.hpp"
 #include "icp/normalize.hpp"
+#include "icp/pipeline.hpp"
 #include "icp/rule.hpp"
 #include "icp/summary.hpp"
 #include "icp/table.hpp"
@@ -45,6 +46,13 @@ std::vector<std::uint8_t> seeds_from_ids(const JobConfig& config,
 
 /// kmeans.init_file's k x d centres (ConfigError naming the file when the shape differs).
 Matrix read_initial_centroids(const JobConfig& config, std::size_t k, std::size_t d);
+
+/// Records a finished stage in r.stages and reports it through progress.on_stage.
+void record_stage(RunResult& r, const RunProgress& progress, const char* name, std::int64_t rows,
+                  double seconds);
+
+/// Throws Interrupted when control asks to stop (between stages), naming the stage just done.
+void stop_if_asked(const RunControl& control, const char* name);
 
 NormalizeOptions normalize_options(const JobConfig& config);
 SummaryOptions summary_options(const JobConfig& config);

@@ -142,14 +142,8 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
   r.threads = threads();
   r.processes = 1;
   auto stage = [&](const char* name, std::int64_t rows, Clock::time_point t0) {
-    StageTiming s;
-    s.name = name;
-    s.rows = rows;
-    s.seconds = since(t0);
-    r.stages.push_back(s);
-    if (progress.on_stage) progress.on_stage(s);
-    if (control.stop_requested && control.stop_requested())
-      throw Interrupted(std::string("stopped on request after the ") + name + " stage");
+    record_stage(r, progress, name, rows, since(t0));
+    stop_if_asked(control, name);
   };
   const SeedRules rules = parse_seed_rules(config);
   const std::optional<RowRule>& seed_rule = rules.seed;

@@ -59,6 +59,17 @@ struct NumericStats {
   std::int64_t missing = 0;
 };
 
+/// Quartiles from the order statistics at each quartile's two places (`v`: lo, hi per quartile);
+/// a whole h takes its order statistic as it is.
+void set_quartiles(NumericStats& s, const QuantilePlaces* at, const std::vector<double>& v) {
+  double q[3];
+  for (std::size_t j = 0; j < 3; ++j)
+    q[j] = at[j].frac == 0.0 ? v[2 * j] : quantile_between(at[j], v[2 * j], v[2 * j + 1]);
+  s.q1 = q[0];
+  s.median = q[1];
+  s.q3 = q[2];
+}
+
 /// Rows are either a segment's bucket (ascending row indices) or, with rows == nullptr, all rows.
 NumericStats numeric_stats(const Column& column, const std::size_t* rows, std::size_t count) {
   std::vector<double> values;
@@ -80,13 +91,7 @@ NumericStats numeric_stats(const Column& column, const std::size_t* rows, std::s
                                 quantile_places(values.size(), 0.5),
                                 quantile_places(values.size(), 0.75)};
   const std::size_t wanted[] = {at[0].lo, at[0].hi, at[1].lo, at[1].hi, at[2].lo, at[2].hi};
-  const std::vector<double> v = order_statistics(values, wanted);
-  double q[3];
-  for (std::size_t j = 0; j < 3; ++j)
-    q[j] = at[j].frac == 0.0 ? v[2 * j] : quantile_between(at[j], v[2 * j], v[2 * j + 1]);
-  s.q1 = q[0];
-  s.median = q[1];
-  s.q3 = q[2];
+  set_quartiles(s, at, order_statistics(values, wanted));
   return s;
 }
 
@@ -779,13 +784,7 @@ struct NumericFold {
     s.missing = missing;
     if (present == 0) return s;
     s.mean = total / static_cast<double>(present);
-    const std::vector<double> v = select.result();
-    double q[3];
-    for (std::size_t j = 0; j < 3; ++j)
-      q[j] = at[j].frac == 0.0 ? v[2 * j] : quantile_between(at[j], v[2 * j], v[2 * j + 1]);
-    s.q1 = q[0];
-    s.median = q[1];
-    s.q3 = q[2];
+    set_quartiles(s, at.data(), select.result());
     return s;
   }
 };

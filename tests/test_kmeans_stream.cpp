@@ -14,6 +14,7 @@
 #include "icp/kmeans.hpp"
 #include "icp/parallel.hpp"
 #include "test_bits.hpp"
+#include "test_tables.hpp"
 
 namespace {
 
@@ -35,35 +36,13 @@ icp::Matrix blobs(std::size_t n, std::size_t d, std::size_t count, double spread
   return m;
 }
 
-/// `m` read in blocks of `block` rows (a multiple of kReduceChunkRows); counts scans and fetches.
+/// `m` read in blocks of `block` rows; counts scans and fetched rows.
 struct Blocks {
   const icp::Matrix& m;
   std::size_t block;
   int scans = 0;
   std::size_t fetched = 0;
-  icp::RowBlocks view() {
-    icp::RowBlocks b;
-    b.rows = m.rows();
-    b.cols = m.cols();
-    b.scan = [this](const icp::RowBlocks::Visit& visit) {
-      ++scans;
-      for (std::size_t first = 0; first < m.rows(); first += block) {
-        // A copy, as a block read from a file would be: the fit must not keep pointers to it.
-        const std::size_t rows = std::min(block, m.rows() - first);
-        icp::Matrix part(rows, m.cols());
-        std::copy(m.row(first), m.row(first) + rows * m.cols(), part.data());
-        visit(first, part.view());
-      }
-    };
-    b.fetch = [this](std::span<const std::size_t> rows) {
-      fetched += rows.size();
-      icp::Matrix out(rows.size(), m.cols());
-      for (std::size_t r = 0; r < rows.size(); ++r)
-        std::copy(m.row(rows[r]), m.row(rows[r]) + m.cols(), out.row(r));
-      return out;
-    };
-    return b;
-  }
+  icp::RowBlocks view() { return icp_test::row_blocks_of(m, block, &scans, &fetched); }
 };
 
 void expect_same_fit(const icp::KMeansResult& a, const icp::KMeansResult& b,

@@ -15,6 +15,7 @@
 #include "icp/matrix.hpp"
 #include "icp/parallel.hpp"
 #include "test_bits.hpp"
+#include "test_tables.hpp"
 
 namespace {
 
@@ -444,18 +445,7 @@ TEST(LookalikeModel, RowsReadInBlocksGiveTheSameBits) {
     neg[i] = seed[i] == 0 && i % 9 == 0 ? 1 : 0;
   }
   int scans = 0;
-  icp::RowBlocks blocks;
-  blocks.rows = n;
-  blocks.cols = d;
-  blocks.scan = [&](const icp::RowBlocks::Visit& visit) {
-    ++scans;
-    for (std::size_t first = 0; first < n; first += icp::kReduceChunkRows) {
-      const std::size_t rows = std::min(icp::kReduceChunkRows, n - first);
-      icp::Matrix part(rows, d);
-      std::copy(x.row(first), x.row(first) + rows * d, part.data());
-      visit(first, part.view());
-    }
-  };
+  const icp::RowBlocks blocks = icp_test::row_blocks_of(x, icp::kReduceChunkRows, &scans);
   for (const int bags : {1, 3}) {
     const icp::LogisticModel whole = icp::fit_pu_logistic(x.view(), seed, neg, 1.0, bags, 7);
     scans = 0;
@@ -553,27 +543,8 @@ TEST(LookalikePlanted, RowsReadInBlocksGiveTheSameResult) {
   // backtest and the reference seeds, with the backtest on the whole market and on a sample,
   // and with a capped reference seed set.
   const Planted p = planted(5 * icp::kReduceChunkRows + 123, 6);
-  const std::size_t n = p.x.rows();
-  const std::size_t d = p.x.cols();
   int scans = 0;
-  icp::RowBlocks blocks;
-  blocks.rows = n;
-  blocks.cols = d;
-  blocks.scan = [&](const icp::RowBlocks::Visit& visit) {
-    ++scans;
-    for (std::size_t first = 0; first < n; first += 2 * icp::kReduceChunkRows) {
-      const std::size_t rows = std::min(2 * icp::kReduceChunkRows, n - first);
-      icp::Matrix part(rows, d);
-      std::copy(p.x.row(first), p.x.row(first) + rows * d, part.data());
-      visit(first, part.view());
-    }
-  };
-  blocks.fetch = [&](std::span<const std::size_t> rows) {
-    icp::Matrix out(rows.size(), d);
-    for (std::size_t r = 0; r < rows.size(); ++r)
-      std::copy(p.x.row(rows[r]), p.x.row(rows[r]) + d, out.row(r));
-    return out;
-  };
+  const icp::RowBlocks blocks = icp_test::row_blocks_of(p.x, 2 * icp::kReduceChunkRows, &scans);
   for (const std::int64_t sample : {std::int64_t{0}, std::int64_t{9000}}) {
     for (const std::int64_t cap : {std::int64_t{0}, std::int64_t{300}}) {
       icp::LookalikeOptions o;

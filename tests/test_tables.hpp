@@ -1,5 +1,5 @@
-// Account tables read in blocks, as H5TableBlocks gives them, for the tests of the streamed
-// passes (normalizer, summary).
+// Tables and matrices read in blocks, as H5TableBlocks and a streamed run's scratch file give
+// them, for the tests of the streamed passes (normalizer, summary, k-means, lookalike).
 #pragma once
 
 #include <algorithm>
@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "icp/matrix.hpp"
 #include "icp/table.hpp"
 
 namespace icp_test {
@@ -56,6 +57,32 @@ inline icp::TableScan scan_of(const icp::Table& t, std::vector<std::size_t> size
       first += count;
     }
   };
+}
+
+/// The rows of `m` in blocks of `block` rows (a multiple of kReduceChunkRows), each a copy, as a
+/// block read from a file would be; counts scans and fetched rows when given somewhere to.
+inline icp::RowBlocks row_blocks_of(const icp::Matrix& m, std::size_t block, int* scans = nullptr,
+                                    std::size_t* fetched = nullptr) {
+  icp::RowBlocks b;
+  b.rows = m.rows();
+  b.cols = m.cols();
+  b.scan = [&m, block, scans](const icp::RowBlocks::Visit& visit) {
+    if (scans != nullptr) ++*scans;
+    for (std::size_t first = 0; first < m.rows(); first += block) {
+      const std::size_t rows = std::min(block, m.rows() - first);
+      icp::Matrix part(rows, m.cols());
+      std::copy(m.row(first), m.row(first) + rows * m.cols(), part.data());
+      visit(first, part.view());
+    }
+  };
+  b.fetch = [&m, fetched](std::span<const std::size_t> rows) {
+    if (fetched != nullptr) *fetched += rows.size();
+    icp::Matrix out(rows.size(), m.cols());
+    for (std::size_t r = 0; r < rows.size(); ++r)
+      std::copy(m.row(rows[r]), m.row(rows[r]) + m.cols(), out.row(r));
+    return out;
+  };
+  return b;
 }
 
 }  // namespace icp_test
