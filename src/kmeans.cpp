@@ -464,6 +464,17 @@ RunResult run_restart(MatrixView xc, const KMeansOptions& options, std::span<con
 
 namespace kmeans_detail {
 
+void check_initial_centroids(const KMeansOptions& options, std::size_t d) {
+  if (options.init != KMeansInit::file) return;
+  const Matrix& c = options.initial_centroids;
+  if (c.rows() != static_cast<std::size_t>(options.k) || c.cols() != d) {
+    throw Error(
+        fmt::format("k-means: init = file needs k x d = {} x {} initial centroids, got {} x {}",
+                    options.k, d, c.rows(), c.cols()));
+  }
+  check_finite(c.view(), "the initial centroids");
+}
+
 KMeansIteration record_iteration(const StepStats& step, int it, int restart,
                                  std::chrono::steady_clock::time_point start,
                                  const KMeansOptions& options) {
@@ -486,15 +497,7 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
   std::int64_t total_rows = static_cast<std::int64_t>(x.rows);
   reducer.sum(std::span<std::int64_t>(&total_rows, 1));
   validate_data(x, options.k, static_cast<std::size_t>(total_rows));
-  if (options.init == KMeansInit::file) {
-    const Matrix& c = options.initial_centroids;
-    if (c.rows() != static_cast<std::size_t>(options.k) || c.cols() != x.cols) {
-      throw Error(
-          fmt::format("k-means: init = file needs k x d = {} x {} initial centroids, got {} x {}",
-                      options.k, x.cols, c.rows(), c.cols()));
-    }
-    check_finite(c.view(), "the initial centroids");
-  }
+  check_initial_centroids(options, x.cols);
   check_weights(options, x.rows, reducer);
   // Centre first, so that ||x||^2 - 2 x.c + ||c||^2 does not cancel when columns share an
   // offset. Data whose column means are already negligible (the normalizer's output is centred

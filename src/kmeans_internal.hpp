@@ -388,6 +388,9 @@ StepStats finish_step(MatrixView xc, LloydState& state, std::int64_t changed,
                       const ClusterMoments& moments, Reducer& reducer,
                       bool distances_current = true);
 
+/// With init = file: Error unless options.initial_centroids are k x d and finite.
+void check_initial_centroids(const KMeansOptions& options, std::size_t d);
+
 /// The history entry of iteration `it` of `restart` from its step (seconds since `start`),
 /// handed to options.on_iteration: the one record every fit's loop keeps.
 KMeansIteration record_iteration(const StepStats& step, int it, int restart,

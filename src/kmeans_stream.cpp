@@ -236,16 +236,7 @@ KMeansResult kmeans_fit_streamed(const RowBlocks& x, const KMeansOptions& option
     throw Error(fmt::format("k-means: k = {} exceeds the number of rows ({})", options.k, x.rows));
   }
   if (!x.scan || !x.fetch) throw Error("k-means (streamed): the row source has no scan or fetch");
-  if (options.init == KMeansInit::file) {
-    const Matrix& c = options.initial_centroids;
-    if (c.rows() != static_cast<std::size_t>(options.k) || c.cols() != x.cols) {
-      throw Error(
-          fmt::format("k-means: init = file needs k x d = {} x {} initial centroids, got {} x {}",
-                      options.k, x.cols, c.rows(), c.cols()));
-    }
-    if (first_non_finite(c.view()))
-      throw Error("k-means: non-finite value in the initial centroids");
-  }
+  check_initial_centroids(options, x.cols);
   check_weights(options, x.rows, local_reducer());
   const std::span<const float> weight(options.sample_weight);
 

@@ -386,14 +386,8 @@ StreamedScores score_h5_streamed(const ScoringModel& model, const std::string& h
   // row) before any output, so a failing input costs a read, not a scoring pass.
   // Without a unique column and under the quarantine policy there is nothing to find first, so
   // the scan is skipped (repeated_rows returns at once).
-  const bool fail = csv.on_error == ErrorPolicy::fail;
-  std::uint64_t first_bad = n;
   const std::vector<std::uint64_t> repeats =
-      source.repeated_rows(block_rows, fail ? &first_bad : nullptr);
-  if (fail && (first_bad < n || !repeats.empty())) {
-    const std::uint64_t row = repeats.empty() ? first_bad : std::min(first_bad, repeats.front());
-    (void)source.read(static_cast<std::size_t>(row), 1, repeats);  // throws that row's error
-  }
+      repeats_or_first_error(source, block_rows, csv.on_error == ErrorPolicy::fail);
 
   write_header(model, out);
   const NewAccountScorer scorer(model.fitted, model.options);

@@ -159,13 +159,7 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
   const std::size_t stored = source.rows();
   const std::size_t block = options.block_rows;
   const bool fail = csv.on_error == ErrorPolicy::fail;
-  std::uint64_t first_bad = stored;
-  const std::vector<std::uint64_t> repeats =
-      source.repeated_rows(block, fail ? &first_bad : nullptr);
-  if (fail && (first_bad < stored || !repeats.empty())) {
-    const std::uint64_t row = repeats.empty() ? first_bad : std::min(first_bad, repeats.front());
-    (void)source.read(static_cast<std::size_t>(row), 1, repeats);  // throws that row's error
-  }
+  const std::vector<std::uint64_t> repeats = repeats_or_first_error(source, block, fail);
   const TableScan scan = [&](const TableVisitor& visit) {
     for (std::size_t first = 0; first < stored; first += block)
       visit(source.read(first, std::min(block, stored - first), repeats));

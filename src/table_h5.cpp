@@ -432,6 +432,19 @@ Table H5TableBlocks::read(std::size_t first, std::size_t count,
   return table;
 }
 
+std::vector<std::uint64_t> repeats_or_first_error(const H5TableBlocks& source,
+                                                  std::size_t block_rows, bool fail) {
+  const std::size_t n = source.rows();
+  std::uint64_t first_bad = n;
+  std::vector<std::uint64_t> repeats =
+      source.repeated_rows(block_rows, fail ? &first_bad : nullptr);
+  if (fail && (first_bad < n || !repeats.empty())) {
+    const std::uint64_t row = repeats.empty() ? first_bad : std::min(first_bad, repeats.front());
+    (void)source.read(static_cast<std::size_t>(row), 1, repeats);  // throws that row's error
+  }
+  return repeats;
+}
+
 Table read_table_h5(const std::string& path, const std::string& group, const CsvOptions& options,
                     IngestStats* stats) {
   const auto t0 = std::chrono::steady_clock::now();

@@ -82,6 +82,12 @@ class H5TableBlocks {
   std::unique_ptr<Impl> impl_;
 };
 
+/// What a reader of `source` in blocks needs before its first block: the repeats
+/// (repeated_rows), and under the fail policy (`fail`) the error of the first bad or repeated row,
+/// thrown before anything is processed or written.
+std::vector<std::uint64_t> repeats_or_first_error(const H5TableBlocks& source,
+                                                  std::size_t block_rows, bool fail);
+
 /// Writes `table` under `group`: numeric -> float64 (NaN = missing), categorical -> strings (the
 /// level, "" = missing), text -> strings, plus kSourceLineDataset (int64). Reading it back with
 /// the same requests and missing tokens that include "" gives the same table bit for bit.
