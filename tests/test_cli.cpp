@@ -257,6 +257,27 @@ TEST_F(Cli, StreamedRunWritesTheInMemoryResults) {
   EXPECT_EQ(read_file(dir_ / "whole.csv"), read_file(dir_ / "blocks.csv"));
   EXPECT_TRUE(fs::is_empty(scratch)) << "the scratch file outlived the run";
 
+  // Without an id column the ids are line numbers, read back through every column.
+  {
+    std::string no_ids = text;
+    const std::string id_line = "id_column = \"account_id\"\n";
+    ASSERT_NE(no_ids.find(id_line), std::string::npos);
+    no_ids.erase(no_ids.find(id_line), id_line.size());
+    const fs::path no_ids_job = dir_ / "no_ids_job.toml";
+    write_file(no_ids_job, no_ids);
+    r = run("run -q --config " + no_ids_job.string() + " --output " + whole.string() +
+            " --top-csv " + (dir_ / "whole.csv").string());
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = run("run -q --config " + no_ids_job.string() + " --output " + blocks.string() +
+            " --top-csv " + (dir_ / "blocks.csv").string() + " --block-rows 8192");
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = icp_test::shell("/usr/bin/python3 " + std::string(ICP_SOURCE_DIR) + "/scripts/h5-same " +
+                        whole.string() + " " + blocks.string());
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(read_file(dir_ / "whole.csv"), read_file(dir_ / "blocks.csv"));
+    EXPECT_NE(read_file(dir_ / "blocks.csv").find(",line "), std::string::npos);
+  }
+
   // Seeds from an id file: flagged block by block in the streamed run, with the same count of
   // listed ids that are not in the input.
   {
