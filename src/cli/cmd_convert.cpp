@@ -1,5 +1,5 @@
-// `icp convert`: parse a CSV once and store it as one HDF5 dataset per column, so repeated runs
-// (input.format = "hdf5") skip parsing.
+// `icp convert`: parse a CSV once and store it as one HDF5 dataset per column, the input that
+// streamed runs (`icp run --memory-limit`, `icp score --memory-limit`) read a block at a time.
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -95,7 +95,7 @@ int run(const ConvertArgs& a) {
 const Registrar registrar{50, [](CLI::App& app) -> std::function<int()> {
   auto a = std::make_shared<ConvertArgs>();
   auto* cmd = app.add_subcommand(
-      "convert", "Store a CSV account table as HDF5 (one dataset per column) for fast reruns");
+      "convert", "Store a CSV account table as HDF5 (one dataset per column) for streamed runs and other tools");
   cmd->add_option("input", a->input, "Accounts CSV")->required();
   cmd->add_option("output", a->output, "HDF5 file to write")->required();
   cmd->add_option("-c,--config", a->config,
