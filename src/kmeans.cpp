@@ -294,20 +294,11 @@ std::unique_ptr<StepPolicy> make_policy(KMeansAlgorithm algorithm) {
   return make_lloyd_policy();
 }
 
-struct RunResult {
-  LloydState state;
-  double inertia = 0.0;
-  int iterations = 0;
-  bool converged = false;
-  std::vector<KMeansIteration> history;
-  int restart = 0;
-};
-
 /// The state a checkpoint holds: the restart in progress after `iteration` steps, and the best
 /// finished restart (if any).
 /// Per-row arrays are gathered whole (several processes hold a run of rows each), so every
 /// process hands the same complete state to on_checkpoint.
-KMeansCheckpoint snapshot(const RunResult& run, int restart, int iteration, const RunResult* best,
+KMeansCheckpoint snapshot(const RestartRun& run, int restart, int iteration, const RestartRun* best,
                           Reducer& reducer) {
   KMeansCheckpoint c;
   c.restart = restart;
@@ -328,8 +319,8 @@ KMeansCheckpoint snapshot(const RunResult& run, int restart, int iteration, cons
   return c;
 }
 
-RunResult best_from(const KMeansCheckpoint& c) {
-  RunResult best;
+RestartRun best_from(const KMeansCheckpoint& c) {
+  RestartRun best;
   best.restart = c.best_restart;
   best.state.centroids = c.best_centroids;
   best.state.assignment = c.best_assignment;
@@ -377,12 +368,12 @@ Matrix initial_centres(MatrixView xc, const KMeansOptions& options, std::span<co
 
 /// `converged_at`: the centre movement at or below which a restart has converged (tol x the
 /// mean column variance).
-RunResult run_restart(MatrixView xc, const KMeansOptions& options, std::span<const double> mean,
-                      const MomentScales& scales, double converged_at, int restart,
-                      Reducer& reducer, const RunResult* best, const KMeansCheckpoint* resume) {
+RestartRun run_restart(MatrixView xc, const KMeansOptions& options, std::span<const double> mean,
+                       const MomentScales& scales, double converged_at, int restart,
+                       Reducer& reducer, const RestartRun* best, const KMeansCheckpoint* resume) {
   const std::uint64_t seed = derive_seed(options.seed, static_cast<std::uint64_t>(restart));
   const bool minibatch = options.algorithm == KMeansAlgorithm::minibatch;
-  RunResult run;
+  RestartRun run;
   run.restart = restart;
   int first = 1;
   if (resume != nullptr) {
@@ -464,6 +455,31 @@ RunResult run_restart(MatrixView xc, const KMeansOptions& options, std::span<con
 
 namespace kmeans_detail {
 
+KMeansResult fit_result(RestartRun&& best, std::span<const double> mean, Reducer& reducer) {
+  const std::size_t k = best.state.centroids.rows();
+  const std::size_t d = best.state.centroids.cols();
+  KMeansResult result;
+  result.centroids = Matrix(k, d);
+  for (std::size_t j = 0; j < k; ++j) {
+    for (std::size_t t = 0; t < d; ++t) {
+      result.centroids(j, t) =
+          static_cast<float>(static_cast<double>(best.state.centroids(j, t)) + mean[t]);
+    }
+  }
+  result.sizes.assign(k, 0);
+  for (const std::int32_t label : best.state.assignment) {
+    ++result.sizes[static_cast<std::size_t>(label)];
+  }
+  reducer.sum(std::span<std::int64_t>(result.sizes));
+  result.assignment = std::move(best.state.assignment);
+  result.distance = std::move(best.state.distance);
+  result.inertia = best.inertia;
+  result.iterations = best.iterations;
+  result.converged = best.converged;
+  result.history = std::move(best.history);
+  return result;
+}
+
 void check_initial_centroids(const KMeansOptions& options, std::size_t d) {
   if (options.init != KMeansInit::file) return;
   const Matrix& c = options.initial_centroids;
@@ -542,7 +558,7 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
     resume = &mine;
   }
   if (resume != nullptr) check_resume(*resume, xc, options);
-  RunResult best;
+  RestartRun best;
   bool have_best = false;
   if (resume != nullptr && resume->best_restart >= 0) {
     best = best_from(*resume);
@@ -550,36 +566,15 @@ KMeansResult kmeans_fit(MatrixView x, const KMeansOptions& options, Reducer& red
   }
   for (int restart = resume ? resume->restart : 0; restart < options.n_init; ++restart) {
     const bool resuming = resume != nullptr && restart == resume->restart;
-    RunResult run = run_restart(xc, options, mean, scales, converged_at, restart, reducer,
-                                have_best ? &best : nullptr, resuming ? resume : nullptr);
+    RestartRun run = run_restart(xc, options, mean, scales, converged_at, restart, reducer,
+                                 have_best ? &best : nullptr, resuming ? resume : nullptr);
     if (!have_best || run.inertia < best.inertia) {
       best = std::move(run);
       have_best = true;
     }
   }
 
-  const std::size_t k = static_cast<std::size_t>(options.k);
-  const std::size_t d = x.cols;
-  KMeansResult result;
-  result.centroids = Matrix(k, d);
-  for (std::size_t j = 0; j < k; ++j) {
-    for (std::size_t t = 0; t < d; ++t) {
-      result.centroids(j, t) =
-          static_cast<float>(static_cast<double>(best.state.centroids(j, t)) + mean[t]);
-    }
-  }
-  result.sizes.assign(k, 0);
-  for (const std::int32_t label : best.state.assignment) {
-    ++result.sizes[static_cast<std::size_t>(label)];
-  }
-  reducer.sum(std::span<std::int64_t>(result.sizes));
-  result.assignment = std::move(best.state.assignment);
-  result.distance = std::move(best.state.distance);
-  result.inertia = best.inertia;
-  result.iterations = best.iterations;
-  result.converged = best.converged;
-  result.history = std::move(best.history);
-  return result;
+  return fit_result(std::move(best), mean, reducer);
 }
 
 void kmeans_predict(MatrixView x, MatrixView centroids, std::span<std::int32_t> assignment,

@@ -388,6 +388,21 @@ StepStats finish_step(MatrixView xc, LloydState& state, std::int64_t changed,
                       const ClusterMoments& moments, Reducer& reducer,
                       bool distances_current = true);
 
+/// One restart's fit: its Lloyd state at the end, the inertia of its final assignment and its
+/// history. In memory and streamed fits alike.
+struct RestartRun {
+  LloydState state;
+  double inertia = 0.0;
+  int iterations = 0;
+  bool converged = false;
+  std::vector<KMeansIteration> history;
+  int restart = 0;
+};
+
+/// The fit's result from its winning restart: centres moved back by the column means the fit
+/// took off (`mean`), sizes counted over every process.
+KMeansResult fit_result(RestartRun&& best, std::span<const double> mean, Reducer& reducer);
+
 /// With init = file: Error unless options.initial_centroids are k x d and finite.
 void check_initial_centroids(const KMeansOptions& options, std::size_t d);
 

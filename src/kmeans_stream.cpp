@@ -134,61 +134,53 @@ std::int64_t relocate_streamed(const RowBlocks& xc, std::span<std::int32_t> assi
   }
 }
 
-struct Restart {
-  Matrix centroids;
-  std::vector<std::int32_t> assignment;
-  std::vector<float> distance;
-  double inertia = 0.0;
-  int iterations = 0;
-  bool converged = false;
-  std::vector<KMeansIteration> history;
-};
-
 /// One Lloyd step over the blocks: assignment with the cluster moments added chunk by chunk,
 /// then finish_step's update (inertia from the moments, relocation, means, shift).
-StepStats streamed_step(const RowBlocks& xc, Restart& run, std::span<const float> weight,
+StepStats streamed_step(const RowBlocks& xc, RestartRun& run, std::span<const float> weight,
                         const MomentScales& scales) {
-  const std::size_t k = run.centroids.rows();
+  const std::size_t k = run.state.centroids.rows();
   ClusterMoments total(k, xc.cols, !weight.empty());
   std::int64_t changed = 0;
   xc.scan([&](std::size_t first, MatrixView block) {
     const auto w = weights_of(weight, first, block.rows);
     ClusterAccumulator summed(block.rows, k, block.cols, w, scales);
-    const AssignStats a = assign_rows(
-        block, run.centroids.view(), std::span(run.assignment).subspan(first, block.rows),
-        std::span(run.distance).subspan(first, block.rows), true, w, &summed);
+    const AssignStats a =
+        assign_rows(block, run.state.centroids.view(),
+                    std::span(run.state.assignment).subspan(first, block.rows),
+                    std::span(run.state.distance).subspan(first, block.rows), true, w, &summed);
     total += summed.finish(local_reducer());
     changed += a.changed;
   });
   StepStats stats;
   stats.changed = changed;
-  stats.inertia = total.inertia(run.centroids.view(), scales);
+  stats.inertia = total.inertia(run.state.centroids.view(), scales);
   ClusterSums sums = total.sums(scales);
-  stats.relocated = relocate_streamed(xc, run.assignment, run.distance, sums, weight);
-  Matrix next = centroids_from_sums(sums, run.centroids);
-  stats.shift = centre_shift(run.centroids, next);
-  run.centroids = std::move(next);
+  stats.relocated = relocate_streamed(xc, run.state.assignment, run.state.distance, sums, weight);
+  Matrix next = centroids_from_sums(sums, run.state.centroids);
+  stats.shift = centre_shift(run.state.centroids, next);
+  run.state.centroids = std::move(next);
   return stats;
 }
 
-Restart run_restart(const RowBlocks& xc, const KMeansOptions& options,
-                    const std::vector<double>& mean, const MomentScales& scales,
-                    double converged_at, int restart) {
+RestartRun run_restart(const RowBlocks& xc, const KMeansOptions& options,
+                       const std::vector<double>& mean, const MomentScales& scales,
+                       double converged_at, int restart) {
   const std::uint64_t seed = derive_seed(options.seed, static_cast<std::uint64_t>(restart));
-  Restart run;
+  RestartRun run;
+  run.restart = restart;
   switch (options.init) {
     case KMeansInit::random:
-      run.centroids = init_random(xc, options.k, seed);
+      run.state.centroids = init_random(xc, options.k, seed);
       break;
     case KMeansInit::file:
-      run.centroids = centre_rows(options.initial_centroids.view(), mean);
+      run.state.centroids = centre_rows(options.initial_centroids.view(), mean);
       break;
     default:
-      run.centroids = init_kmeanspp(xc, options.k, seed);
+      run.state.centroids = init_kmeanspp(xc, options.k, seed);
       break;
   }
-  run.assignment.assign(xc.rows, -1);
-  run.distance.assign(xc.rows, 0.0f);
+  run.state.assignment.assign(xc.rows, -1);
+  run.state.distance.assign(xc.rows, 0.0f);
   const std::span<const float> weight(options.sample_weight);
   for (int it = 1; it <= options.max_iter; ++it) {
     const auto start = std::chrono::steady_clock::now();
@@ -207,10 +199,10 @@ Restart run_restart(const RowBlocks& xc, const KMeansOptions& options,
   // Labels and distances against the centres returned; the inertia folds the chunks in order.
   std::vector<double> chunk_inertia;
   xc.scan([&](std::size_t first, MatrixView block) {
-    const AssignStats a = assign_rows(block, run.centroids.view(),
-                                      std::span(run.assignment).subspan(first, block.rows),
-                                      std::span(run.distance).subspan(first, block.rows), false,
-                                      weights_of(weight, first, block.rows));
+    const AssignStats a = assign_rows(block, run.state.centroids.view(),
+                                      std::span(run.state.assignment).subspan(first, block.rows),
+                                      std::span(run.state.distance).subspan(first, block.rows),
+                                      false, weights_of(weight, first, block.rows));
     chunk_inertia.insert(chunk_inertia.end(), a.chunk_inertia.begin(), a.chunk_inertia.end());
   });
   const std::vector<std::int64_t> unchanged(chunk_inertia.size(), 0);
@@ -252,33 +244,17 @@ KMeansResult kmeans_fit_streamed(const RowBlocks& x, const KMeansOptions& option
   const MomentScales scales = moment_scales(stats, !weight.empty());
   const std::vector<double> offset = mean.empty() ? std::vector<double>(x.cols, 0.0) : mean;
 
-  Restart best;
+  RestartRun best;
   bool have_best = false;
   for (int restart = 0; restart < options.n_init; ++restart) {
-    Restart run = run_restart(xc, options, offset, scales, converged_at, restart);
+    RestartRun run = run_restart(xc, options, offset, scales, converged_at, restart);
     if (!have_best || run.inertia < best.inertia) {
       best = std::move(run);
       have_best = true;
     }
   }
 
-  const std::size_t k = static_cast<std::size_t>(options.k);
-  KMeansResult result;
-  result.centroids = Matrix(k, x.cols);
-  for (std::size_t j = 0; j < k; ++j) {
-    for (std::size_t t = 0; t < x.cols; ++t) {
-      result.centroids(j, t) =
-          static_cast<float>(static_cast<double>(best.centroids(j, t)) + offset[t]);
-    }
-  }
-  result.sizes.assign(k, 0);
-  for (const std::int32_t label : best.assignment) ++result.sizes[static_cast<std::size_t>(label)];
-  result.assignment = std::move(best.assignment);
-  result.distance = std::move(best.distance);
-  result.inertia = best.inertia;
-  result.iterations = best.iterations;
-  result.converged = best.converged;
-  result.history = std::move(best.history);
+  KMeansResult result = fit_result(std::move(best), offset, local_reducer());
   if (scans != nullptr) *scans = scanned;
   return result;
 }

@@ -173,20 +173,17 @@ MethodScores run_methods(const Market& x, std::span<const std::int32_t> segment,
   }
   const std::vector<std::size_t> seed_rows =
       reference_seeds(std::move(all_seeds), options.knn_max_seeds, options.seed);
-  const Matrix seeds = x.rows.fetch(seed_rows);
   MethodScores out;
-  knn_blocks(x, seeds, seed_rows, options, out);
+  out.seeds = x.rows.fetch(seed_rows);
+  knn_blocks(x, out.seeds, seed_rows, options, out);
   out.knn_rows = seed_rows;
-  out.seeds = seeds;
   out.segment_rate = segment_seed_rates(segment, k, is_seed, is_negative, options.prior_strength);
   out.raw[1].resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     out.raw[1][i] = static_cast<float>(out.segment_rate[static_cast<std::size_t>(segment[i])]);
   }
-  out.model = x.whole.data != nullptr ? fit_pu_logistic(x.whole, is_seed, is_negative, options.l2,
-                                                        options.bags, options.seed, model_start)
-                                      : fit_pu_logistic(x.rows, is_seed, is_negative, options.l2,
-                                                        options.bags, options.seed, model_start);
+  out.model = fit_pu_logistic(x.rows, is_seed, is_negative, options.l2, options.bags, options.seed,
+                              model_start);
   out.raw[2] = logits(x, out.model);
   return out;
 }

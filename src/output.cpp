@@ -50,10 +50,16 @@ std::span<const T> sp(const std::vector<T, A>& v) {
   return {v.data(), v.size()};
 }
 
+/// Whether the run holds its ids and source lines (an in-memory run), rather than handing them
+/// out through id_blocks (a streamed run).
+bool ids_held(const RunResult& r) {
+  return !r.ids.empty() || !r.id_blocks;
+}
+
 /// The ids of `rows` (ascending, repeats allowed), from the run's ids or its id_blocks.
 std::vector<std::string> ids_of(const RunResult& r, const std::vector<std::size_t>& rows) {
   std::vector<std::string> out(rows.size());
-  if (!r.ids.empty() || !r.id_blocks) {
+  if (ids_held(r)) {
     for (std::size_t t = 0; t < rows.size(); ++t) out[t] = r.ids[rows[t]];
     return out;
   }
@@ -142,7 +148,7 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
   w.write("/lookalike/is_seed", sp(r.is_seed));
   if (!r.is_negative.empty()) w.write("/lookalike/is_negative", sp(r.is_negative));
   w.write("/lookalike/nearest_seed", sp(la.nearest_seed));
-  if (!r.ids.empty() || !r.id_blocks) {
+  if (ids_held(r)) {
     std::vector<std::string> nearest_id(la.nearest_seed.size());
     const auto rows = static_cast<std::int64_t>(nearest_id.size());
 #pragma omp parallel for schedule(static)
@@ -348,7 +354,7 @@ void write_results(const RunResult& r, h5::Writer& w) {
   w.attr("/", "seed", static_cast<std::int64_t>(r.config.seed));
   w.attr("/", "threads", static_cast<std::int64_t>(r.threads));
   w.attr("/", "processes", static_cast<std::int64_t>(r.processes));
-  if (!r.ids.empty() || !r.id_blocks) {
+  if (ids_held(r)) {
     w.write_strings("/accounts/id", r.ids);
     w.write("/accounts/source_line", sp(r.source_line));
   } else {

@@ -186,12 +186,6 @@ constexpr std::size_t kSelectBuckets = std::size_t{1} << kSelectBits;
 // Below this many keys a plain sort is cheaper than another counting pass.
 constexpr std::size_t kSelectSortBelow = 4096;
 
-std::uint64_t double_order_key(double v) noexcept {
-  if (v == 0.0) v = 0.0;  // -0 == +0: one key
-  const auto u = std::bit_cast<std::uint64_t>(v);
-  return (u >> 63) != 0 ? ~u : (u | (std::uint64_t{1} << 63));
-}
-
 double double_of_key(std::uint64_t k) noexcept {
   return std::bit_cast<double>((k >> 63) != 0 ? (k & ~(std::uint64_t{1} << 63)) : ~k);
 }

@@ -44,6 +44,13 @@ float float_of_order_key(std::uint32_t key) noexcept;
 /// Sorts keys ascending (the radix sort order_by_value uses; a spare copy while it runs).
 void sort_keys(std::vector<std::uint32_t>& keys);
 
+/// Monotone map double -> uint64 (float_order_key's rule on 64 bits): -0 and +0 share a key.
+inline std::uint64_t double_order_key(double v) noexcept {
+  if (v == 0.0) v = 0.0;  // -0 == +0: one key
+  const auto u = std::bit_cast<std::uint64_t>(v);
+  return (u >> 63) != 0 ? ~u : (u | (std::uint64_t{1} << 63));
+}
+
 /// The values a full ascending sort of `values` would put at `positions` (each < values.size(),
 /// any order, repeats allowed), exact, without sorting: a most-significant-digit radix selection
 /// on order-preserving 64-bit keys (16 bits a pass) keeps only the buckets that hold a wanted
@@ -67,7 +74,7 @@ class StreamedSelection {
   explicit StreamedSelection(std::size_t collect_below = kCollectBelow);
   /// Offers one value to the current look.
   void add(double v) {
-    const std::uint64_t key = key_of(v);
+    const std::uint64_t key = double_order_key(v);
     for (Bucket& b : open_) {
       if (b.bits != 0 && (key >> (64 - b.bits)) != b.prefix) continue;
       if (b.collect)
@@ -91,11 +98,6 @@ class StreamedSelection {
   int looks() const noexcept { return looks_; }
 
  private:
-  static std::uint64_t key_of(double v) noexcept {
-    if (v == 0.0) v = 0.0;
-    const auto u = std::bit_cast<std::uint64_t>(v);
-    return (u >> 63) != 0 ? ~u : (u | (std::uint64_t{1} << 63));
-  }
   struct Target {
     std::size_t rank = 0;  // within its bucket
     std::size_t slot = 0;  // in want()'s order

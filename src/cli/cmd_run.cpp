@@ -38,10 +38,10 @@ struct RunArgs {
   std::string scratch_dir;
 };
 
-// Streamed runs hold per row what the stages keep (labels, flags, scores, ids: ~140 bytes) and
-// one block in flight. A block row costs its table cells, its normalized row and the stages'
-// per-block scratch: 2 KiB is a generous bound for demo-like jobs (d ~ 50), so a block takes
-// about an eighth of the limit and the rest is left to the per-row state.
+// Streamed runs hold per row what the stages keep (labels, flags, scores, ranks, reasons: ~66
+// bytes) and one block in flight. A block row costs its table cells, its normalized row and the
+// stages' per-block scratch: 2 KiB is a generous bound for demo-like jobs (d ~ 50), so a block
+// takes about an eighth of the limit and the rest is left to the per-row state.
 constexpr std::uint64_t kRunBytesPerBlockRow = 2048;
 constexpr std::uint64_t kRunBlockShareOfLimit = 8;
 
