@@ -12,6 +12,7 @@
 
 #include "icp/error.hpp"
 #include "icp/parallel.hpp"
+#include "icp/scratch.hpp"
 #include "value_order.hpp"
 
 namespace icp {
@@ -67,6 +68,15 @@ std::vector<std::size_t> reference_seeds(std::vector<std::size_t> seed_rows, std
   return seed_rows;
 }
 
+/// reference_seeds of the flagged rows.
+std::vector<std::size_t> reference_rows(std::span<const std::uint8_t> is_seed,
+                                        const LookalikeOptions& options) {
+  std::vector<std::size_t> all;
+  for (std::size_t i = 0; i < is_seed.size(); ++i)
+    if (is_seed[i] != 0) all.push_back(i);
+  return reference_seeds(std::move(all), options.knn_max_seeds, options.seed);
+}
+
 // The rows a backtest runs on: every row (threshold 0), or a seeded Bernoulli sample (row i kept
 // when a hash of (seed, i) falls below max_rows / n), so the choice depends only on n, the cap and
 // the seed, never on the thread count.
@@ -92,7 +102,8 @@ BacktestSample backtest_sample(std::size_t n, std::int64_t cap, std::uint64_t se
 /// runs per block, so both give the same bits.
 struct Market {
   RowBlocks rows;
-  MatrixView whole;  // data == nullptr when the rows are streamed
+  MatrixView whole;                 // data == nullptr when the rows are streamed
+  ScratchColumns* spill = nullptr;  // where the final per-row results go, when not held
 };
 
 Market held(MatrixView x) {
@@ -109,11 +120,35 @@ Market held(MatrixView x) {
   return m;
 }
 
-/// knn of every row against `seeds`, block by block (rows are scored independently, so the
-/// blocks do not change any bit); `seed_rows[s]` is the row seed s is, and is never its own
-/// neighbour. Keeps per row what scoring reads (the similarity, the nearest seed as a row of x
-/// and its distance), not the mean and index lists: 8 bytes a row less while the stage holds
-/// everything else.
+/// knn of one block of rows (the first at row `first`) against `seeds`; `seed_rows[s]` is the row
+/// seed s is (ascending), and is never its own neighbour. Rows are scored independently, so the
+/// blocks do not change any bit.
+KnnResult knn_of_block(std::size_t first, MatrixView block, const Matrix& seeds,
+                       std::span<const std::size_t> seed_rows, const LookalikeOptions& options) {
+  std::vector<std::int64_t> self_seed(block.rows, -1);
+  // seed_rows ascend: the block's seeds are a run of them.
+  auto s = std::lower_bound(seed_rows.begin(), seed_rows.end(), first);
+  for (; s != seed_rows.end() && *s < first + block.rows; ++s)
+    self_seed[*s - first] = static_cast<std::int64_t>(s - seed_rows.begin());
+  return knn_to_seeds(block, seeds.view(), self_seed, options.neighbors, 1);
+}
+
+/// What scoring reads of a knn result, per row: the similarity, the nearest seed as a row of x
+/// (or -1) and its distance.
+void keep_knn(const KnnResult& part, std::span<const std::size_t> seed_rows, float* sim,
+              std::int64_t* nearest, float* nearest_distance) {
+  for (std::size_t r = 0; r < part.mean.size(); ++r) {
+    const std::int64_t idx = part.k > 0 ? part.index[r * part.k] : -1;
+    nearest[r] =
+        idx >= 0 ? static_cast<std::int64_t>(seed_rows[static_cast<std::size_t>(idx)]) : -1;
+    nearest_distance[r] =
+        part.k > 0 ? part.distance[r * part.k] : std::numeric_limits<float>::infinity();
+    sim[r] = similarity(part.mean[r]);
+  }
+}
+
+/// knn of every row against `seeds`, block by block. Keeps per row what scoring reads, not the
+/// mean and index lists: 8 bytes a row less while the stage holds everything else.
 void knn_blocks(const Market& x, const Matrix& seeds, std::span<const std::size_t> seed_rows,
                 const LookalikeOptions& options, MethodScores& out) {
   const std::size_t n = x.rows.rows;
@@ -121,14 +156,8 @@ void knn_blocks(const Market& x, const Matrix& seeds, std::span<const std::size_
   out.nearest.resize(n);
   out.nearest_distance.resize(n);
   auto keep = [&](std::size_t first, const KnnResult& part) {
-    for (std::size_t r = 0; r < part.mean.size(); ++r) {
-      const std::int64_t idx = part.k > 0 ? part.index[r * part.k] : -1;
-      out.nearest[first + r] =
-          idx >= 0 ? static_cast<std::int64_t>(seed_rows[static_cast<std::size_t>(idx)]) : -1;
-      out.nearest_distance[first + r] =
-          part.k > 0 ? part.distance[r * part.k] : std::numeric_limits<float>::infinity();
-      out.raw[0][first + r] = similarity(part.mean[r]);
-    }
+    keep_knn(part, seed_rows, out.raw[0].data() + first, out.nearest.data() + first,
+             out.nearest_distance.data() + first);
   };
   if (options.knn && x.whole.data != nullptr) {
     std::vector<std::int64_t> self_seed(n, -1);
@@ -138,26 +167,26 @@ void knn_blocks(const Market& x, const Matrix& seeds, std::span<const std::size_
     return;
   }
   x.rows.scan([&](std::size_t first, MatrixView block) {
-    std::vector<std::int64_t> self_seed(block.rows, -1);
-    // seed_rows ascend: the block's seeds are a run of them.
-    auto s = std::lower_bound(seed_rows.begin(), seed_rows.end(), first);
-    for (; s != seed_rows.end() && *s < first + block.rows; ++s)
-      self_seed[*s - first] = static_cast<std::int64_t>(s - seed_rows.begin());
-    keep(first, knn_to_seeds(block, seeds.view(), self_seed, options.neighbors, 1));
+    keep(first, knn_of_block(first, block, seeds, seed_rows, options));
   });
+}
+
+/// The model's logit of every row of a block.
+void logits_of_block(MatrixView block, const LogisticModel& model, float* out) {
+  const auto n = static_cast<std::int64_t>(block.rows);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float* xi = block.row(static_cast<std::size_t>(i));
+    double z = model.intercept;
+    for (std::size_t j = 0; j < block.cols; ++j) z += model.coef[j] * static_cast<double>(xi[j]);
+    out[i] = static_cast<float>(z);
+  }
 }
 
 std::vector<float> logits(const Market& x, const LogisticModel& model) {
   std::vector<float> out(x.rows.rows);
   x.rows.scan([&](std::size_t first, MatrixView block) {
-    const auto n = static_cast<std::int64_t>(block.rows);
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < n; ++i) {
-      const float* xi = block.row(static_cast<std::size_t>(i));
-      double z = model.intercept;
-      for (std::size_t j = 0; j < block.cols; ++j) z += model.coef[j] * static_cast<double>(xi[j]);
-      out[first + static_cast<std::size_t>(i)] = static_cast<float>(z);
-    }
+    logits_of_block(block, model, out.data() + first);
   });
   return out;
 }
@@ -167,12 +196,7 @@ MethodScores run_methods(const Market& x, std::span<const std::int32_t> segment,
                          std::span<const std::uint8_t> is_negative, const LookalikeOptions& options,
                          const LogisticModel* model_start = nullptr) {
   const std::size_t n = x.rows.rows;
-  std::vector<std::size_t> all_seeds;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (is_seed[i] != 0) all_seeds.push_back(i);
-  }
-  const std::vector<std::size_t> seed_rows =
-      reference_seeds(std::move(all_seeds), options.knn_max_seeds, options.seed);
+  const std::vector<std::size_t> seed_rows = reference_rows(is_seed, options);
   MethodScores out;
   out.seeds = x.rows.fetch(seed_rows);
   knn_blocks(x, out.seeds, seed_rows, options, out);
@@ -430,6 +454,16 @@ std::array<std::int32_t, 3> top_reasons(const float* xi, std::span<const double>
   return {b0, b1, b2};
 }
 
+// Each row's reasons read only that row: in parallel.
+void reasons_of_block(MatrixView block, std::span<const double> coef,
+                      std::array<std::int32_t, 3>* out) {
+#pragma omp parallel for schedule(static) if (block.rows > kReduceChunkRows)
+  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(block.rows); ++i) {
+    const auto r = static_cast<std::size_t>(i);
+    out[r] = top_reasons(block.row(r), coef);
+  }
+}
+
 void check_finite(MatrixView x) {
   const std::optional<std::size_t> t = first_non_finite(x);
   if (!t) return;
@@ -463,18 +497,14 @@ void validate_options(const LookalikeOptions& o) {
 // two members lands halfway between their midranks.
 double position_in(std::span<const float> population_sorted, float v) {
   const std::size_t m = population_sorted.size();
-  if (m < 2) return 1.0;  // normalized_midrank gives a lone row 1
+  if (m < 2) return midrank_of_place(0, 0, m);
   const auto lo = std::lower_bound(population_sorted.begin(), population_sorted.end(), v);
   // Most values (continuous scores) equal no member: the second search only when lo is v.
   const auto hi = lo != population_sorted.end() && *lo == v
                       ? std::upper_bound(lo, population_sorted.end(), v)
                       : lo;
-  const auto below = static_cast<std::size_t>(lo - population_sorted.begin());
-  const auto equal = static_cast<std::size_t>(hi - lo);
-  if (below + equal == 0) return 0.0;  // under every member
-  // Same expression as normalized_midrank with i = below, j = below + equal.
-  const double midrank0 = 0.5 * static_cast<double>(below + (below + equal) - 1);
-  return std::clamp(midrank0 / static_cast<double>(m - 1), 0.0, 1.0);
+  return midrank_of_place(static_cast<std::size_t>(lo - population_sorted.begin()),
+                          static_cast<std::size_t>(hi - lo), m);
 }
 
 // ceil(fraction * n) per tier cut-off; the epsilon keeps 0.1 * 1000 from rounding up to 101.
@@ -486,6 +516,22 @@ std::array<std::int64_t, kMaxTiers> tier_ends(std::span<const double> tiers, std
                  : 0;
   }
   return end;
+}
+
+// 100 for rank 1 down to 0 for rank n, evenly (100 when n is 1).
+float percentile_of(std::int64_t rank, std::size_t n) noexcept {
+  return n > 1
+             ? static_cast<float>(100.0 * static_cast<double>(static_cast<std::int64_t>(n) - rank) /
+                                  static_cast<double>(n - 1))
+             : 100.0f;
+}
+
+// 'A' + the first tier whose end the rank is within, else 'E'.
+std::uint8_t tier_of(std::int64_t rank, const std::array<std::int64_t, kMaxTiers>& tier_end,
+                     std::size_t tiers) noexcept {
+  for (std::size_t t = 0; t < tiers; ++t)
+    if (rank <= tier_end[t]) return static_cast<std::uint8_t>('A' + t);
+  return 'E';
 }
 
 }  // namespace
@@ -505,6 +551,153 @@ const char* to_string(LookalikeMethod method) noexcept {
 }
 
 namespace {
+
+/// Rows a pass over the spilled columns reads at a time: 256 KiB of floats per column, where a
+/// read per row would cost a system call per row.
+constexpr std::size_t kSpillBlockRows = std::size_t{1} << 16;
+
+/// Calls visit(first, count) on consecutive row ranges of kSpillBlockRows covering n rows.
+template <class Visit>
+void spill_blocks(std::size_t n, Visit&& visit) {
+  for (std::size_t first = 0; first < n; first += kSpillBlockRows)
+    visit(first, std::min(kSpillBlockRows, n - first));
+}
+
+/// The sorted order keys of a spilled float column.
+SortedKeys sorted_column(const ScratchColumns& spill, const char* column) {
+  std::vector<std::uint32_t> keys(spill.rows());
+  std::vector<float> v;
+  spill_blocks(spill.rows(), [&](std::size_t first, std::size_t count) {
+    spill.read(column, first, count, v);
+    for (std::size_t i = 0; i < count; ++i) keys[first + i] = float_order_key(v[i]);
+  });
+  return SortedKeys(std::move(keys));
+}
+
+/// The final fit of score_market with its per-row results written to x.spill's columns
+/// (lookalike_columns) instead of held: the model first (it reads the rows and flags only), then
+/// one scan for what each row gets on its own (knn, segment rate, logit, reasons), then the
+/// ensemble's midranks one method at a time (a float64 sum per row in the scratch file) and the
+/// ranks from sorted keys. Holds 4 bytes a row (8 in the rank pass) beyond the caller's; the bits
+/// of the in-memory fit.
+void refit_spilled(const Market& x, std::span<const std::int32_t> segment, int k,
+                   std::span<const std::uint8_t> is_seed, std::span<const std::uint8_t> is_negative,
+                   const LookalikeOptions& options, const LogisticModel* start,
+                   LookalikeResult& result) {
+  namespace col = lookalike_columns;
+  ScratchColumns& spill = *x.spill;
+  const std::size_t n = x.rows.rows;
+  if (spill.rows() != n) throw Error("lookalike: the spill file's rows differ from the market's");
+  const std::vector<std::size_t> seed_rows = reference_rows(is_seed, options);
+  result.seeds = x.rows.fetch(seed_rows);
+  result.seed_rows.assign(seed_rows.begin(), seed_rows.end());
+  result.segment_rate =
+      segment_seed_rates(segment, k, is_seed, is_negative, options.prior_strength);
+  const LogisticModel model =
+      fit_pu_logistic(x.rows, is_seed, is_negative, options.l2, options.bags, options.seed, start);
+  result.model_coef = model.coef;
+  result.model_intercept = model.intercept;
+
+  std::vector<float> sim, seg, logit, nearest_distance;
+  std::vector<std::int64_t> nearest;
+  std::vector<std::array<std::int32_t, 3>> reasons;
+  x.rows.scan([&](std::size_t first, MatrixView block) {
+    const std::size_t b = block.rows;
+    sim.resize(b);
+    seg.resize(b);
+    logit.resize(b);
+    nearest_distance.resize(b);
+    nearest.resize(b);
+    reasons.resize(b);
+    keep_knn(knn_of_block(first, block, result.seeds, seed_rows, options), seed_rows, sim.data(),
+             nearest.data(), nearest_distance.data());
+    for (std::size_t i = 0; i < b; ++i)
+      seg[i] =
+          static_cast<float>(result.segment_rate[static_cast<std::size_t>(segment[first + i])]);
+    logits_of_block(block, model, logit.data());
+    reasons_of_block(block, model.coef, reasons.data());
+    spill.write<float>(col::knn_similarity, first, sim);
+    spill.write<float>(col::segment_score, first, seg);
+    spill.write<float>(col::model_score, first, logit);
+    spill.write<float>(col::nearest_seed_distance, first, nearest_distance);
+    spill.write<std::int64_t>(col::nearest_seed, first, nearest);
+    spill.write<std::int32_t>(col::reasons, first,
+                              std::span<const std::int32_t>(reasons.data()->data(), 3 * b), 3);
+  });
+
+  // The ranked value: one method's score, or rank_average's weighted midranks, the methods added
+  // in the same order to the same float64 sums (kept in the scratch file between methods).
+  const std::array<const char*, kMethods> raw = {col::knn_similarity, col::segment_score,
+                                                 col::model_score};
+  std::vector<float> v;
+  std::vector<double> sum;
+  if (options.method == LookalikeMethod::ensemble) {
+    bool added = false;
+    for (std::size_t m = 0; m < kMethods; ++m) {
+      const double w = result.method_weight[m];
+      if (w == 0.0) continue;
+      const SortedKeys sorted = sorted_column(spill, raw[m]);
+      spill_blocks(n, [&](std::size_t first, std::size_t count) {
+        spill.read(raw[m], first, count, v);
+        if (added)
+          spill.read(col::ensemble_sum, first, count, sum);
+        else
+          sum.assign(count, 0.0);
+#pragma omp parallel for schedule(static)
+        for (std::ptrdiff_t t = 0; t < static_cast<std::ptrdiff_t>(count); ++t) {
+          const auto i = static_cast<std::size_t>(t);
+          sum[i] += w * sorted.midrank(v[i]);
+        }
+        spill.write<double>(col::ensemble_sum, first, sum);
+      });
+      added = true;
+    }
+    spill_blocks(n, [&](std::size_t first, std::size_t count) {
+      if (added)
+        spill.read(col::ensemble_sum, first, count, sum);
+      else
+        sum.assign(count, 0.0);
+      v.resize(count);
+      for (std::size_t i = 0; i < count; ++i) v[i] = static_cast<float>(sum[i]);
+      spill.write<float>(col::combined, first, v);
+    });
+  } else {
+    const char* chosen = raw[options.method == LookalikeMethod::knn       ? 0
+                             : options.method == LookalikeMethod::segment ? 1
+                                                                          : 2];
+    spill_blocks(n, [&](std::size_t first, std::size_t count) {
+      spill.read(chosen, first, count, v);
+      spill.write<float>(col::combined, first, v);
+    });
+  }
+
+  // Ranks, midrank scores, percentiles and tiers of the ranked value.
+  const SortedKeys sorted = sorted_column(spill, col::combined);
+  StreamedRanks ranks(sorted);
+  const std::array<std::int64_t, kMaxTiers> tier_end = tier_ends(options.tiers, n);
+  std::vector<std::int64_t> rank;
+  std::vector<float> score, percentile;
+  std::vector<std::uint8_t> tier;
+  spill_blocks(n, [&](std::size_t first, std::size_t count) {
+    spill.read(col::combined, first, count, v);
+    rank.resize(count);
+    score.resize(count);
+    percentile.resize(count);
+    tier.resize(count);
+    ranks.next(v, rank);
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t t = 0; t < static_cast<std::ptrdiff_t>(count); ++t) {
+      const auto i = static_cast<std::size_t>(t);
+      score[i] = static_cast<float>(100.0 * sorted.midrank(v[i]));
+      percentile[i] = percentile_of(rank[i], n);
+      tier[i] = tier_of(rank[i], tier_end, options.tiers.size());
+    }
+    spill.write<std::int64_t>(col::rank, first, rank);
+    spill.write<float>(col::score, first, score);
+    spill.write<float>(col::percentile, first, percentile);
+    spill.write<std::uint8_t>(col::tier, first, tier);
+  });
+}
 
 LookalikeResult score_market(const Market& x, std::span<const std::int32_t> segment, int k,
                              std::span<const std::uint8_t> is_seed,
@@ -604,6 +797,11 @@ LookalikeResult score_market(const Market& x, std::span<const std::int32_t> segm
 
   // The final model starts from the backtest's: the same problem with a fifth more seeds, so
   // Newton needs about half the passes over the rows that it needs from zero.
+  if (x.spill != nullptr) {
+    refit_spilled(x, segment, k, is_seed, is_negative, options,
+                  backtest_model.coef.empty() ? nullptr : &backtest_model, result);
+    return result;
+  }
   MethodScores fit = run_methods(x, segment, k, is_seed, is_negative, options,
                                  backtest_model.coef.empty() ? nullptr : &backtest_model);
   switch (options.method) {
@@ -628,19 +826,8 @@ LookalikeResult score_market(const Market& x, std::span<const std::int32_t> segm
   result.tier.resize(n);
   const std::array<std::int64_t, kMaxTiers> tier_end = tier_ends(options.tiers, n);
   for (std::size_t i = 0; i < n; ++i) {
-    const std::int64_t r = result.rank[i];
-    result.percentile[i] =
-        n > 1 ? static_cast<float>(100.0 * static_cast<double>(static_cast<std::int64_t>(n) - r) /
-                                   static_cast<double>(n - 1))
-              : 100.0f;
-    std::uint8_t tier = 'E';
-    for (std::size_t t = 0; t < options.tiers.size(); ++t) {
-      if (r <= tier_end[t]) {
-        tier = static_cast<std::uint8_t>('A' + t);
-        break;
-      }
-    }
-    result.tier[i] = tier;
+    result.percentile[i] = percentile_of(result.rank[i], n);
+    result.tier[i] = tier_of(result.rank[i], tier_end, options.tiers.size());
   }
 
   result.nearest_seed = std::move(fit.nearest);
@@ -651,13 +838,8 @@ LookalikeResult score_market(const Market& x, std::span<const std::int32_t> segm
   result.model_coef = fit.model.coef;
   result.model_intercept = fit.model.intercept;
   result.reasons.resize(n);
-  // Each row's reasons read only that row: a pass over the rows, so in parallel.
   x.rows.scan([&](std::size_t first, MatrixView block) {
-#pragma omp parallel for schedule(static) if (block.rows > kReduceChunkRows)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(block.rows); ++i) {
-      const auto r = static_cast<std::size_t>(i);
-      result.reasons[first + r] = top_reasons(block.row(r), result.model_coef);
-    }
+    reasons_of_block(block, result.model_coef, result.reasons.data() + first);
   });
   result.segment_rate = std::move(fit.segment_rate);
   // What icp score needs to repeat knn: the reference seeds, not every seed.
@@ -681,7 +863,7 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
 LookalikeResult score_lookalike(const RowBlocks& x, std::span<const std::int32_t> segment, int k,
                                 std::span<const std::uint8_t> is_seed,
                                 std::span<const std::uint8_t> is_negative,
-                                const LookalikeOptions& options) {
+                                const LookalikeOptions& options, ScratchColumns* spill) {
   validate_options(options);
   if (x.cols == 0) throw Error("lookalike: no features");
   if (options.knn) throw Error("lookalike: a knn hook needs the matrix held, not streamed");
@@ -693,6 +875,7 @@ LookalikeResult score_lookalike(const RowBlocks& x, std::span<const std::int32_t
   });
   Market m;
   m.rows = x;
+  m.spill = spill;
   return score_market(m, segment, k, is_seed, is_negative, options);
 }
 

@@ -276,52 +276,19 @@ std::unordered_map<std::int64_t, std::size_t> seed_row_index(const ScoringModel&
 /// Block of rows ranked at a time when the ranks are written: bounds the int64 ranks in flight.
 constexpr std::size_t kRankBlockRows = std::size_t{1} << 16;
 
-/// Keys of the sorted copy sampled into the rank pass's search index: 64 keys are 4 cache lines,
-/// and the index (1/64 of the copy: 2.3 MB at 37M rows) stays in cache, where a binary search of
-/// the whole 148 MB copy missed the cache at nearly every step for every row.
-constexpr std::size_t kRankIndexStride = 64;
-
-/// rank_descending's ranks (1 = highest, ties to the lower row) without its n-entry order: a
-/// sorted copy (as order keys) and one counter per sorted position, 8 bytes per row, the ranks
-/// written in blocks.
+/// rank_descending's ranks written in blocks: 8 bytes per row (StreamedRanks) instead of its
+/// n-entry order.
 void append_ranks(std::span<const float> combined, h5::Writer& w) {
   const std::size_t n = combined.size();
-  std::vector<std::uint32_t> ascending(n);
-  for (std::size_t i = 0; i < n; ++i) ascending[i] = float_order_key(combined[i]);
-  sort_keys(ascending);
-  std::vector<std::uint32_t> index((n + kRankIndexStride - 1) / kRankIndexStride);
-  for (std::size_t s = 0; s < index.size(); ++s) index[s] = ascending[s * kRankIndexStride];
-  // First position whose key is >= k (lower) or > k (upper): the index narrows it to the run of
-  // kRankIndexStride keys that holds it. With index[s] the first sample past the bound, the bound
-  // lies in ((s - 1) * stride, s * stride].
-  auto bound = [&](std::uint32_t k, auto search) {
-    const auto s = static_cast<std::size_t>(search(index.begin(), index.end(), k) - index.begin());
-    const std::size_t b = s == 0 ? 0 : (s - 1) * kRankIndexStride;
-    const std::size_t e = std::min(n, s * kRankIndexStride);
-    return static_cast<std::size_t>(search(ascending.begin() + static_cast<std::ptrdiff_t>(b),
-                                           ascending.begin() + static_cast<std::ptrdiff_t>(e), k) -
-                                    ascending.begin());
-  };
-  auto lower = [](auto first, auto last, std::uint32_t k) {
-    return std::lower_bound(first, last, k);
-  };
-  auto upper = [](auto first, auto last, std::uint32_t k) {
-    return std::upper_bound(first, last, k);
-  };
-  // taken[lo]: rows already ranked among those equal to ascending[lo] (lo = its first position).
-  std::vector<std::uint32_t> taken(n, 0);
+  std::vector<std::uint32_t> keys(n);
+  for (std::size_t i = 0; i < n; ++i) keys[i] = float_order_key(combined[i]);
+  const SortedKeys sorted(std::move(keys));
+  StreamedRanks ranks(sorted);
   std::vector<std::int64_t> rank;
   for (std::size_t b0 = 0; b0 < n; b0 += kRankBlockRows) {
     const std::size_t b1 = std::min(n, b0 + kRankBlockRows);
     rank.resize(b1 - b0);
-    for (std::size_t i = b0; i < b1; ++i) {
-      const std::uint32_t k = float_order_key(combined[i]);
-      const std::size_t lo = bound(k, lower);
-      const std::size_t greater = n - bound(k, upper);
-      auto& before = taken[lo];
-      rank[i - b0] = static_cast<std::int64_t>(greater + before) + 1;
-      ++before;
-    }
+    ranks.next(combined.subspan(b0, b1 - b0), rank);
     w.append("/lookalike/rank", sp(rank));
   }
 }

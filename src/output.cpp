@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "icp/csv.hpp"
@@ -72,6 +73,43 @@ std::vector<std::string> ids_of(const RunResult& r, const std::vector<std::size_
   return out;
 }
 
+/// Rows the writer copies from a spilled run's scratch columns at a time.
+constexpr std::size_t kCopyBlockRows = std::size_t{1} << 18;
+
+/// Rows [first, first + count) of a per-row result: from the run's vector, or from its scratch
+/// column when the run spilled it (`width` values a row).
+template <class T>
+void rows_of(const RunResult& r, const char* column, const std::vector<T>& held, std::size_t first,
+             std::size_t count, std::vector<T>& out, std::size_t width = 1) {
+  if (r.spilled) {
+    r.spilled->read(column, first, count, out, width);
+    return;
+  }
+  out.assign(held.begin() + static_cast<std::ptrdiff_t>(first * width),
+             held.begin() + static_cast<std::ptrdiff_t>((first + count) * width));
+}
+
+/// One per-row dataset (`column` is its path): the run's vector in one write, or a spilled run's
+/// scratch column a block at a time.
+template <class T>
+void write_rows(const RunResult& r, h5::Writer& w, const char* column, const std::vector<T>& held,
+                std::size_t width = 1) {
+  if (!r.spilled) {
+    if (width == 1)
+      w.write(column, sp(held));
+    else
+      w.write(column, sp(held), {held.size() / width, width});
+    return;
+  }
+  std::vector<T> block;
+  const std::size_t n = r.spilled->rows();
+  for (std::size_t first = 0; first < n; first += kCopyBlockRows) {
+    const std::size_t count = std::min(kCopyBlockRows, n - first);
+    r.spilled->read(column, first, count, block, width);
+    w.append(column, sp(block), width);
+  }
+}
+
 void write_features(const RunResult& r, h5::Writer& w) {
   const auto& fs = r.normalizer.features;
   w.write_strings("/features/names", r.normalizer.names());
@@ -112,7 +150,7 @@ void write_features(const RunResult& r, h5::Writer& w) {
 void write_segments(const RunResult& r, h5::Writer& w) {
   const auto& km = r.kmeans;
   w.write("/segments/assignment", sp(km.assignment));
-  w.write("/segments/distance", sp(km.distance));
+  write_rows(r, w, "/segments/distance", km.distance);
   w.write("/segments/centroids", sp(km.centroids.storage()),
           {km.centroids.rows(), km.centroids.cols()});
   w.write("/segments/size", sp(km.sizes));
@@ -139,15 +177,17 @@ void write_segments(const RunResult& r, h5::Writer& w) {
 }
 
 void write_lookalike(const RunResult& r, h5::Writer& w) {
+  namespace col = lookalike_columns;
   const auto& la = r.lookalike;
-  w.write("/lookalike/score", sp(la.score));
-  w.write("/lookalike/rank", sp(la.rank));
-  w.write("/lookalike/percentile", sp(la.percentile));
-  w.write("/lookalike/tier", sp(la.tier));
+  const std::size_t n = r.kmeans.assignment.size();
+  write_rows(r, w, col::score, la.score);
+  write_rows(r, w, col::rank, la.rank);
+  write_rows(r, w, col::percentile, la.percentile);
+  write_rows(r, w, col::tier, la.tier);
   w.attr("/lookalike/tier", "encoding", "ASCII letter codes: 65 = A (best) ... 69 = E");
   w.write("/lookalike/is_seed", sp(r.is_seed));
   if (!r.is_negative.empty()) w.write("/lookalike/is_negative", sp(r.is_negative));
-  w.write("/lookalike/nearest_seed", sp(la.nearest_seed));
+  write_rows(r, w, col::nearest_seed, la.nearest_seed);
   if (ids_held(r)) {
     std::vector<std::string> nearest_id(la.nearest_seed.size());
     const auto rows = static_cast<std::int64_t>(nearest_id.size());
@@ -162,30 +202,33 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
     // Nearest seeds are reference seeds: their few ids, then the column a block at a time.
     const std::vector<std::size_t> seed_rows(la.seed_rows.begin(), la.seed_rows.end());
     const std::vector<std::string> seed_ids = ids_of(r, seed_rows);
-    constexpr std::size_t kIdBlock = std::size_t{1} << 20;
     std::vector<std::string> nearest_id;
-    for (std::size_t b = 0; b < la.nearest_seed.size(); b += kIdBlock) {
-      const std::size_t e = std::min(la.nearest_seed.size(), b + kIdBlock);
-      nearest_id.assign(e - b, std::string());
-      for (std::size_t i = b; i < e; ++i) {
-        if (la.nearest_seed[i] < 0) continue;
-        const auto row = static_cast<std::size_t>(la.nearest_seed[i]);
+    std::vector<std::int64_t> nearest;
+    for (std::size_t b = 0; b < n; b += kCopyBlockRows) {
+      const std::size_t count = std::min(n - b, kCopyBlockRows);
+      rows_of(r, col::nearest_seed, la.nearest_seed, b, count, nearest);
+      nearest_id.assign(count, std::string());
+      for (std::size_t i = 0; i < count; ++i) {
+        if (nearest[i] < 0) continue;
+        const auto row = static_cast<std::size_t>(nearest[i]);
         const auto at = std::lower_bound(seed_rows.begin(), seed_rows.end(), row);
         if (at == seed_rows.end() || *at != row)
           throw Error("results: a nearest seed that is not a reference seed");
-        nearest_id[i - b] = seed_ids[static_cast<std::size_t>(at - seed_rows.begin())];
+        nearest_id[i] = seed_ids[static_cast<std::size_t>(at - seed_rows.begin())];
       }
       w.append_strings("/lookalike/nearest_seed_id", nearest_id);
     }
   }
-  w.write("/lookalike/nearest_seed_distance", sp(la.nearest_seed_distance));
-  w.write("/lookalike/knn_similarity", sp(la.knn_similarity));
-  w.write("/lookalike/segment_score", sp(la.segment_score));
-  w.write("/lookalike/model_score", sp(la.model_score));
+  write_rows(r, w, col::nearest_seed_distance, la.nearest_seed_distance);
+  write_rows(r, w, col::knn_similarity, la.knn_similarity);
+  write_rows(r, w, col::segment_score, la.segment_score);
+  write_rows(r, w, col::model_score, la.model_score);
   std::vector<std::int32_t> reasons;
-  reasons.reserve(la.reasons.size() * 3);
-  for (const auto& a : la.reasons) reasons.insert(reasons.end(), a.begin(), a.end());
-  w.write("/lookalike/reasons", sp(reasons), {la.reasons.size(), 3});
+  if (!r.spilled) {
+    reasons.reserve(la.reasons.size() * 3);
+    for (const auto& a : la.reasons) reasons.insert(reasons.end(), a.begin(), a.end());
+  }
+  write_rows(r, w, col::reasons, reasons, 3);
   w.attr("/lookalike", "method", to_string(r.config.lookalike.method));
   w.attr("/lookalike", "method_weight",
          std::span<const double>(la.method_weight.data(), la.method_weight.size()));
@@ -221,7 +264,7 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
   // combined values (the population new scores are placed in).
   w.write("/lookalike/model/seed_matrix", sp(la.seeds.storage()),
           {la.seeds.rows(), la.seeds.cols()});
-  w.write("/lookalike/combined", sp(la.combined));
+  write_rows(r, w, col::combined, la.combined);
   std::vector<double> curve;
   for (const auto& b : la.backtest) curve.insert(curve.end(), b.gain.begin(), b.gain.end());
   w.write("/lookalike/backtest_curve", sp(curve),
@@ -328,22 +371,40 @@ std::string fmt_num(double v) {
 
 }  // namespace
 
-std::vector<std::size_t> top_prospects(std::span<const std::int64_t> rank,
-                                       std::span<const std::uint8_t> is_seed, std::size_t top) {
+namespace {
+
+/// top_prospects over ranks visited a block at a time: scan(visit) calls visit(first, ranks) on
+/// consecutive blocks covering every row.
+using RankVisit = std::function<void(std::size_t first, std::span<const std::int64_t> rank)>;
+std::vector<std::size_t> top_prospects_of(const std::function<void(const RankVisit&)>& scan,
+                                          std::span<const std::uint8_t> is_seed, std::size_t top) {
   // Ranks are 1..n, so the best `top` non-seeds rank at most top + (seeds): one pass keeps the
   // non-seeds up to that rank and a sort of those orders them, where inverting the whole
   // permutation took an n-entry array (80 MB of fresh pages at 10M rows).
   const auto seeds = static_cast<std::size_t>(
       std::count_if(is_seed.begin(), is_seed.end(), [](std::uint8_t s) { return s != 0; }));
-  const std::size_t limit = std::min(rank.size(), top + seeds);
+  const std::size_t limit = std::min(is_seed.size(), top + seeds);
   std::vector<std::pair<std::int64_t, std::size_t>> kept;
-  for (std::size_t i = 0; i < rank.size(); ++i)
-    if (is_seed[i] == 0 && rank[i] >= 1 && static_cast<std::size_t>(rank[i]) <= limit)
-      kept.emplace_back(rank[i], i);
+  scan([&](std::size_t first, std::span<const std::int64_t> rank) {
+    for (std::size_t t = 0; t < rank.size(); ++t) {
+      const std::size_t i = first + t;
+      if (is_seed[i] == 0 && rank[t] >= 1 && static_cast<std::size_t>(rank[t]) <= limit)
+        kept.emplace_back(rank[t], i);
+    }
+  });
   std::sort(kept.begin(), kept.end());
   std::vector<std::size_t> out;
   for (std::size_t t = 0; t < std::min(top, kept.size()); ++t) out.push_back(kept[t].second);
   return out;
+}
+
+}  // namespace
+
+std::vector<std::size_t> top_prospects(std::span<const std::int64_t> rank,
+                                       std::span<const std::uint8_t> is_seed, std::size_t top) {
+  if (rank.size() != is_seed.size())
+    throw Error("top prospects: ranks and seed flags differ in length");
+  return top_prospects_of([&](const RankVisit& visit) { visit(0, rank); }, is_seed, top);
 }
 
 void write_results(const RunResult& r, h5::Writer& w) {
@@ -382,18 +443,38 @@ void write_top_csv(const RunResult& r, const std::string& path, std::int64_t top
     if (!out) throw Error(path + ": cannot write the top-N CSV (folder missing or not writable)");
     out << "rank,id,score,tier,segment,reason_1,reason_2,reason_3\n";  // prospects: seeds skipped
     const auto names = r.normalizer.names();
+    namespace col = lookalike_columns;
+    const auto& la = r.lookalike;
+    const std::size_t n = r.kmeans.assignment.size();
+    const auto scan = [&](const RankVisit& visit) {
+      std::vector<std::int64_t> rank;
+      for (std::size_t first = 0; first < n; first += kCopyBlockRows) {
+        rows_of(r, col::rank, la.rank, first, std::min(kCopyBlockRows, n - first), rank);
+        visit(first, rank);
+      }
+    };
     const std::vector<std::size_t> top =
-        top_prospects(r.lookalike.rank, r.is_seed, static_cast<std::size_t>(top_n));
+        top_prospects_of(scan, r.is_seed, static_cast<std::size_t>(top_n));
     std::vector<std::size_t> by_row = top;
     std::sort(by_row.begin(), by_row.end());
     const std::vector<std::string> ids = ids_of(r, by_row);
+    std::vector<std::int64_t> rank;
+    std::vector<float> score;
+    std::vector<std::uint8_t> tier;
+    std::vector<std::int32_t> reasons;
     for (std::size_t i : top) {
       const auto at = static_cast<std::size_t>(std::lower_bound(by_row.begin(), by_row.end(), i) -
                                                by_row.begin());
-      out << r.lookalike.rank[i] << ',' << csv_field(ids[at]) << ','
-          << fmt::format("{:.2f}", r.lookalike.score[i]) << ',' << char(r.lookalike.tier[i]) << ','
-          << r.kmeans.assignment[i];
-      for (std::int32_t f : r.lookalike.reasons[i])
+      rows_of(r, col::rank, la.rank, i, 1, rank);
+      rows_of(r, col::score, la.score, i, 1, score);
+      rows_of(r, col::tier, la.tier, i, 1, tier);
+      if (r.spilled)
+        r.spilled->read(col::reasons, i, 1, reasons, 3);
+      else
+        reasons.assign(la.reasons[i].begin(), la.reasons[i].end());
+      out << rank[0] << ',' << csv_field(ids[at]) << ',' << fmt::format("{:.2f}", score[0]) << ','
+          << char(tier[0]) << ',' << r.kmeans.assignment[i];
+      for (std::int32_t f : reasons)
         out << ',' << (f >= 0 ? csv_field(names[static_cast<std::size_t>(f)]) : "");
       out << '\n';
     }

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -20,6 +21,7 @@
 #include "icp/parallel.hpp"
 #include "icp/pipeline.hpp"
 #include "icp/rule.hpp"
+#include "icp/scratch.hpp"
 #include "icp/table_h5.hpp"
 #include "pipeline_internal.hpp"
 
@@ -33,88 +35,27 @@ double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-/// The normalized rows, written once in row order and read back by block or by row. The file is
-/// removed when this goes away, whether the run ends or throws.
-class ScratchRows {
- public:
-  ScratchRows(const std::string& folder, std::size_t cols) : cols_(cols) {
-    const std::filesystem::path dir =
-        folder.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(folder);
-    path_ = (dir / fmt::format("icp-{}-normalized.f32", ::getpid())).string();
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd_ < 0)
-      throw Error(path_ + ": cannot create the scratch file of the normalized rows (scratch_dir)");
-  }
-  ~ScratchRows() {
-    ::close(fd_);
-    std::remove(path_.c_str());
-  }
-  ScratchRows(const ScratchRows&) = delete;
-  ScratchRows& operator=(const ScratchRows&) = delete;
-
-  void append(MatrixView block) {
-    write_all(block.data, block.rows * cols_ * sizeof(float), rows_ * row_bytes());
-    rows_ += block.rows;
-  }
-  std::size_t rows() const noexcept { return rows_; }
-
-  /// Rows [first, first + count) into `out` (count x cols).
-  void read(std::size_t first, std::size_t count, Matrix& out) const {
-    if (out.rows() != count || out.cols() != cols_) out = Matrix::uninitialized(count, cols_);
-    read_all(out.data(), count * row_bytes(), first * row_bytes());
-  }
-  Matrix fetch(std::span<const std::size_t> rows) const {
-    Matrix out(rows.size(), cols_);
-    for (std::size_t r = 0; r < rows.size(); ++r) {
-      if (rows[r] >= rows_) throw Error(path_ + ": row past the normalized rows");
-      read_all(out.row(r), row_bytes(), rows[r] * row_bytes());
-    }
-    return out;
-  }
-
- private:
-  std::size_t row_bytes() const noexcept { return cols_ * sizeof(float); }
-  void write_all(const void* data, std::size_t bytes, std::size_t offset) {
-    const auto* p = static_cast<const char*>(data);
-    while (bytes > 0) {
-      const ssize_t put = ::pwrite(fd_, p, bytes, static_cast<off_t>(offset));
-      if (put <= 0)
-        throw Error(path_ + ": cannot write the normalized rows (is the scratch folder full?)");
-      p += put;
-      bytes -= static_cast<std::size_t>(put);
-      offset += static_cast<std::size_t>(put);
-    }
-  }
-  void read_all(void* data, std::size_t bytes, std::size_t offset) const {
-    auto* p = static_cast<char*>(data);
-    while (bytes > 0) {
-      const ssize_t got = ::pread(fd_, p, bytes, static_cast<off_t>(offset));
-      if (got <= 0) throw Error(path_ + ": cannot read the normalized rows back");
-      p += got;
-      bytes -= static_cast<std::size_t>(got);
-      offset += static_cast<std::size_t>(got);
-    }
-  }
-
-  std::string path_;
-  std::size_t cols_;
-  int fd_ = -1;
-  std::size_t rows_ = 0;
-};
-
-/// The normalized rows as RowBlocks: blocks of `block_rows` read from the scratch file.
-RowBlocks scratch_blocks(const ScratchRows& rows, std::size_t cols, std::size_t block_rows) {
+/// The normalized rows as RowBlocks: blocks of `block_rows` read back from their scratch column
+/// (written once, in row order, by the normalize stage).
+RowBlocks scratch_blocks(const ScratchColumns& scratch, std::size_t cols, std::size_t block_rows) {
   RowBlocks b;
-  b.rows = rows.rows();
+  b.rows = scratch.rows();
   b.cols = cols;
-  b.scan = [&rows, block_rows, n = rows.rows()](const RowBlocks::Visit& visit) {
+  b.scan = [&scratch, cols, block_rows, n = scratch.rows()](const RowBlocks::Visit& visit) {
     Matrix block;
     for (std::size_t first = 0; first < n; first += block_rows) {
-      rows.read(first, std::min(block_rows, n - first), block);
+      const std::size_t count = std::min(block_rows, n - first);
+      if (block.rows() != count) block = Matrix::uninitialized(count, cols);
+      scratch.read("normalized", first, std::span<float>(block.data(), count * cols), cols);
       visit(first, block.view());
     }
   };
-  b.fetch = [&rows](std::span<const std::size_t> r) { return rows.fetch(r); };
+  b.fetch = [&scratch, cols](std::span<const std::size_t> rows) {
+    Matrix out(rows.size(), cols);
+    for (std::size_t r = 0; r < rows.size(); ++r)
+      scratch.read("normalized", rows[r], std::span<float>(out.row(r), cols), cols);
+    return out;
+  };
   return b;
 }
 
@@ -239,9 +180,16 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
   t0 = Clock::now();
   r.normalizer = fit_normalizer_streamed(scan, normalize_options(config));
   const std::size_t d = r.normalizer.dims();
-  ScratchRows rows(options.scratch_dir, d);
-  scan([&](const Table& t) { rows.append(apply_normalizer(r.normalizer, t).view()); });
-  const RowBlocks x = scratch_blocks(rows, d, block);
+  ScratchColumns normalized(options.scratch_dir, n, "normalized");
+  {
+    std::size_t at = 0;
+    scan([&](const Table& t) {
+      const Matrix m = apply_normalizer(r.normalizer, t);
+      normalized.write("normalized", at, std::span<const float>(m.data(), m.rows() * d), d);
+      at += m.rows();
+    });
+  }
+  const RowBlocks x = scratch_blocks(normalized, d, block);
   stage("normalize", static_cast<std::int64_t>(n), t0);
 
   t0 = Clock::now();
@@ -253,11 +201,16 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
   if (kopt.init == KMeansInit::file)
     kopt.initial_centroids = read_initial_centroids(config, static_cast<std::size_t>(kopt.k), d);
   r.kmeans = kmeans_fit_streamed(x, kopt);
+  // The per-row results beyond labels and flags go to a scratch file, for the writer to copy.
+  auto spilled = std::make_shared<ScratchColumns>(options.scratch_dir, n, "results");
+  spilled->write<float>("/segments/distance", 0, r.kmeans.distance);
+  r.kmeans.distance = std::vector<float>();
   stage("kmeans", static_cast<std::int64_t>(n), t0);
 
   t0 = Clock::now();
   r.lookalike = score_lookalike(x, r.kmeans.assignment, config.kmeans.k, r.is_seed, r.is_negative,
-                                lookalike_options(config));
+                                lookalike_options(config), spilled.get());
+  r.spilled = std::move(spilled);
   stage("lookalike", static_cast<std::int64_t>(n), t0);
 
   t0 = Clock::now();

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 
 #include "icp/matrix.hpp"
 
@@ -104,6 +105,63 @@ float float_of_order_key(std::uint32_t key) noexcept {
 
 void sort_keys(std::vector<std::uint32_t>& keys) {
   radix_sort_32(keys, 0);
+}
+
+SortedKeys::SortedKeys(std::vector<std::uint32_t> keys) : keys_(std::move(keys)) {
+  sort_keys(keys_);
+  index_.resize((keys_.size() + kIndexStride - 1) / kIndexStride);
+  for (std::size_t s = 0; s < index_.size(); ++s) index_[s] = keys_[s * kIndexStride];
+}
+
+// The index narrows the bound to the run of kIndexStride keys that holds it: with index_[s] the
+// first sample past the bound, the bound lies in ((s - 1) * stride, s * stride].
+template <class Search>
+std::size_t SortedKeys::bound(std::uint32_t key, Search search) const noexcept {
+  const auto s =
+      static_cast<std::size_t>(search(index_.begin(), index_.end(), key) - index_.begin());
+  const std::size_t b = s == 0 ? 0 : (s - 1) * kIndexStride;
+  const std::size_t e = std::min(keys_.size(), s * kIndexStride);
+  return static_cast<std::size_t>(search(keys_.begin() + static_cast<std::ptrdiff_t>(b),
+                                         keys_.begin() + static_cast<std::ptrdiff_t>(e), key) -
+                                  keys_.begin());
+}
+
+std::size_t SortedKeys::lower(std::uint32_t key) const noexcept {
+  return bound(
+      key, [](auto first, auto last, std::uint32_t k) { return std::lower_bound(first, last, k); });
+}
+
+std::size_t SortedKeys::upper(std::uint32_t key) const noexcept {
+  return bound(
+      key, [](auto first, auto last, std::uint32_t k) { return std::upper_bound(first, last, k); });
+}
+
+double SortedKeys::midrank(float v) const noexcept {
+  const std::size_t m = keys_.size();
+  if (m < 2) return midrank_of_place(0, 0, m);
+  const std::uint32_t key = float_order_key(v);
+  const std::size_t below = lower(key);
+  // Most values (continuous scores) equal no member: the second search only when one is v.
+  const std::size_t equal = below < m && keys_[below] == key ? upper(key) - below : 0;
+  return midrank_of_place(below, equal, m);
+}
+
+StreamedRanks::StreamedRanks(const SortedKeys& sorted)
+    : sorted_(sorted), taken_(sorted.size(), 0) {}
+
+void StreamedRanks::next(std::span<const float> values, std::span<std::int64_t> rank) {
+  const std::size_t n = sorted_.size();
+  const auto count = static_cast<std::ptrdiff_t>(values.size());
+  lo_.resize(values.size());
+  // The searches read only the sorted keys: in parallel. The counters are taken in row order.
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t t = 0; t < count; ++t) {
+    const auto i = static_cast<std::size_t>(t);
+    const std::uint32_t key = float_order_key(values[i]);
+    lo_[i] = sorted_.lower(key);
+    rank[i] = static_cast<std::int64_t>(n - sorted_.upper(key)) + 1;  // 1 + rows above
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) rank[i] += taken_[lo_[i]]++;
 }
 
 std::vector<std::size_t> order_by_value(std::span<const float> value, bool descending) {

@@ -44,6 +44,63 @@ float float_of_order_key(std::uint32_t key) noexcept;
 /// Sorts keys ascending (the radix sort order_by_value uses; a spare copy while it runs).
 void sort_keys(std::vector<std::uint32_t>& keys);
 
+/// The normalized midrank of a value with `below` of m sorted values under it and `equal` equal
+/// to it: normalized_midrank's expression for a tie group at places [below, below + equal), so a
+/// member gets its bits and a value between two members lands halfway between their midranks.
+/// Clamped to [0, 1]; 0 under every member; 1 when m < 2 (as a lone row).
+inline double midrank_of_place(std::size_t below, std::size_t equal, std::size_t m) noexcept {
+  if (m < 2) return 1.0;
+  if (below + equal == 0) return 0.0;
+  const double midrank0 = 0.5 * static_cast<double>(below + (below + equal) - 1);
+  const double r = midrank0 / static_cast<double>(m - 1);
+  return r < 0.0 ? 0.0 : (r > 1.0 ? 1.0 : r);
+}
+
+/// A sorted copy of values held nowhere else in full (a market read in blocks), as order keys,
+/// searched through a cache-resident index of every kIndexStride-th key: where a value stands
+/// among them, for ranks and midranks, at 4 bytes a value plus 1/64 of that.
+class SortedKeys {
+ public:
+  /// 64 keys are 4 cache lines, and the index (1/64 of the keys: 2.3 MB at 37M) stays in cache,
+  /// where a binary search of the whole copy missed the cache at nearly every step for every row.
+  static constexpr std::size_t kIndexStride = 64;
+  SortedKeys() = default;
+  /// Takes float_order_key of every value (any order) and sorts them.
+  explicit SortedKeys(std::vector<std::uint32_t> keys);
+  std::size_t size() const noexcept { return keys_.size(); }
+  /// First position whose key is >= key (lower) or > key (upper).
+  std::size_t lower(std::uint32_t key) const noexcept;
+  std::size_t upper(std::uint32_t key) const noexcept;
+  /// The value at an ascending position (a zero comes back as +0).
+  float at(std::size_t position) const noexcept { return float_of_order_key(keys_[position]); }
+  /// The normalized midrank `v` would have among the values: for one of them, bit for bit what
+  /// normalized_midrank gave it; a value between two of them lands halfway between their
+  /// midranks (clamped to [0, 1]; 1 when there are fewer than two values).
+  double midrank(float v) const noexcept;
+
+ private:
+  template <class Search>
+  std::size_t bound(std::uint32_t key, Search search) const noexcept;
+  std::vector<std::uint32_t> keys_;
+  std::vector<std::uint32_t> index_;
+};
+
+/// rank_descending's ranks (1 = highest, ties to the lower row) handed out in row order, a block
+/// of rows at a time, without its n-entry order: the values' SortedKeys and a counter per sorted
+/// position, 8 bytes a row in all.
+class StreamedRanks {
+ public:
+  /// Keeps a reference to `sorted`: every value that will be ranked, sorted.
+  explicit StreamedRanks(const SortedKeys& sorted);
+  /// Ranks of the next values.size() rows (rows continue across calls, in order).
+  void next(std::span<const float> values, std::span<std::int64_t> rank);
+
+ private:
+  const SortedKeys& sorted_;
+  std::vector<std::uint32_t> taken_;  // at a tie group's first position: its rows ranked so far
+  std::vector<std::size_t> lo_;
+};
+
 /// Monotone map double -> uint64 (float_order_key's rule on 64 bits): -0 and +0 share a key.
 inline std::uint64_t double_order_key(double v) noexcept {
   if (v == 0.0) v = 0.0;  // -0 == +0: one key

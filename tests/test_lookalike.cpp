@@ -14,6 +14,7 @@
 #include "icp/lookalike.hpp"
 #include "icp/matrix.hpp"
 #include "icp/parallel.hpp"
+#include "icp/scratch.hpp"
 #include "test_bits.hpp"
 #include "test_tables.hpp"
 
@@ -588,6 +589,72 @@ TEST(LookalikePlanted, RowsReadInBlocksGiveTheSameResult) {
   };
   EXPECT_THROW((void)icp::score_lookalike(blocks, p.segment, 2, p.seed, p.negative, hooked),
                icp::Error);
+}
+
+TEST(LookalikePlanted, SpilledPerRowResultsEqualTheHeldOnes) {
+  // score_lookalike over blocks with a scratch file for its per-row results: each column equals
+  // the in-memory result's vector bit for bit, for every method, with the backtest on the whole
+  // market and on a sample; the result itself holds no per-row vector.
+  const Planted p = planted(5 * icp::kReduceChunkRows + 123, 6);
+  int scans = 0;
+  const icp::RowBlocks blocks = icp_test::row_blocks_of(p.x, 2 * icp::kReduceChunkRows, &scans);
+  const std::size_t n = p.x.rows();
+  namespace col = icp::lookalike_columns;
+  using icp_test::same_bits;
+  for (const auto method : {icp::LookalikeMethod::ensemble, icp::LookalikeMethod::knn,
+                            icp::LookalikeMethod::segment, icp::LookalikeMethod::model}) {
+    for (const std::int64_t sample : {std::int64_t{0}, std::int64_t{9000}}) {
+      if (method != icp::LookalikeMethod::ensemble && sample != 0) continue;
+      icp::LookalikeOptions o;
+      o.method = method;
+      o.backtest_max_rows = sample;
+      o.knn_max_seeds = 300;
+      const std::string what =
+          std::string(icp::to_string(method)) + ", sample " + std::to_string(sample);
+      const icp::LookalikeResult a =
+          icp::score_lookalike(p.x.view(), p.segment, 2, p.seed, p.negative, o);
+      icp::ScratchColumns spill("", n, "test");
+      const icp::LookalikeResult b =
+          icp::score_lookalike(blocks, p.segment, 2, p.seed, p.negative, o, &spill);
+      EXPECT_TRUE(b.score.empty() && b.rank.empty() && b.combined.empty() && b.reasons.empty())
+          << what;
+      auto column = [&](const char* name, auto held) {
+        decltype(held) got;
+        spill.read(name, 0, n, got);
+        return got;
+      };
+      EXPECT_TRUE(same_bits(a.score, column(col::score, a.score))) << what;
+      EXPECT_TRUE(same_bits(a.percentile, column(col::percentile, a.percentile))) << what;
+      EXPECT_EQ(a.rank, column(col::rank, a.rank)) << what;
+      EXPECT_EQ(a.tier, column(col::tier, a.tier)) << what;
+      EXPECT_TRUE(same_bits(a.combined, column(col::combined, a.combined))) << what;
+      EXPECT_EQ(a.nearest_seed, column(col::nearest_seed, a.nearest_seed)) << what;
+      EXPECT_TRUE(same_bits(a.nearest_seed_distance,
+                            column(col::nearest_seed_distance, a.nearest_seed_distance)))
+          << what;
+      EXPECT_TRUE(same_bits(a.knn_similarity, column(col::knn_similarity, a.knn_similarity)))
+          << what;
+      EXPECT_TRUE(same_bits(a.segment_score, column(col::segment_score, a.segment_score))) << what;
+      EXPECT_TRUE(same_bits(a.model_score, column(col::model_score, a.model_score))) << what;
+      std::vector<std::int32_t> reasons;
+      spill.read(col::reasons, 0, n, reasons, 3);
+      std::vector<std::int32_t> held_reasons;
+      for (const auto& r : a.reasons) held_reasons.insert(held_reasons.end(), r.begin(), r.end());
+      EXPECT_EQ(reasons, held_reasons) << what;
+      EXPECT_TRUE(same_bits(a.model_coef, b.model_coef)) << what;
+      EXPECT_TRUE(same_bits(a.model_intercept, b.model_intercept)) << what;
+      EXPECT_TRUE(same_bits(a.segment_rate, b.segment_rate)) << what;
+      EXPECT_EQ(a.seed_rows, b.seed_rows) << what;
+      EXPECT_TRUE(same_bits(a.seeds, b.seeds)) << what;
+      ASSERT_EQ(a.backtest.size(), b.backtest.size()) << what;
+      for (std::size_t m = 0; m < a.backtest.size(); ++m)
+        EXPECT_TRUE(same_bits(a.backtest[m].auc, b.backtest[m].auc)) << what;
+    }
+  }
+  icp::ScratchColumns short_spill("", n - 1, "test");
+  EXPECT_THROW(
+      (void)icp::score_lookalike(blocks, p.segment, 2, p.seed, p.negative, {}, &short_spill),
+      icp::Error);
 }
 
 TEST(LookalikePlanted, AMethodAtChanceGetsNoEnsembleWeight) {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <limits>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "../src/value_order.hpp"
@@ -201,3 +202,84 @@ TEST(StreamedSelection, AgreesWithOrderStatisticsOnTheSameValues) {
 }
 
 }  // namespace
+
+namespace {
+
+/// Values with many ties, both zeros, infinities and spread values: the cases ranks must order.
+std::vector<float> tied_values(std::size_t n, unsigned levels, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned pick = rng() % 8;
+    if (pick == 0) {
+      v[i] = std::uniform_real_distribution<float>(-3.0f, 3.0f)(rng);
+    } else if (pick == 1) {
+      v[i] = (rng() % 2 == 0) ? -0.0f : 0.0f;
+    } else if (pick == 2 && rng() % 16 == 0) {
+      v[i] = (rng() % 2 == 0) ? std::numeric_limits<float>::infinity()
+                              : -std::numeric_limits<float>::infinity();
+    } else {
+      v[i] = static_cast<float>(rng() % levels) * 0.25f - 1.0f;
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST(SortedKeys, MidrankOfAMemberIsNormalizedMidranksBits) {
+  for (const std::size_t n : {std::size_t{1}, std::size_t{2}, std::size_t{63}, std::size_t{64},
+                              std::size_t{65}, std::size_t{1000}, std::size_t{20000}}) {
+    const std::vector<float> v = tied_values(n, 17, static_cast<std::uint32_t>(n));
+    std::vector<std::uint32_t> keys(n);
+    for (std::size_t i = 0; i < n; ++i) keys[i] = icp::float_order_key(v[i]);
+    const icp::SortedKeys sorted(std::move(keys));
+    const std::vector<double> want = icp::normalized_midrank(v);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double got = sorted.midrank(v[i]);
+      ASSERT_EQ(std::bit_cast<std::uint64_t>(got), std::bit_cast<std::uint64_t>(want[i]))
+          << "n " << n << ", row " << i << ", value " << v[i];
+    }
+    // Bounds against a plain search of a sorted copy.
+    std::vector<float> plain = v;
+    std::sort(plain.begin(), plain.end());
+    for (std::size_t i = 0; i < n; i += 7) {
+      const auto lo = std::lower_bound(plain.begin(), plain.end(), v[i]) - plain.begin();
+      const auto hi = std::upper_bound(plain.begin(), plain.end(), v[i]) - plain.begin();
+      EXPECT_EQ(sorted.lower(icp::float_order_key(v[i])), static_cast<std::size_t>(lo));
+      EXPECT_EQ(sorted.upper(icp::float_order_key(v[i])), static_cast<std::size_t>(hi));
+    }
+  }
+  // Outside the population: under every member 0, over every member 1, between two halfway.
+  const icp::SortedKeys three(std::vector<std::uint32_t>{
+      icp::float_order_key(1.0f), icp::float_order_key(2.0f), icp::float_order_key(3.0f)});
+  EXPECT_EQ(three.midrank(0.5f), 0.0);
+  EXPECT_EQ(three.midrank(9.0f), 1.0);
+  EXPECT_EQ(three.midrank(1.5f), 0.25);
+  EXPECT_EQ(three.at(2), 3.0f);
+}
+
+TEST(StreamedRanks, EqualsRankDescendingForAnyBlocks) {
+  for (const unsigned levels : {1u, 3u, 1000u}) {
+    const std::size_t n = 3000;
+    const std::vector<float> v = tied_values(n, levels, levels);
+    // Plain definition: 1 + rows with a larger value + earlier rows with an equal one.
+    std::vector<std::int64_t> want(n, 1);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < n; ++j)
+        want[i] += (v[j] > v[i] || (v[j] == v[i] && j < i)) ? 1 : 0;
+    for (const std::size_t block : {std::size_t{1}, std::size_t{64}, std::size_t{4097}, n}) {
+      std::vector<std::uint32_t> keys(n);
+      for (std::size_t i = 0; i < n; ++i) keys[i] = icp::float_order_key(v[i]);
+      const icp::SortedKeys sorted(std::move(keys));
+      icp::StreamedRanks ranks(sorted);
+      std::vector<std::int64_t> got(n);
+      for (std::size_t first = 0; first < n; first += block) {
+        const std::size_t count = std::min(block, n - first);
+        ranks.next(std::span<const float>(v).subspan(first, count),
+                   std::span<std::int64_t>(got).subspan(first, count));
+      }
+      EXPECT_EQ(got, want) << levels << " levels, blocks of " << block;
+    }
+  }
+}

@@ -13,6 +13,8 @@
 
 namespace icp {
 
+class ScratchColumns;
+
 enum class LookalikeMethod {
   knn,       ///< mean exact squared distance to the nearest seeds
   segment,   ///< smoothed seed rate of the account's k-means segment
@@ -117,15 +119,34 @@ LookalikeResult score_lookalike(MatrixView x, std::span<const std::int32_t> segm
                                 std::span<const std::uint8_t> is_negative,
                                 const LookalikeOptions& options);
 
+/// Columns of a ScratchColumns that a spilled score_lookalike writes: the per-row vectors of
+/// LookalikeResult, each named after the dataset the results file stores it in.
+namespace lookalike_columns {
+inline constexpr const char* score = "/lookalike/score";                                  // float
+inline constexpr const char* percentile = "/lookalike/percentile";                        // float
+inline constexpr const char* rank = "/lookalike/rank";                                    // int64
+inline constexpr const char* tier = "/lookalike/tier";                                    // uint8
+inline constexpr const char* combined = "/lookalike/combined";                            // float
+inline constexpr const char* nearest_seed = "/lookalike/nearest_seed";                    // int64
+inline constexpr const char* nearest_seed_distance = "/lookalike/nearest_seed_distance";  // float
+inline constexpr const char* knn_similarity = "/lookalike/knn_similarity";                // float
+inline constexpr const char* segment_score = "/lookalike/segment_score";                  // float
+inline constexpr const char* model_score = "/lookalike/model_score";                      // float
+inline constexpr const char* reasons = "/lookalike/reasons";  // int32, 3 a row
+inline constexpr const char* ensemble_sum = "ensemble_sum";   // float64, the ensemble's working sum
+}  // namespace lookalike_columns
+
 /// score_lookalike over rows read a block at a time (a market larger than memory), with the
-/// bits of the in-memory call on the same rows. Holds the per-row results (about 50 bytes a row),
-/// the backtest's sample (at most about backtest_max_rows rows, gathered; every row when the
-/// market is no larger) and one block; scans the rows for a finite check, the sample, knn, each
-/// Newton step of the model, the logits and the reasons. options.knn must be empty.
+/// bits of the in-memory call on the same rows. Holds the backtest's sample (at most about
+/// backtest_max_rows rows, gathered; every row when the market is no larger) and one block; scans
+/// the rows for a finite check, the sample, knn, each Newton step of the model, the logits and
+/// the reasons. options.knn must be empty. Without `spill` it holds the per-row results too
+/// (about 50 bytes a row). With `spill` (x.rows rows) they go to its lookalike_columns instead,
+/// the result's per-row vectors stay empty, and the stage holds 4 bytes a row (8 while ranking).
 LookalikeResult score_lookalike(const RowBlocks& x, std::span<const std::int32_t> segment, int k,
                                 std::span<const std::uint8_t> is_seed,
                                 std::span<const std::uint8_t> is_negative,
-                                const LookalikeOptions& options);
+                                const LookalikeOptions& options, ScratchColumns* spill = nullptr);
 
 /// Scores of new accounts against a fitted result. `seeds` are the seed rows (in the order of
 /// `fitted.seed_rows`, e.g. gathered from the training matrix); `segment` the new rows'

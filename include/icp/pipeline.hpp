@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "icp/lookalike.hpp"
 #include "icp/normalize.hpp"
 #include "icp/reduce.hpp"
+#include "icp/scratch.hpp"
 #include "icp/summary.hpp"
 #include "icp/sweep.hpp"
 #include "icp/table.hpp"
@@ -43,6 +45,11 @@ struct RunResult {
                                           std::span<const std::int64_t> source_lines)>;
   std::function<void(const AccountVisit&)> id_blocks;
   std::vector<std::int64_t> source_line;
+  /// A streamed run does not hold its per-row results either, beyond the labels and flags:
+  /// `kmeans.distance` and every per-row vector of `lookalike` are empty and their values are
+  /// here instead, one column per dataset of the results file ("/segments/distance" and
+  /// lookalike_columns), for the writer to copy a block at a time. Null in memory.
+  std::shared_ptr<const ScratchColumns> spilled;
   Normalizer normalizer;
   KMeansResult kmeans;
   std::vector<std::uint8_t> is_seed;
@@ -101,11 +108,12 @@ struct StreamOptions {
 /// pass (seeds, normalizer statistics, the normalized rows, the summary; the ids and source lines
 /// again when writing, through RunResult::id_blocks) and the normalized rows are written once to a
 /// scratch file that k-means (one scan per iteration), the lookalike stage and the row fetches of
-/// seeding read back. Gives run_job's result bit for bit. Holds the per-row results (labels, flags,
-/// scores, ranks, nearest seeds, reasons: about 66 bytes a row), the backtest's sample and one
-/// block; never the table or the matrix. Throws ConfigError for a CSV input (convert it once with
-/// `icp convert`), kmeans.k = "auto", checkpoints and kmeans init or algorithms that do not stream
-/// (kmeans||, minibatch).
+/// seeding read back. Gives run_job's result bit for bit, with the per-row results beyond labels
+/// and flags in a second scratch file (RunResult::spilled). Holds 6 bytes a row (labels, seed and
+/// negative flags) and at most 8 more in a stage (k-means' distances, the lookalike stage's
+/// ranks), the backtest's sample and one block; never the table, the matrix or the scores. Throws
+/// ConfigError for a CSV input (convert it once with `icp convert`), kmeans.k = "auto", checkpoints
+/// and kmeans init or algorithms that do not stream (kmeans||, minibatch).
 RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
                            const StreamOptions& options, const RunControl& control = {});
 

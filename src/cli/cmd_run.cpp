@@ -38,10 +38,11 @@ struct RunArgs {
   std::string scratch_dir;
 };
 
-// Streamed runs hold per row what the stages keep (labels, flags, scores, ranks, reasons: ~66
-// bytes) and one block in flight. A block row costs its table cells, its normalized row and the
-// stages' per-block scratch: 2 KiB is a generous bound for demo-like jobs (d ~ 50), so a block
-// takes about an eighth of the limit and the rest is left to the per-row state.
+// Streamed runs hold per row labels and flags (6 bytes; 14 while ranking: the sorted keys and
+// their counters) and one block in flight; scores and the rest wait in a scratch file. A block row
+// costs its table cells, its normalized row and the stages' per-block scratch: 2 KiB is a generous
+// bound for demo-like jobs (d ~ 50), so a block takes about an eighth of the limit and the rest is
+// left to the per-row state.
 constexpr std::uint64_t kRunBytesPerBlockRow = 2048;
 constexpr std::uint64_t kRunBlockShareOfLimit = 8;
 
@@ -233,14 +234,14 @@ int run_on(const RunArgs& a, Reducer& reducer, int node_processes) {
     if (result.seed_ids_unmatched > 0)
       std::fprintf(stderr, "  warning: %s seed ids in %s are not in the input\n",
                    with_commas(result.seed_ids_unmatched).c_str(), job.seeds.ids_file.c_str());
-    // The limit sizes the blocks; the per-row results grow with the market. Say so when they
-    // went past it rather than let a scheduler's kill say it later.
+    // The limit sizes the blocks; labels, flags and the ranks' sorted keys still grow with the
+    // market. Say so when they went past it rather than let a scheduler's kill say it later.
     const long long limit_mib =
         a.memory_limit.empty() ? 0 : static_cast<long long>(parse_size(a.memory_limit) >> 20);
     if (limit_mib > 0 && peak_rss_mib() > limit_mib)
       std::fprintf(stderr,
                    "  warning: peak memory %s MiB is over --memory-limit %s MiB: a streamed run "
-                   "still holds about 66 bytes per row of results (docs/scaling.md)\n",
+                   "still holds up to 14 bytes per row (docs/scaling.md)\n",
                    with_commas(peak_rss_mib()).c_str(), with_commas(limit_mib).c_str());
   }
   const auto write_start = std::chrono::steady_clock::now();

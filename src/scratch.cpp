@@ -1,0 +1,92 @@
+#include "icp/scratch.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "icp/error.hpp"
+
+namespace icp {
+
+ScratchColumns::ScratchColumns(const std::string& folder, std::size_t rows, const std::string& tag)
+    : rows_(rows) {
+  // Two scratch files of one process (the normalized rows and the per-row results) must not
+  // share a name.
+  static std::atomic<int> serial{0};
+  const std::filesystem::path dir =
+      folder.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(folder);
+  path_ = (dir / fmt::format("icp-{}-{}-{}.scratch", ::getpid(), serial++, tag)).string();
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd_ < 0)
+    throw Error(path_ + ": cannot create a scratch file (" + std::strerror(errno) +
+                "; set --scratch-dir to a writable folder)");
+}
+
+ScratchColumns::~ScratchColumns() {
+  ::close(fd_);
+  std::remove(path_.c_str());
+}
+
+const ScratchColumns::Column& ScratchColumns::place(const std::string& column,
+                                                    std::size_t row_bytes) {
+  auto it = columns_.find(column);
+  if (it == columns_.end()) {
+    Column c;
+    c.offset = end_;
+    c.row_bytes = row_bytes;
+    end_ += static_cast<std::uint64_t>(row_bytes) * rows_;
+    it = columns_.emplace(column, c).first;
+  }
+  return at(column, row_bytes);
+}
+
+const ScratchColumns::Column& ScratchColumns::at(const std::string& column,
+                                                 std::size_t row_bytes) const {
+  const auto it = columns_.find(column);
+  if (it == columns_.end()) throw Error(path_ + ": no scratch column " + column);
+  if (it->second.row_bytes != row_bytes)
+    throw Error(fmt::format("{}: scratch column {} has {} bytes a row, not {}", path_, column,
+                            it->second.row_bytes, row_bytes));
+  return it->second;
+}
+
+void ScratchColumns::put(const Column& c, std::size_t first, const void* data, std::size_t bytes) {
+  if (c.row_bytes == 0 || bytes % c.row_bytes != 0 || first + bytes / c.row_bytes > rows_)
+    throw Error(path_ + ": a write past the scratch column's rows");
+  const auto* p = static_cast<const char*>(data);
+  std::uint64_t offset = c.offset + static_cast<std::uint64_t>(first) * c.row_bytes;
+  while (bytes > 0) {
+    const ssize_t put = ::pwrite(fd_, p, bytes, static_cast<off_t>(offset));
+    if (put <= 0)
+      throw Error(path_ + ": cannot write the scratch file (is the scratch folder full?)");
+    p += put;
+    bytes -= static_cast<std::size_t>(put);
+    offset += static_cast<std::uint64_t>(put);
+  }
+}
+
+void ScratchColumns::get(const Column& c, std::size_t first, void* data, std::size_t bytes) const {
+  if (c.row_bytes == 0 || bytes % c.row_bytes != 0 || first + bytes / c.row_bytes > rows_)
+    throw Error(path_ + ": a read past the scratch column's rows");
+  auto* p = static_cast<char*>(data);
+  std::uint64_t offset = c.offset + static_cast<std::uint64_t>(first) * c.row_bytes;
+  while (bytes > 0) {
+    const ssize_t got = ::pread(fd_, p, bytes, static_cast<off_t>(offset));
+    if (got < 0) throw Error(path_ + ": cannot read the scratch file back");
+    if (got == 0) {
+      // Past the end of the file: a region never written (the file is sparse up to it).
+      std::memset(p, 0, bytes);
+      return;
+    }
+    p += got;
+    bytes -= static_cast<std::size_t>(got);
+    offset += static_cast<std::uint64_t>(got);
+  }
+}
+
+}  // namespace icp
