@@ -438,6 +438,12 @@ struct Writer::Impl {
     std::uint64_t cols = 1;
     std::vector<hsize_t> chunk;
     bool filtered = false;  // shuffle + deflate (numbers, when HDF5 has deflate)
+    std::size_t row_bytes = 0;
+    /// Filtered appends store whole chunks only: the rows past the last whole chunk wait here for
+    /// the next append or the commit. (Written as they came, a block ending inside a chunk made
+    /// the next append read, inflate, patch and deflate that chunk again through HDF5, on one
+    /// thread, and left the chunk's first version as dead space in the file.)
+    std::vector<unsigned char> tail;
   };
   std::map<std::string, Growing> growing;
   /// write_chunks' per-thread filter state and compressed chunks, reused by every dataset.
@@ -661,7 +667,9 @@ struct Writer::Impl {
       g.chunk = shape;
       g.chunk[0] = std::max<hsize_t>(1, kChunkBytes / (element_bytes * cols));
     }
-    g.filtered = H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 && H5Tget_class(stored) != H5T_STRING;
+    // Variable-length strings are heap references: no filter. Fixed-length ones are bytes.
+    g.filtered = H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 && H5Tis_variable_str(stored) <= 0;
+    g.row_bytes = element_bytes * cols;
     Hid space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), max.data()), H5Sclose);
     if (!space.valid()) fail(path, obj, "cannot create a growing dataspace");
     const Hid dcpl = creation_plist(g.chunk, obj, g.filtered);
@@ -687,13 +695,28 @@ struct Writer::Impl {
       start.push_back(0);
       count.push_back(cols);
     }
+    if (g.filtered && H5Tequal(stored, memory) > 0) {
+      // Whole chunks, filtered in parallel as write() does; the rest waits in the tail.
+      const auto* bytes = static_cast<const unsigned char*>(data);
+      std::size_t left = static_cast<std::size_t>(rows);
+      const auto chunk_rows = static_cast<std::size_t>(g.chunk[0]);
+      if (!g.tail.empty()) {
+        const std::size_t have = g.tail.size() / g.row_bytes;
+        const std::size_t take = std::min(left, chunk_rows - have);
+        g.tail.insert(g.tail.end(), bytes, bytes + take * g.row_bytes);
+        bytes += take * g.row_bytes;
+        left -= take;
+        if (have + take < chunk_rows) return;
+        store_rows(g, obj, g.tail.data(), chunk_rows, element_bytes);
+        g.tail.clear();
+      }
+      const std::size_t whole = left - left % chunk_rows;
+      if (whole > 0) store_rows(g, obj, bytes, whole, element_bytes);
+      g.tail.assign(bytes + whole * g.row_bytes, bytes + left * g.row_bytes);
+      return;
+    }
     if (H5Dset_extent(g.ds.get(), size.data()) < 0) fail(path, obj, "cannot extend dataset");
-    if (g.filtered && g.rows % g.chunk[0] == 0 && H5Tequal(stored, memory) > 0) {
-      // Starts on a chunk edge: the chunks are filtered in parallel as write() does. A block
-      // ending inside a chunk leaves it padded; the next append rewrites it through HDF5.
-      write_chunks(g.ds.get(), count, g.chunk, element_bytes,
-                   static_cast<const unsigned char*>(data), obj, g.rows);
-    } else {
+    {
       Hid fspace(H5Dget_space(g.ds.get()), H5Sclose);
       Hid mspace(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose);
       if (!fspace.valid() || !mspace.valid() ||
@@ -704,6 +727,30 @@ struct Writer::Impl {
       }
     }
     g.rows += rows;
+  }
+
+  // `rows` rows at the end of a filtered growing dataset, which ends on a chunk edge.
+  void store_rows(Growing& g, const std::string& obj, const unsigned char* data, std::size_t rows,
+                  std::size_t element_bytes) {
+    std::vector<hsize_t> size = {g.rows + rows}, count = {rows};
+    if (g.cols != 1) {
+      size.push_back(g.cols);
+      count.push_back(g.cols);
+    }
+    if (H5Dset_extent(g.ds.get(), size.data()) < 0) fail(path, obj, "cannot extend dataset");
+    write_chunks(g.ds.get(), count, g.chunk, element_bytes, data, obj, g.rows);
+    g.rows += rows;
+  }
+
+  // Stores every growing dataset's waiting rows (its last chunk, padded) and closes them all.
+  void finish_growing() {
+    for (auto& [obj, g] : growing) {
+      if (g.tail.empty()) continue;
+      const std::size_t element_bytes = g.row_bytes / g.cols;
+      store_rows(g, obj, g.tail.data(), g.tail.size() / g.row_bytes, element_bytes);
+      g.tail.clear();
+    }
+    growing.clear();
   }
 
   template <class T>
@@ -734,7 +781,7 @@ struct Writer::Impl {
   // Short strings as one fixed-length UTF-8 type of `size` bytes, NUL-padded: a block of bytes
   // that takes the parallel chunk path like numbers.
   void write_fixed_strings(const std::string& p, const std::vector<std::string>& v,
-                           std::size_t size) {
+                           std::size_t size, bool append = false) {
     require_open();
     const std::string obj = object_path(p);
     check_strings(obj, v, "string");
@@ -745,12 +792,18 @@ struct Writer::Impl {
       fail(path, obj, "cannot build a string type");
     std::vector<char> bytes(v.size() * size, '\0');
     const auto n = static_cast<std::ptrdiff_t>(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (v[i].size() > size)
+        fail(path, obj, fmt::format("string {} is longer than the dataset's {} bytes", i, size));
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (std::ptrdiff_t i = 0; i < n; ++i) {
       const std::string& s = v[static_cast<std::size_t>(i)];
       std::memcpy(bytes.data() + static_cast<std::size_t>(i) * size, s.data(), s.size());
     }
-    write_dataset(p, type.get(), type.get(), size, bytes.data(), v.size(), {});
+    if (append)
+      append_rows(p, type.get(), type.get(), size, bytes.data(), v.size(), 1);
+    else
+      write_dataset(p, type.get(), type.get(), size, bytes.data(), v.size(), {});
   }
 
   // Checks strings for a string dataset and hands `write` HDF5's UTF-8 variable-length type and
@@ -951,7 +1004,12 @@ void Writer::append(const std::string& path, std::span<const std::uint8_t> v, st
   impl_->append_numbers(path, v, cols);
 }
 
-void Writer::append_strings(const std::string& path, const std::vector<std::string>& v) {
+void Writer::append_strings(const std::string& path, const std::vector<std::string>& v,
+                            std::size_t fixed_bytes) {
+  if (fixed_bytes > 0 && fixed_bytes <= kFixedStringMaxBytes) {
+    impl_->write_fixed_strings(path, v, fixed_bytes, true);
+    return;
+  }
   impl_->with_string_pointers(path, v, [&](hid_t type, const std::vector<const char*>& ptrs) {
     impl_->append_rows(path, type, type, sizeof(char*), ptrs.data(), ptrs.size(), 1);
   });
@@ -1043,7 +1101,7 @@ void Writer::write_table(const std::string& path, const Table& t) {
 void Writer::commit() {
   impl_->require_open();
   Impl& w = *impl_;
-  w.growing.clear();
+  w.finish_growing();
   if (H5Fflush(w.file.get(), H5F_SCOPE_GLOBAL) < 0) fail(w.path, "/", "cannot flush");
   w.lcpl.reset();
   if (w.file.close() < 0) fail(w.path, "/", "cannot close temporary file '" + w.temp + "'");

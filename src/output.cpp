@@ -202,22 +202,39 @@ void write_lookalike(const RunResult& r, h5::Writer& w) {
     // Nearest seeds are reference seeds: their few ids, then the column a block at a time.
     const std::vector<std::size_t> seed_rows(la.seed_rows.begin(), la.seed_rows.end());
     const std::vector<std::string> seed_ids = ids_of(r, seed_rows);
-    std::vector<std::string> nearest_id;
     std::vector<std::int64_t> nearest;
-    for (std::size_t b = 0; b < n; b += kCopyBlockRows) {
-      const std::size_t count = std::min(n - b, kCopyBlockRows);
-      rows_of(r, col::nearest_seed, la.nearest_seed, b, count, nearest);
-      nearest_id.assign(count, std::string());
-      for (std::size_t i = 0; i < count; ++i) {
-        if (nearest[i] < 0) continue;
-        const auto row = static_cast<std::size_t>(nearest[i]);
-        const auto at = std::lower_bound(seed_rows.begin(), seed_rows.end(), row);
-        if (at == seed_rows.end() || *at != row)
-          throw Error("results: a nearest seed that is not a reference seed");
-        nearest_id[i] = seed_ids[static_cast<std::size_t>(at - seed_rows.begin())];
+    // Each row's nearest seed as an index into seed_ids (-1: none), a block at a time.
+    auto visit_nearest = [&](const auto& visit) {
+      std::vector<std::int64_t> seed(kCopyBlockRows);
+      for (std::size_t b = 0; b < n; b += kCopyBlockRows) {
+        const std::size_t count = std::min(n - b, kCopyBlockRows);
+        rows_of(r, col::nearest_seed, la.nearest_seed, b, count, nearest);
+        seed.resize(count);
+        for (std::size_t i = 0; i < count; ++i) {
+          seed[i] = -1;
+          if (nearest[i] < 0) continue;
+          const auto row = static_cast<std::size_t>(nearest[i]);
+          const auto at = std::lower_bound(seed_rows.begin(), seed_rows.end(), row);
+          if (at == seed_rows.end() || *at != row)
+            throw Error("results: a nearest seed that is not a reference seed");
+          seed[i] = at - seed_rows.begin();
+        }
+        visit(std::span<const std::int64_t>(seed));
       }
-      w.append_strings("/lookalike/nearest_seed_id", nearest_id);
-    }
+    };
+    // The longest id among the nearest seeds, as write_strings would size the column held.
+    std::size_t longest = 1;
+    visit_nearest([&](std::span<const std::int64_t> seed) {
+      for (const std::int64_t s : seed)
+        if (s >= 0) longest = std::max(longest, seed_ids[static_cast<std::size_t>(s)].size());
+    });
+    std::vector<std::string> nearest_id;
+    visit_nearest([&](std::span<const std::int64_t> seed) {
+      nearest_id.assign(seed.size(), std::string());
+      for (std::size_t i = 0; i < seed.size(); ++i)
+        if (seed[i] >= 0) nearest_id[i] = seed_ids[static_cast<std::size_t>(seed[i])];
+      w.append_strings("/lookalike/nearest_seed_id", nearest_id, longest);
+    });
   }
   write_rows(r, w, col::nearest_seed_distance, la.nearest_seed_distance);
   write_rows(r, w, col::knn_similarity, la.knn_similarity);
@@ -419,9 +436,10 @@ void write_results(const RunResult& r, h5::Writer& w) {
     w.write_strings("/accounts/id", r.ids);
     w.write("/accounts/source_line", sp(r.source_line));
   } else {
+    // At the longest id's length, as write_strings would store the ids held.
     r.id_blocks(
         [&](std::size_t, const std::vector<std::string>& ids, std::span<const std::int64_t> lines) {
-          w.append_strings("/accounts/id", ids);
+          w.append_strings("/accounts/id", ids, std::max<std::size_t>(1, r.longest_id));
           w.append("/accounts/source_line", lines);
         });
   }

@@ -136,8 +136,10 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
       const std::vector<std::uint8_t> s = neg_rule->evaluate(t);
       r.is_negative.insert(r.is_negative.end(), s.begin(), s.end());
     }
+    const std::vector<std::string> ids = ids_of_block(t);
+    for (const std::string& id : ids) r.longest_id = std::max(r.longest_id, id.size());
     if (!seed_rule) {
-      for (const std::string& id : ids_of_block(t)) {
+      for (const std::string& id : ids) {
         const bool seed = listed.count(id) != 0;
         r.is_seed.push_back(seed ? 1 : 0);
         if (seed) matched.insert(id);

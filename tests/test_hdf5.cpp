@@ -609,8 +609,8 @@ TEST(H5Chunked, DataDeflateBarelyShrinksIsStoredWithItsFiltersSkipped) {
 TEST(H5Append, BlocksReadBackAsOneWriteAndRowRangesReadSlices) {
   TempDir dir;
   const std::string path = dir.file("grow.h5");
-  // Block sizes: a chunk-aligned start (parallel filtered chunks), a start inside a chunk (HDF5
-  // rewrites the padded chunk), a single row, an empty block.
+  // Block sizes: a chunk-aligned start (parallel filtered chunks), a start inside a chunk (rows
+  // wait for a whole chunk), a single row, an empty block; strings variable and fixed-length.
   const std::vector<std::size_t> blocks = {70000, 1, 0, 65536, 12345};
   std::vector<float> all;
   std::vector<std::int32_t> pairs;
@@ -630,6 +630,7 @@ TEST(H5Append, BlocksReadBackAsOneWriteAndRowRangesReadSlices) {
       w.append("/g/f", std::span<const float>(f));
       w.append("/g/pairs", std::span<const std::int32_t>(p), 2);
       w.append_strings("/g/s", s);
+      w.append_strings("/g/fixed", s, 9);  // "id-" and at most six digits
       all.insert(all.end(), f.begin(), f.end());
       pairs.insert(pairs.end(), p.begin(), p.end());
       names.insert(names.end(), s.begin(), s.end());
@@ -638,9 +639,27 @@ TEST(H5Append, BlocksReadBackAsOneWriteAndRowRangesReadSlices) {
                 w.append("/g/pairs", std::span<const std::int32_t>(pairs), 4);
               }).find("created with 2"),
               std::string::npos);
+    EXPECT_NE(
+        error_of([&] { w.append_strings("/g/fixed", {"0123456789"}, 9); }).find("longer than"),
+        std::string::npos);
     w.commit();
   }
   const icp::h5::Reader rd(path);
+  EXPECT_EQ(rd.read_strings("/g/fixed"), names);
+  {
+    // Fixed-length, so compressed like numbers (a variable-length string is a heap reference).
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    const hid_t ds = H5Dopen2(f, "/g/fixed", H5P_DEFAULT);
+    const hid_t type = H5Dget_type(ds);
+    EXPECT_EQ(H5Tis_variable_str(type), 0);
+    EXPECT_EQ(H5Tget_size(type), 9u);
+    const hid_t dcpl = H5Dget_create_plist(ds);
+    EXPECT_GE(H5Pget_nfilters(dcpl), 1);
+    H5Pclose(dcpl);
+    H5Tclose(type);
+    H5Dclose(ds);
+    H5Fclose(f);
+  }
   EXPECT_TRUE(same_bits(rd.read<float>("/g/f"), all));
   EXPECT_EQ(rd.read<std::int32_t>("/g/pairs"), pairs);
   EXPECT_EQ(rd.dims("/g/pairs"), (std::vector<std::uint64_t>{all.size(), 2}));
@@ -660,6 +679,40 @@ TEST(H5Append, BlocksReadBackAsOneWriteAndRowRangesReadSlices) {
               (void)rd.read_rows<std::int32_t>("/g/pairs", all.size(), 1);
             }).find("pass the end"),
             std::string::npos);
+}
+
+TEST(H5Append, UnevenBlocksStoreNoMoreThanOneWrite) {
+  // Blocks that end inside chunks: the rows wait for whole chunks, so the file holds each chunk
+  // once, compressed, as one write of everything would (a chunk written padded and then patched
+  // through HDF5 would leave its first version behind and cost a second deflate).
+  TempDir dir;
+  const std::string path = dir.file("uneven.h5");
+  std::vector<std::int64_t> all(1000003);
+  std::mt19937_64 rng(3);
+  for (auto& v : all) v = static_cast<std::int64_t>(rng() % 1000000);
+  {
+    icp::h5::Writer w(path);
+    w.write("/whole", std::span<const std::int64_t>(all));
+    for (std::size_t first = 0, b = 0; first < all.size(); ++b) {
+      const std::size_t rows = std::min<std::size_t>(all.size() - first, 1000 + 7919 * (b % 13));
+      w.append("/blocks", std::span<const std::int64_t>(all).subspan(first, rows));
+      first += rows;
+    }
+    w.commit();
+  }
+  const icp::h5::Reader rd(path);
+  EXPECT_EQ(rd.read<std::int64_t>("/blocks"), all);
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  auto stored = [&](const char* name) {
+    const hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    const hsize_t bytes = H5Dget_storage_size(ds);
+    H5Dclose(ds);
+    return static_cast<double>(bytes);
+  };
+  const double whole = stored("/whole");
+  EXPECT_LT(stored("/blocks"), 1.0001 * whole) << stored("/blocks") / whole;
+  H5Fclose(f);
+  EXPECT_LT(static_cast<double>(std::filesystem::file_size(path)), 2.05 * whole + 65536);
 }
 
 TEST(H5Attr, EveryTypeOnRootGroupAndDataset) {

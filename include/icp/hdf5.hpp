@@ -107,7 +107,11 @@ class Writer {
   void append(const std::string& path, std::span<const std::int32_t> v, std::uint64_t cols = 1);
   void append(const std::string& path, std::span<const std::int64_t> v, std::uint64_t cols = 1);
   void append(const std::string& path, std::span<const std::uint8_t> v, std::uint64_t cols = 1);
-  void append_strings(const std::string& path, const std::vector<std::string>& v);
+  /// Strings: variable-length, or with `fixed_bytes` (1..64, the longest of every block, which
+  /// the caller knows) one fixed-length type as write_strings gives such strings, compressed like
+  /// numbers; a longer string then throws.
+  void append_strings(const std::string& path, const std::vector<std::string>& v,
+                      std::size_t fixed_bytes = 0);
 
   /// Attributes on an existing group or dataset ("/" for the root). An attribute of the same
   /// name is replaced.

@@ -44,6 +44,8 @@ struct RunResult {
   using AccountVisit = std::function<void(std::size_t first, const std::vector<std::string>& ids,
                                           std::span<const std::int64_t> source_lines)>;
   std::function<void(const AccountVisit&)> id_blocks;
+  std::size_t longest_id =
+      0;  ///< with id_blocks: bytes of the longest id (the writer's string size)
   std::vector<std::int64_t> source_line;
   /// A streamed run does not hold its per-row results either, beyond the labels and flags:
   /// `kmeans.distance` and every per-row vector of `lookalike` are empty and their values are
