@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "icp/error.hpp"
+#include "icp/parallel.hpp"
 
 namespace icp {
 
@@ -73,8 +74,28 @@ void ScratchColumns::put(const Column& c, std::size_t first, const void* data, s
 void ScratchColumns::get(const Column& c, std::size_t first, void* data, std::size_t bytes) const {
   if (c.row_bytes == 0 || bytes % c.row_bytes != 0 || first + bytes / c.row_bytes > rows_)
     throw Error(path_ + ": a read past the scratch column's rows");
-  auto* p = static_cast<char*>(data);
-  std::uint64_t offset = c.offset + static_cast<std::uint64_t>(first) * c.row_bytes;
+  const std::uint64_t offset = c.offset + static_cast<std::uint64_t>(first) * c.row_bytes;
+  if (bytes < 2 * kParallelReadBytes) {
+    read_range(static_cast<char*>(data), bytes, offset);
+    return;
+  }
+  // A read served from the page cache is a copy by the kernel on the calling thread: pieces read
+  // side by side copy at the threads' combined bandwidth (the streamed k-means reads the whole
+  // normalized matrix once per iteration).
+  const std::size_t pieces = (bytes + kParallelReadBytes - 1) / kParallelReadBytes;
+  ExceptionCollector errors;
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t t = 0; t < static_cast<std::ptrdiff_t>(pieces); ++t) {
+    const std::size_t at = static_cast<std::size_t>(t) * kParallelReadBytes;
+    errors.run([&] {
+      read_range(static_cast<char*>(data) + at, std::min(kParallelReadBytes, bytes - at),
+                 offset + at);
+    });
+  }
+  errors.rethrow();
+}
+
+void ScratchColumns::read_range(char* p, std::size_t bytes, std::uint64_t offset) const {
   while (bytes > 0) {
     const ssize_t got = ::pread(fd_, p, bytes, static_cast<off_t>(offset));
     if (got < 0) throw Error(path_ + ": cannot read the scratch file back");

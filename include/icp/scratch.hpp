@@ -59,6 +59,9 @@ class ScratchColumns {
   const Column& at(const std::string& column, std::size_t row_bytes) const;
   void put(const Column& c, std::size_t first, const void* data, std::size_t bytes);
   void get(const Column& c, std::size_t first, void* data, std::size_t bytes) const;
+  void read_range(char* data, std::size_t bytes, std::uint64_t offset) const;
+  /// Reads of at least twice this are split into pieces read in parallel.
+  static constexpr std::size_t kParallelReadBytes = std::size_t{1} << 20;
 
   std::string path_;
   std::size_t rows_ = 0;
