@@ -59,8 +59,11 @@ const ScratchColumns::Column& ScratchColumns::at(const std::string& column,
 void ScratchColumns::put(const Column& c, std::size_t first, const void* data, std::size_t bytes) {
   if (c.row_bytes == 0 || bytes % c.row_bytes != 0 || first + bytes / c.row_bytes > rows_)
     throw Error(path_ + ": a write past the scratch column's rows");
-  const auto* p = static_cast<const char*>(data);
-  std::uint64_t offset = c.offset + static_cast<std::uint64_t>(first) * c.row_bytes;
+  write_range(static_cast<const char*>(data), bytes,
+              c.offset + static_cast<std::uint64_t>(first) * c.row_bytes);
+}
+
+void ScratchColumns::write_range(const char* p, std::size_t bytes, std::uint64_t offset) {
   while (bytes > 0) {
     const ssize_t put = ::pwrite(fd_, p, bytes, static_cast<off_t>(offset));
     if (put <= 0)
@@ -71,12 +74,28 @@ void ScratchColumns::put(const Column& c, std::size_t first, const void* data, s
   }
 }
 
+std::uint64_t ScratchColumns::append_bytes(std::span<const char> bytes) {
+  const std::uint64_t at = end_;
+  end_ += bytes.size();
+  write_range(bytes.data(), bytes.size(), at);
+  return at;
+}
+
+void ScratchColumns::read_bytes(std::uint64_t offset, std::span<char> out) const {
+  if (offset + out.size() > end_) throw Error(path_ + ": a read past the scratch file's blocks");
+  read_parallel(out.data(), out.size(), offset);
+}
+
 void ScratchColumns::get(const Column& c, std::size_t first, void* data, std::size_t bytes) const {
   if (c.row_bytes == 0 || bytes % c.row_bytes != 0 || first + bytes / c.row_bytes > rows_)
     throw Error(path_ + ": a read past the scratch column's rows");
-  const std::uint64_t offset = c.offset + static_cast<std::uint64_t>(first) * c.row_bytes;
+  read_parallel(static_cast<char*>(data), bytes,
+                c.offset + static_cast<std::uint64_t>(first) * c.row_bytes);
+}
+
+void ScratchColumns::read_parallel(char* data, std::size_t bytes, std::uint64_t offset) const {
   if (bytes < 2 * kParallelReadBytes) {
-    read_range(static_cast<char*>(data), bytes, offset);
+    read_range(data, bytes, offset);
     return;
   }
   // A read served from the page cache is a copy by the kernel on the calling thread: pieces read
@@ -87,10 +106,8 @@ void ScratchColumns::get(const Column& c, std::size_t first, void* data, std::si
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t t = 0; t < static_cast<std::ptrdiff_t>(pieces); ++t) {
     const std::size_t at = static_cast<std::size_t>(t) * kParallelReadBytes;
-    errors.run([&] {
-      read_range(static_cast<char*>(data) + at, std::min(kParallelReadBytes, bytes - at),
-                 offset + at);
-    });
+    errors.run(
+        [&] { read_range(data + at, std::min(kParallelReadBytes, bytes - at), offset + at); });
   }
   errors.rethrow();
 }

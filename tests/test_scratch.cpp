@@ -71,6 +71,29 @@ TEST(ScratchColumns, UnwrittenRowsReadAsZerosAndMisuseThrows) {
   EXPECT_THROW(s.read("missing", 0, 1, d), icp::Error);
 }
 
+TEST(ScratchColumns, ByteBlocksBesideColumnsComeBackAsWritten) {
+  icp::ScratchColumns s("", 1000, "test");
+  std::vector<char> big(5u << 20);  // read back in parallel pieces
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 % 251);
+  const std::string small = "a block";
+  const std::uint64_t a = s.append_bytes(small);
+  s.write<double>("after", 0, std::vector<double>(1000, 1.5));  // placed after the first block
+  const std::uint64_t b = s.append_bytes(big);
+  const std::uint64_t c = s.append_bytes({});
+  std::vector<char> got(small.size());
+  s.read_bytes(a, got);
+  EXPECT_EQ(std::string(got.begin(), got.end()), small);
+  got.resize(big.size());
+  s.read_bytes(b, got);
+  EXPECT_EQ(got, big);
+  std::vector<double> d;
+  s.read("after", 0, 1000, d);
+  EXPECT_EQ(d, std::vector<double>(1000, 1.5));
+  EXPECT_EQ(c, b + big.size());
+  got.resize(2);
+  EXPECT_THROW(s.read_bytes(c - 1, got), icp::Error);
+}
+
 TEST(ScratchColumns, AFolderThatCannotHoldItIsNamed) {
   try {
     icp::ScratchColumns s("/nonexistent/icp-scratch", 10, "test");

@@ -36,6 +36,12 @@ class ScratchColumns {
     const Column& c = place(column, width * sizeof(T));
     put(c, first, values.data(), values.size() * sizeof(T));
   }
+  /// Appends `bytes` after everything placed so far (blocks of any size, beside the columns);
+  /// returns where they start, for read_bytes.
+  std::uint64_t append_bytes(std::span<const char> bytes);
+  /// out.size() bytes from `offset` (as append_bytes gave it).
+  void read_bytes(std::uint64_t offset, std::span<char> out) const;
+
   /// Rows [first, first + out.size() / width) of `column` into `out`.
   template <class T>
   void read(const std::string& column, std::size_t first, std::span<T> out,
@@ -60,6 +66,8 @@ class ScratchColumns {
   void put(const Column& c, std::size_t first, const void* data, std::size_t bytes);
   void get(const Column& c, std::size_t first, void* data, std::size_t bytes) const;
   void read_range(char* data, std::size_t bytes, std::uint64_t offset) const;
+  void read_parallel(char* data, std::size_t bytes, std::uint64_t offset) const;
+  void write_range(const char* data, std::size_t bytes, std::uint64_t offset);
   /// Reads of at least twice this are split into pieces read in parallel.
   static constexpr std::size_t kParallelReadBytes = std::size_t{1} << 20;
 
