@@ -43,12 +43,13 @@ RowBlocks scratch_blocks(const ScratchColumns& scratch, std::size_t cols, std::s
   b.rows = scratch.rows();
   b.cols = cols;
   b.scan = [&scratch, cols, block_rows, n = scratch.rows()](const RowBlocks::Visit& visit) {
-    Matrix block;
+    // Mapped, not read: a read copies every block out of the page cache, and k-means scans the
+    // whole matrix once per iteration.
     for (std::size_t first = 0; first < n; first += block_rows) {
       const std::size_t count = std::min(block_rows, n - first);
-      if (block.rows() != count) block = Matrix::uninitialized(count, cols);
-      scratch.read("normalized", first, std::span<float>(block.data(), count * cols), cols);
-      visit(first, block.view());
+      const ScratchColumns::Mapped block =
+          scratch.map("normalized", first, count, cols * sizeof(float));
+      visit(first, MatrixView{static_cast<const float*>(block.data()), count, cols});
     }
   };
   b.fetch = [&scratch, cols](std::span<const std::size_t> rows) {

@@ -2,12 +2,15 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "icp/error.hpp"
 #include "icp/parallel.hpp"
@@ -91,6 +94,46 @@ void ScratchColumns::get(const Column& c, std::size_t first, void* data, std::si
     throw Error(path_ + ": a read past the scratch column's rows");
   read_parallel(static_cast<char*>(data), bytes,
                 c.offset + static_cast<std::uint64_t>(first) * c.row_bytes);
+}
+
+ScratchColumns::Mapped::Mapped(Mapped&& other) noexcept
+    : base_(std::exchange(other.base_, nullptr)),
+      length_(std::exchange(other.length_, 0)),
+      data_(std::exchange(other.data_, nullptr)) {}
+
+ScratchColumns::Mapped& ScratchColumns::Mapped::operator=(Mapped&& other) noexcept {
+  if (this != &other) {
+    if (base_ != nullptr) ::munmap(base_, length_);
+    base_ = std::exchange(other.base_, nullptr);
+    length_ = std::exchange(other.length_, 0);
+    data_ = std::exchange(other.data_, nullptr);
+  }
+  return *this;
+}
+
+ScratchColumns::Mapped::~Mapped() {
+  if (base_ != nullptr) ::munmap(base_, length_);
+}
+
+ScratchColumns::Mapped ScratchColumns::map(const std::string& column, std::size_t first,
+                                           std::size_t count, std::size_t row_bytes) const {
+  const Column& c = at(column, row_bytes);
+  if (first + count > rows_) throw Error(path_ + ": a read past the scratch column's rows");
+  Mapped m;
+  if (count == 0) return m;
+  const std::uint64_t offset = c.offset + static_cast<std::uint64_t>(first) * c.row_bytes;
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t start = offset - offset % page;
+  m.length_ = static_cast<std::size_t>(offset - start) + count * c.row_bytes;
+  // MAP_POPULATE: the pages (in the page cache after the write) are mapped in one call, not by a
+  // fault per 4 KiB page on first touch.
+  void* p = ::mmap(nullptr, m.length_, PROT_READ, MAP_SHARED | MAP_POPULATE, fd_,
+                   static_cast<off_t>(start));
+  if (p == MAP_FAILED)
+    throw Error(path_ + ": cannot map the scratch file (" + std::strerror(errno) + ")");
+  m.base_ = p;
+  m.data_ = static_cast<const char*>(p) + (offset - start);
+  return m;
 }
 
 void ScratchColumns::read_parallel(char* data, std::size_t bytes, std::uint64_t offset) const {

@@ -94,6 +94,27 @@ TEST(ScratchColumns, ByteBlocksBesideColumnsComeBackAsWritten) {
   EXPECT_THROW(s.read_bytes(c - 1, got), icp::Error);
 }
 
+TEST(ScratchColumns, MappedRowsAreTheWrittenOnesAtAnyOffset) {
+  const std::size_t n = 5000, width = 7;  // 28-byte rows: most blocks start inside a page
+  icp::ScratchColumns s("", n, "test");
+  s.write<std::int32_t>("before", 0, std::vector<std::int32_t>(n, -1));  // shifts "rows"
+  std::vector<float> v(n * width);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i) * 0.5f;
+  s.write<float>("rows", 0, v, width);
+  for (const std::size_t first : {std::size_t{0}, std::size_t{1}, std::size_t{147}, n - 3}) {
+    const std::size_t count = std::min<std::size_t>(1000, n - first);
+    icp::ScratchColumns::Mapped m = s.map("rows", first, count, width * sizeof(float));
+    const auto* p = static_cast<const float*>(m.data());
+    for (std::size_t i = 0; i < count * width; ++i)
+      ASSERT_EQ(p[i], v[first * width + i]) << "first " << first << ", value " << i;
+    icp::ScratchColumns::Mapped moved = std::move(m);
+    EXPECT_EQ(moved.data(), p);
+    EXPECT_EQ(m.data(), nullptr);  // NOLINT(bugprone-use-after-move): moved-from is empty
+  }
+  EXPECT_THROW((void)s.map("rows", n - 1, 2, width * sizeof(float)), icp::Error);
+  EXPECT_THROW((void)s.map("rows", 0, 1, 4), icp::Error);  // another width
+}
+
 TEST(ScratchColumns, AFolderThatCannotHoldItIsNamed) {
   try {
     icp::ScratchColumns s("/nonexistent/icp-scratch", 10, "test");

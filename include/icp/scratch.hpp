@@ -42,6 +42,28 @@ class ScratchColumns {
   /// out.size() bytes from `offset` (as append_bytes gave it).
   void read_bytes(std::uint64_t offset, std::span<char> out) const;
 
+  /// Rows of a column mapped read-only into memory (mmap), unmapped when this goes away: what a
+  /// scan reads without copying. Mapped file pages count toward the process's resident memory
+  /// while mapped, so a scan maps one block at a time.
+  class Mapped {
+   public:
+    Mapped() = default;
+    Mapped(Mapped&& other) noexcept;
+    Mapped& operator=(Mapped&& other) noexcept;
+    ~Mapped();
+    const void* data() const noexcept { return data_; }
+
+   private:
+    friend class ScratchColumns;
+    void* base_ = nullptr;
+    std::size_t length_ = 0;
+    const void* data_ = nullptr;
+  };
+  /// Rows [first, first + count) of `column` (`row_bytes` bytes a row), mapped. Throws where
+  /// read() would.
+  Mapped map(const std::string& column, std::size_t first, std::size_t count,
+             std::size_t row_bytes) const;
+
   /// Rows [first, first + out.size() / width) of `column` into `out`.
   template <class T>
   void read(const std::string& column, std::size_t first, std::span<T> out,
