@@ -1,10 +1,9 @@
 // The job over an HDF5 input read in blocks (`icp run --memory-limit`): run_job's stages, each
-// through the block-wise version of its kernel, with the normalized rows spilled once to a
-// scratch file that the k-means iterations and the lookalike stage scan.
+// through the block-wise version of its kernel, with scratch files for what a market larger than
+// memory cannot hold: the table's accepted blocks (for the later table scans), the normalized rows
+// (scanned by k-means and the lookalike stage) and the per-row results (copied by the writer).
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -66,9 +65,11 @@ RowBlocks scratch_blocks(const ScratchColumns& scratch, std::size_t cols, std::s
 /// from the page cache, where reading the HDF5 table again meant inflating and checking every
 /// column and building its strings on one thread (about 15 s a scan of 10M rows, nine scans).
 /// Each block comes back exactly as read (the same codes and levels), so the results do not move.
+/// The writer reads the ids from here too (RunResult::id_blocks), so the file lives as long as the
+/// run's result does.
 class SpilledTable {
  public:
-  explicit SpilledTable(ScratchColumns& file) : file_(file) {}
+  explicit SpilledTable(const std::string& folder) : file_(folder, 0, "table") {}
 
   void add(const Table& t) {
     if (blocks_.empty()) {
@@ -171,7 +172,7 @@ class SpilledTable {
     return s;
   }
 
-  ScratchColumns& file_;
+  ScratchColumns file_;
   std::vector<Block> blocks_;
   std::vector<std::pair<std::string, ColumnType>> shape_;
   std::string source_;
@@ -220,14 +221,13 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
   const std::size_t block = options.block_rows;
   const bool fail = csv.on_error == ErrorPolicy::fail;
   const std::vector<std::uint64_t> repeats = repeats_or_first_error(source, block, fail);
-  // The later scans read the accepted blocks from here (removed at the end).
-  ScratchColumns table_file(options.scratch_dir, 0, "table");
-  SpilledTable spilled_table(table_file);
-  const TableScan scan = [&](const TableVisitor& visit) { spilled_table.scan(visit); };
+  // The later scans read the accepted blocks from here (removed with the result).
+  const auto spilled_table = std::make_shared<SpilledTable>(options.scratch_dir);
+  const TableScan scan = [&](const TableVisitor& visit) { spilled_table->scan(visit); };
 
   // One pass for what every later stage needs per row: seed flags and weights. Ids and source
   // lines are not kept (at 48 bytes a row they were the largest per-row items): seeds listed in
-  // a file are flagged here, and the writer reads both again through r.id_blocks.
+  // a file are flagged here, and the writer reads both back through r.id_blocks.
   std::vector<float> weight;
   std::vector<RejectedRow> rejected;  // quarantine policy: the file lists them, as read_table_h5's
   std::size_t n = 0;
@@ -247,7 +247,7 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
   for (std::size_t first = 0; first < stored; first += block) {
     const Table t =
         source.read(first, std::min(block, stored - first), repeats, &r.ingest, &rejected);
-    spilled_table.add(t);
+    spilled_table->add(t);
     if (seed_rule) {
       const std::vector<std::uint8_t> s = seed_rule->evaluate(t);
       r.is_seed.insert(r.is_seed.end(), s.begin(), s.end());
@@ -268,11 +268,6 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
     if (!config.kmeans_weight_column.empty()) append_weights(config, t, weight);
     n += t.rows;
   }
-  // Every stored row left out, for the readers that check fewer columns later (the ids).
-  std::vector<std::uint64_t> dropped = repeats;
-  for (const RejectedRow& b : rejected) dropped.push_back(b.row);
-  std::sort(dropped.begin(), dropped.end());
-  dropped.erase(std::unique(dropped.begin(), dropped.end()), dropped.end());
   if (!fail && !csv.quarantine_path.empty()) {
     std::stable_sort(rejected.begin(), rejected.end(),
                      [](const RejectedRow& a, const RejectedRow& b) { return a.line < b.line; });
@@ -339,31 +334,14 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
   r.summary = summarize_segments(scan, r.kmeans.assignment, config.kmeans.k, r.is_seed,
                                  r.is_negative, summary_options(config));
   stage("summary", static_cast<std::int64_t>(n), t0);
-  // The ids, when the writer asks, from a reader of its own (this function's is gone by then):
-  // the id column alone, the dropped rows given as its repeats, so the same rows come back
-  // without reading and checking every column again. Without an id column the ids are line
-  // numbers: every column is read and checked again instead.
-  CsvOptions ids_csv = csv;
-  std::vector<std::uint64_t> skip = repeats;
-  if (!config.id_column.empty()) {
-    ColumnRequest id;
-    id.name = config.id_column;
-    id.type = ColumnType::text;
-    ids_csv.columns = {id};
-    ids_csv.on_error = ErrorPolicy::quarantine;
-    ids_csv.quarantine_path.clear();
-    skip = std::move(dropped);
-  }
-  r.id_blocks = [path = config.input_path, group = config.input_group, ids_csv, skip, block,
-                 ids_of_block](const auto& visit) {
-    const H5TableBlocks again(path, group, ids_csv);
+  // The ids and source lines, when the writer asks: from the accepted blocks kept at ingest.
+  r.id_blocks = [spilled_table, ids_of_block](const auto& visit) {
     std::size_t accepted = 0;
-    for (std::size_t first = 0; first < again.rows(); first += block) {
-      const Table t = again.read(first, std::min(block, again.rows() - first), skip);
+    spilled_table->scan([&](const Table& t) {
       visit(accepted, ids_of_block(t),
             std::span<const std::int64_t>(t.source_line.data(), t.source_line.size()));
       accepted += t.rows;
-    }
+    });
   };
   return r;
 }

@@ -39,7 +39,8 @@ struct RunResult {
   IngestStats ingest;
   std::vector<std::string> ids;  ///< account id per accepted row (line number if no id column)
   /// A streamed run holds neither ids nor source lines (the ids were a third of its memory):
-  /// this visits them in row order, a block at a time, reading the input again. Empty when `ids`
+  /// this visits them in row order, a block at a time, reading them back from its scratch file of
+  /// table blocks. Empty when `ids`
   /// and `source_line` hold them.
   using AccountVisit = std::function<void(std::size_t first, const std::vector<std::string>& ids,
                                           std::span<const std::int64_t> source_lines)>;
@@ -106,12 +107,13 @@ struct StreamOptions {
   std::string scratch_dir;
 };
 
-/// run_job for an HDF5 input too large to hold: the table is read a block at a time for every
-/// pass (seeds, normalizer statistics, the normalized rows, the summary; the ids and source lines
-/// again when writing, through RunResult::id_blocks) and the normalized rows are written once to a
-/// scratch file that k-means (one scan per iteration), the lookalike stage and the row fetches of
-/// seeding read back. Gives run_job's result bit for bit, with the per-row results beyond labels
-/// and flags in a second scratch file (RunResult::spilled). Holds 6 bytes a row (labels, seed and
+/// run_job for an HDF5 input too large to hold: the table is read twice, a block at a time (once
+/// for repeated ids, once for the checks, seeds and weights); its accepted blocks go to a scratch
+/// file that the later passes (normalizer statistics, the normalized rows, the summary) and the
+/// writer's ids (RunResult::id_blocks) read back, and the normalized rows to another that k-means
+/// (one scan per iteration), the lookalike stage and the row fetches of seeding read back. Gives
+/// run_job's result bit for bit, with the per-row results beyond labels and flags in a third
+/// scratch file (RunResult::spilled). Holds 6 bytes a row (labels, seed and
 /// negative flags) and at most 8 more in a stage (k-means' distances, the lookalike stage's
 /// ranks), the backtest's sample and one block; never the table, the matrix or the scores. Throws
 /// ConfigError for a CSV input (convert it once with `icp convert`), kmeans.k = "auto", checkpoints
