@@ -424,6 +424,22 @@ std::vector<std::size_t> top_prospects(std::span<const std::int64_t> rank,
   return top_prospects_of([&](const RankVisit& visit) { visit(0, rank); }, is_seed, top);
 }
 
+std::vector<std::size_t> top_prospects(const h5::Reader& results,
+                                       std::span<const std::uint8_t> is_seed, std::size_t top) {
+  const std::size_t n = is_seed.size();
+  if (results.dims("/lookalike/rank") != std::vector<std::uint64_t>{n})
+    throw Error("results file: /lookalike/rank and /lookalike/is_seed differ in length");
+  return top_prospects_of(
+      [&](const RankVisit& visit) {
+        for (std::size_t first = 0; first < n; first += kCopyBlockRows) {
+          const std::vector<std::int64_t> rank = results.read_rows<std::int64_t>(
+              "/lookalike/rank", first, std::min(kCopyBlockRows, n - first));
+          visit(first, rank);
+        }
+      },
+      is_seed, top);
+}
+
 void write_results(const RunResult& r, h5::Writer& w) {
   w.attr("/", "icp_format_version", kFormatVersion);
   w.attr("/", "icp_version", ICP_VERSION);
@@ -531,13 +547,13 @@ Stored load(const std::string& path, int top) {
   Stored s;
   s.summary = rd.read_table("/icp/summary");
   s.backtest = rd.read_table("/lookalike/backtest");
-  // Only the ranks and seed flags are read whole; the few rows printed are read one by one (at
-  // 10M rows, reading every id string took seconds of a run's end).
-  const std::vector<std::int64_t> rank = rd.read<std::int64_t>("/lookalike/rank");
+  // Only the seed flags are read whole (the ranks a block at a time); the few rows printed are
+  // read one by one (at 10M rows, reading every id string took seconds of a run's end).
   const std::vector<std::uint8_t> is_seed = rd.read<std::uint8_t>("/lookalike/is_seed");
-  for (const std::size_t i : top_prospects(rank, is_seed, static_cast<std::size_t>(top))) {
+  for (const std::size_t i : top_prospects(rd, is_seed, static_cast<std::size_t>(top))) {
     s.top.push_back(
-        TopRow{rank[i], rd.read_string_rows("/accounts/id", i, 1).at(0),
+        TopRow{rd.read_rows<std::int64_t>("/lookalike/rank", i, 1).at(0),
+               rd.read_string_rows("/accounts/id", i, 1).at(0),
                rd.read_rows<float>("/lookalike/score", i, 1).at(0),
                static_cast<char>(rd.read_rows<std::uint8_t>("/lookalike/tier", i, 1).at(0)),
                rd.read_rows<std::int32_t>("/segments/assignment", i, 1).at(0)});

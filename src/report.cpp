@@ -126,23 +126,23 @@ Data load(const std::string& path, int top) {
   d.method = rd.attr_string("/lookalike", "method");
   d.input = rd.attr_string("/run", "input");
   d.created = rd.attr_string("/", "created_utc");
-  // Only rank and is_seed are read whole: the table lists `top` accounts, whose other columns
-  // are read row by row (at 10M rows, reading every id and score took most of the write stage).
-  const std::vector<std::int64_t> rank = rd.read<std::int64_t>("/lookalike/rank");
+  // Only is_seed is read whole (the ranks a block at a time): the table lists `top` accounts,
+  // whose other columns are read row by row (at 10M rows, reading every id and score took most of
+  // the write stage).
   const std::vector<std::uint8_t> is_seed = rd.read<std::uint8_t>("/lookalike/is_seed");
-  const std::size_t n = rank.size();
+  const std::size_t n = is_seed.size();
   const std::vector<std::uint64_t> one{n};
   const std::vector<std::uint64_t> three{n, 3};
   if (rd.dims("/accounts/id") != one || rd.dims("/lookalike/score") != one ||
-      rd.dims("/lookalike/tier") != one || is_seed.size() != n ||
+      rd.dims("/lookalike/tier") != one || rd.dims("/lookalike/rank") != one ||
       rd.dims("/segments/assignment") != one || rd.dims("/lookalike/reasons") != three ||
       d.centroids.size() != static_cast<std::size_t>(d.k) * d.features.size() ||
       d.feature_weight.size() != d.features.size())
     throw Error(path + ": per-account or model datasets have inconsistent sizes");
   for (const std::size_t i :
-       top_prospects(rank, is_seed, static_cast<std::size_t>(std::max(top, 0)))) {
+       top_prospects(rd, is_seed, static_cast<std::size_t>(std::max(top, 0)))) {
     Data::Account a;
-    a.rank = rank[i];
+    a.rank = rd.read_rows<std::int64_t>("/lookalike/rank", i, 1).at(0);
     a.id = rd.read_string_rows("/accounts/id", i, 1).at(0);
     a.score = rd.read_rows<float>("/lookalike/score", i, 1).at(0);
     a.tier = rd.read_rows<std::uint8_t>("/lookalike/tier", i, 1).at(0);

@@ -176,3 +176,25 @@ TEST(TopProspects, TheBestRankedNonSeedsInRankOrder) {
     EXPECT_EQ(icp::top_prospects(rank, seed, top), walk) << "top " << top;
   }
 }
+
+TEST(TopProspects, ReadFromAResultsFileInBlocksAsFromMemory) {
+  // More rows than one block of the file reader, the best non-seeds spread over all blocks.
+  const std::size_t n = 700001;
+  std::vector<std::int64_t> rank(n);
+  for (std::size_t i = 0; i < n; ++i) rank[i] = static_cast<std::int64_t>((i * 7919) % n) + 1;
+  std::vector<std::uint8_t> seed(n, 0);
+  for (std::size_t i = 0; i < n; i += 3) seed[i] = 1;
+  const fs::path path =
+      fs::temp_directory_path() / ("icp-top-" + std::to_string(::getpid()) + ".h5");
+  {
+    icp::h5::Writer w(path.string());
+    w.write("/lookalike/rank", std::span<const std::int64_t>(rank));
+    w.write("/lookalike/is_seed", std::span<const std::uint8_t>(seed));
+    w.commit();
+  }
+  const icp::h5::Reader rd(path.string());
+  for (const std::size_t top : {std::size_t{0}, std::size_t{25}, std::size_t{1000}})
+    EXPECT_EQ(icp::top_prospects(rd, seed, top), icp::top_prospects(rank, seed, top)) << top;
+  EXPECT_THROW((void)icp::top_prospects(rd, std::vector<std::uint8_t>(n - 1, 0), 5), icp::Error);
+  fs::remove(path);
+}

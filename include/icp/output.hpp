@@ -25,6 +25,11 @@ void write_results(const RunResult& run, h5::Writer& out);
 std::vector<std::size_t> top_prospects(std::span<const std::int64_t> rank,
                                        std::span<const std::uint8_t> is_seed, std::size_t top);
 
+/// top_prospects of a results file's /lookalike/rank, read a block of rows at a time (`is_seed`
+/// is its /lookalike/is_seed): the ranks are never held whole (8 bytes a row).
+std::vector<std::size_t> top_prospects(const h5::Reader& results,
+                                       std::span<const std::uint8_t> is_seed, std::size_t top);
+
 /// Top `top_n` accounts by rank: id, score, tier, rank, segment, reasons. Written atomically.
 void write_top_csv(const RunResult& run, const std::string& path, std::int64_t top_n);
 
