@@ -191,6 +191,13 @@ std::vector<float> logits(const Market& x, const LogisticModel& model) {
   return out;
 }
 
+/// Each row's segment score: the seed rate of its segment.
+void segment_scores(std::span<const double> rate, std::span<const std::int32_t> segment,
+                    float* out) {
+  for (std::size_t i = 0; i < segment.size(); ++i)
+    out[i] = static_cast<float>(rate[static_cast<std::size_t>(segment[i])]);
+}
+
 MethodScores run_methods(const Market& x, std::span<const std::int32_t> segment, int k,
                          std::span<const std::uint8_t> is_seed,
                          std::span<const std::uint8_t> is_negative, const LookalikeOptions& options,
@@ -203,9 +210,7 @@ MethodScores run_methods(const Market& x, std::span<const std::int32_t> segment,
   out.knn_rows = seed_rows;
   out.segment_rate = segment_seed_rates(segment, k, is_seed, is_negative, options.prior_strength);
   out.raw[1].resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    out.raw[1][i] = static_cast<float>(out.segment_rate[static_cast<std::size_t>(segment[i])]);
-  }
+  segment_scores(out.segment_rate, segment, out.raw[1].data());
   out.model = fit_pu_logistic(x.rows, is_seed, is_negative, options.l2, options.bags, options.seed,
                               model_start);
   out.raw[2] = logits(x, out.model);
@@ -270,27 +275,17 @@ std::array<std::vector<double>, kMethods> method_midranks(
 
 // Weighted mean of the methods' normalized midranks. Rank averaging puts the knn similarity, a
 // segment rate and a logit on one scale without assuming anything about their distributions.
-// `one_at_a_time`: the midranks one method after another (one float64 vector held at a time,
-// for a market read in blocks) instead of side by side; the same sums in the same order.
+// (A market whose results are spilled takes the same sums one method at a time: refit_spilled.)
 std::vector<float> rank_average(const std::array<std::vector<float>, kMethods>& raw,
-                                const std::array<double, kMethods>& weight,
-                                bool one_at_a_time = false) {
+                                const std::array<double, kMethods>& weight) {
   const std::size_t n = raw[0].size();
+  std::array<bool, kMethods> wanted{};
+  for (std::size_t m = 0; m < kMethods; ++m) wanted[m] = weight[m] != 0.0;
+  const std::array<std::vector<double>, kMethods> r = method_midranks(raw, wanted);
   std::vector<double> sum(n, 0.0);
-  if (one_at_a_time) {
-    for (std::size_t m = 0; m < kMethods; ++m) {
-      if (weight[m] == 0.0) continue;
-      const std::vector<double> r = normalized_midrank(raw[m]);
-      for (std::size_t i = 0; i < n; ++i) sum[i] += weight[m] * r[i];
-    }
-  } else {
-    std::array<bool, kMethods> wanted{};
-    for (std::size_t m = 0; m < kMethods; ++m) wanted[m] = weight[m] != 0.0;
-    const std::array<std::vector<double>, kMethods> r = method_midranks(raw, wanted);
-    for (std::size_t m = 0; m < kMethods; ++m) {
-      if (weight[m] == 0.0) continue;
-      for (std::size_t i = 0; i < n; ++i) sum[i] += weight[m] * r[m][i];
-    }
+  for (std::size_t m = 0; m < kMethods; ++m) {
+    if (weight[m] == 0.0) continue;
+    for (std::size_t i = 0; i < n; ++i) sum[i] += weight[m] * r[m][i];
   }
   std::vector<float> out(n);
   for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(sum[i]);
@@ -611,9 +606,7 @@ void refit_spilled(const Market& x, std::span<const std::int32_t> segment, int k
     reasons.resize(b);
     keep_knn(knn_of_block(first, block, result.seeds, seed_rows, options), seed_rows, sim.data(),
              nearest.data(), nearest_distance.data());
-    for (std::size_t i = 0; i < b; ++i)
-      seg[i] =
-          static_cast<float>(result.segment_rate[static_cast<std::size_t>(segment[first + i])]);
+    segment_scores(result.segment_rate, segment.subspan(first, b), seg.data());
     logits_of_block(block, model, logit.data());
     reasons_of_block(block, model.coef, reasons.data());
     spill.write<float>(col::knn_similarity, first, sim);
@@ -815,7 +808,7 @@ LookalikeResult score_market(const Market& x, std::span<const std::int32_t> segm
       result.combined = fit.raw[2];
       break;
     case LookalikeMethod::ensemble:
-      result.combined = rank_average(fit.raw, result.method_weight, x.whole.data == nullptr);
+      result.combined = rank_average(fit.raw, result.method_weight);
       break;
   }
 

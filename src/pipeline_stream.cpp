@@ -256,7 +256,10 @@ RunResult run_job_streamed(const JobConfig& config, const RunProgress& progress,
       const std::vector<std::uint8_t> s = neg_rule->evaluate(t);
       r.is_negative.insert(r.is_negative.end(), s.begin(), s.end());
     }
-    const std::vector<std::string> ids = ids_of_block(t);
+    // The id column as it is; line numbers built only when there is none.
+    std::vector<std::string> line_ids;
+    const std::vector<std::string>& ids =
+        config.id_column.empty() ? (line_ids = ids_of_block(t)) : t.at(config.id_column).text;
     for (const std::string& id : ids) r.longest_id = std::max(r.longest_id, id.size());
     if (!seed_rule) {
       for (const std::string& id : ids) {

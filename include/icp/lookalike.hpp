@@ -141,8 +141,9 @@ inline constexpr const char* ensemble_sum = "ensemble_sum";   // float64, the en
 /// backtest_max_rows rows, gathered; every row when the market is no larger) and one block; scans
 /// the rows for a finite check, the sample, knn, each Newton step of the model, the logits and
 /// the reasons. options.knn must be empty. Without `spill` it holds the per-row results too
-/// (about 50 bytes a row). With `spill` (x.rows rows) they go to its lookalike_columns instead,
-/// the result's per-row vectors stay empty, and the stage holds 4 bytes a row (8 while ranking).
+/// (about 50 bytes a row, and the methods' float64 midranks while ranking them). With `spill`
+/// (x.rows rows) they go to its lookalike_columns instead, the result's per-row vectors stay empty,
+/// and the stage holds 4 bytes a row (8 while ranking).
 LookalikeResult score_lookalike(const RowBlocks& x, std::span<const std::int32_t> segment, int k,
                                 std::span<const std::uint8_t> is_seed,
                                 std::span<const std::uint8_t> is_negative,
